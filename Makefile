@@ -1,0 +1,80 @@
+# The one entry point for humans and CI. `make up` runs the appliance, `make test` proves it.
+SHELL := bash
+.SHELLFLAGS := -euo pipefail -c
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+BASE_IMAGE ?= debian:bookworm-slim
+IMAGE ?= appliance:latest
+COMPOSE := docker compose
+E2E := $(COMPOSE) -p appliance-e2e -f compose.yaml -f tests/e2e/compose.e2e.yaml
+
+.PHONY: help up down image test unit e2e bench logs shell console lint engine base wheels venv clean
+
+help:
+	@echo "make up       build the image and start the appliance (docker compose up)"
+	@echo "make down     stop it (the data volume stays)"
+	@echo "make test     unit tests, then end-to-end tests against a real container"
+	@echo "make unit     unit tests only (seconds, no container)"
+	@echo "make e2e      end-to-end tests only"
+	@echo "make bench    SMTP throughput: our pipeline vs Postfix alone"
+	@echo "make logs     follow the appliance's logs"
+	@echo "make shell    a shell inside the appliance"
+	@echo "make console  the console menu"
+
+$(BIN)/.installed: pyproject.toml
+	$(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip 2>&1 | grep -v '^WARNING: Location' || true
+	$(BIN)/pip install -q -e '.[test,console]' 2>&1 | grep -v '^WARNING: Location' || true
+	$(BIN)/python -c 'import aiosmtpd, testinfra, textual'
+	touch $@
+
+venv: $(BIN)/.installed
+
+engine:
+	bash tools/docker-engine.sh
+
+base: engine
+	bash tools/base-image.sh $(BASE_IMAGE)
+
+wheels: venv
+	PY=$(BIN)/python bash tools/wheels.sh
+
+image: base wheels
+	DOCKER_BUILDKIT=0 docker build -q -f Containerfile --build-arg BASE_IMAGE=$(BASE_IMAGE) -t $(IMAGE) . >/dev/null
+	@docker image inspect -f 'image $(IMAGE): {{.Size}} bytes' $(IMAGE)
+
+up: image
+	$(COMPOSE) down --remove-orphans
+	$(COMPOSE) up -d --wait
+	@echo "The appliance is up. Logs: make logs. Add a user: docker compose exec appliance appliance user add NAME"
+
+down: engine
+	$(COMPOSE) down --remove-orphans
+
+logs: engine
+	$(COMPOSE) logs -f
+
+shell: engine
+	$(COMPOSE) exec appliance bash -l
+
+console: engine
+	$(COMPOSE) exec -it appliance console
+
+unit: venv
+	$(BIN)/pytest -q tests/unit tests/smtpd
+
+e2e: image
+	$(BIN)/pytest -q tests/e2e
+
+test: unit e2e
+
+bench: image
+	$(BIN)/python tools/bench.py
+
+lint: venv
+	$(BIN)/ruff check appliance console tests tools
+
+clean:
+	-$(E2E) down -v --remove-orphans
+	rm -rf build

@@ -1,0 +1,221 @@
+"""`appliance apply`: render, check, swap atomically, reload only what changed.
+
+1. render every service's files from the validated config (pure);
+2. compare with what is on disk: unchanged services are left alone;
+3. write the changed files into a staging tree and run each service's own checker
+   (`postfix check`, `doveconf -n`, loading our plugins); a failure stops here and
+   the running configuration stays untouched;
+4. move each changed file into place (rename: readers see old or new, never half);
+5. reload the services whose files changed (postfix reload, doveadm reload, SIGHUP
+   to our SMTP daemons, supervisorctl update).
+"""
+
+from __future__ import annotations
+
+import difflib
+import fcntl
+import grp
+import json
+import logging
+import os
+import pwd
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from appliance import paths
+from appliance.config import Config, ConfigError, write_atomic
+from appliance.render import RenderedFile, render_all
+from appliance.render.supervisord import SMTP_DAEMONS
+
+log = logging.getLogger("appliance.apply")
+
+CHECK_TIMEOUT_S = 60
+
+
+@dataclass
+class Plan:
+    changed: dict[str, list[RenderedFile]] = field(default_factory=dict)
+    diffs: list[str] = field(default_factory=list)
+
+    @property
+    def services(self) -> list[str]:
+        return list(self.changed)
+
+
+def _real(path: str, root: Path) -> Path:
+    return root / path.lstrip("/")
+
+
+def _current(path: Path) -> str | None:
+    try:
+        return path.read_text(encoding="utf-8")
+    except (FileNotFoundError, UnicodeDecodeError):
+        return None
+
+
+def plan(config: Config, root: Path = paths.ROOT) -> Plan:
+    p = Plan()
+    for service, files in render_all(config).items():
+        for f in files:
+            target = _real(f.path, root)
+            old = _current(target)
+            mode_differs = target.exists() and (target.stat().st_mode & 0o7777) != f.mode
+            if old == f.text and not mode_differs:
+                continue
+            p.changed.setdefault(service, []).append(f)
+            p.diffs.append("".join(difflib.unified_diff(
+                (old or "").splitlines(keepends=True), f.text.splitlines(keepends=True),
+                fromfile=f"{f.path} (running)", tofile=f"{f.path} (new)",
+            )) or f"mode of {f.path} -> {oct(f.mode)}\n")
+    return p
+
+
+def _chown(path: Path, owner: str, group: str, strict: bool) -> None:
+    try:
+        uid = pwd.getpwnam(owner).pw_uid
+        gid = grp.getgrnam(group).gr_gid
+    except KeyError:
+        if strict:
+            raise
+        return
+    os.chown(path, uid, gid)
+
+
+def _write(f: RenderedFile, target: Path, strict: bool) -> None:
+    write_atomic(target, f.text, mode=f.mode)
+    if os.geteuid() == 0:
+        _chown(target, f.owner, f.group, strict)
+
+
+def _run_check(argv: list[str], what: str) -> None:
+    try:
+        proc = subprocess.run(argv, capture_output=True, text=True, timeout=CHECK_TIMEOUT_S)
+    except (OSError, subprocess.TimeoutExpired) as e:
+        raise ConfigError(f"{what} check could not run: {e}") from None
+    # Checkers print the whole configuration too: report only what they complain about.
+    complaints = [
+        line for line in proc.stderr.splitlines()
+        if any(w in line.lower() for w in ("warning", "fatal", "error"))
+    ]
+    if proc.returncode != 0 or (what == "postfix" and complaints):
+        detail = "; ".join(complaints) or proc.stderr.strip() or f"exit {proc.returncode}"
+        raise ConfigError(f"{what} refused the new configuration: {detail}")
+
+
+def check_staged(staging: Path, changed: dict[str, list[RenderedFile]]) -> None:
+    """Run each changed service's own checker against the staged files."""
+    if "postfix" in changed:
+        conf_dir = staging / "etc/postfix"
+        _run_check(["postconf", "-c", str(conf_dir), "-n"], "postfix")
+    if "dovecot" in changed:
+        _run_check(["doveconf", "-n", "-c", str(staging / "etc/dovecot/dovecot.conf")],
+                   "dovecot")
+    if "smtpd" in changed:
+        from appliance.smtpd.main import build_state  # the daemons' own loader
+
+        (f,) = changed["smtpd"]
+        try:
+            build_state(json.loads(f.text))
+        except Exception as e:
+            raise ConfigError(f"smtpd refused the new settings: {e}") from None
+
+
+def _stage(config: Config, p: Plan, staging: Path) -> None:
+    # Postfix and Dovecot are checked as whole directories: copy the live ones, then
+    # overlay our files (includes and maps resolve against the staged copy).
+    for service, conf in (("postfix", "etc/postfix"), ("dovecot", "etc/dovecot")):
+        if service in p.changed and (paths.ROOT / conf).is_dir():
+            shutil.copytree(paths.ROOT / conf, staging / conf, symlinks=True,
+                            dirs_exist_ok=True)
+    for files in p.changed.values():
+        for f in files:
+            target = staging / f.path.lstrip("/")
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_text(f.text, encoding="utf-8")
+    # Paths inside the staged Postfix main.cf point at the live maps; rewrite them to
+    # the staged ones so a broken map is caught here.
+    main_cf = staging / "etc/postfix/main.cf"
+    if main_cf.exists():
+        main_cf.write_text(
+            main_cf.read_text().replace("/etc/postfix/", f"{staging}/etc/postfix/")
+        )
+
+
+def reload_services(services: list[str], previous_smtpd: dict | None, new_smtpd: dict | None
+                    ) -> list[str]:
+    """Tell running services to pick up their new files; returns what was done."""
+    done: list[str] = []
+    if not paths.SUPERVISOR_SOCKET.exists():
+        return done  # nothing runs yet (first boot renders before supervisord starts)
+
+    def ctl(*args: str) -> None:
+        subprocess.run(["supervisorctl", *args], check=False, capture_output=True,
+                       timeout=CHECK_TIMEOUT_S)
+
+    if "supervisord" in services:
+        ctl("reread")
+        ctl("update")
+        done.append("supervisord: update")
+    if "postfix" in services:
+        subprocess.run(["postfix", "reload"], check=False, capture_output=True,
+                       timeout=CHECK_TIMEOUT_S)
+        done.append("postfix: reload")
+    if "dovecot" in services:
+        subprocess.run(["doveadm", "reload"], check=False, capture_output=True,
+                       timeout=CHECK_TIMEOUT_S)
+        done.append("dovecot: reload")
+    if "smtpd" in services and new_smtpd is not None:
+        for daemon in SMTP_DAEMONS:
+            new = new_smtpd["daemons"][daemon]
+            old = (previous_smtpd or {}).get("daemons", {}).get(daemon)
+            if not new["enabled"]:
+                continue
+            if old != new:
+                # Listener settings (port, TLS, caps) need a fresh process.
+                ctl("restart", f"smtpd-{daemon}")
+                done.append(f"smtpd-{daemon}: restart")
+            else:
+                ctl("signal", "HUP", f"smtpd-{daemon}")
+                done.append(f"smtpd-{daemon}: reload")
+    return done
+
+
+@contextmanager
+def _lock() -> Iterator[None]:
+    lock_dir = Path("/run/appliance") if paths.ROOT == Path("/") else paths.ROOT / "run"
+    lock_dir.mkdir(parents=True, exist_ok=True)
+    with open(lock_dir / "apply.lock", "w") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        yield
+
+
+def apply(config: Config, *, dry_run: bool = False, check: bool = True,
+          reload: bool = True) -> Plan:
+    """Make the running services match `config`. Raises ConfigError, changing nothing."""
+    root = paths.ROOT
+    strict = root == Path("/")
+    with _lock():
+        p = plan(config, root)
+        if dry_run or not p.changed:
+            return p
+        if check:
+            with tempfile.TemporaryDirectory(prefix="appliance-stage-") as tmp:
+                _stage(config, p, Path(tmp))
+                check_staged(Path(tmp), p.changed)
+        previous = None
+        if "smtpd" in p.changed:
+            old_text = _current(_real(paths.SMTPD_JSON, root))
+            previous = json.loads(old_text) if old_text else None
+        for files in p.changed.values():
+            for f in files:
+                _write(f, _real(f.path, root), strict)
+        if reload:
+            new = json.loads(p.changed["smtpd"][0].text) if "smtpd" in p.changed else None
+            for line in reload_services(p.services, previous, new):
+                log.info("%s", line)
+        return p

@@ -1,0 +1,268 @@
+"""Read, validate and write appliance.toml.
+
+`load()` returns a `Config`: the tomlkit document (kept for editing with the user's
+comments and layout intact) plus a plain, fully defaulted dict that renderers read.
+Anything wrong raises one `ConfigError` naming the file, line, key, value and what is
+allowed; nothing is half-applied.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import tomlkit
+import tomlkit.exceptions
+
+from appliance.config.schema import COLLECTIONS, SECTIONS, Collection, Key, Section
+
+
+class ConfigError(Exception):
+    """A configuration problem, located as precisely as we can."""
+
+    def __init__(
+        self,
+        reason: str,
+        *,
+        file: str | os.PathLike[str] | None = None,
+        line: int | None = None,
+        key: str | None = None,
+        value: Any = None,
+    ) -> None:
+        self.reason = reason
+        self.file = str(file) if file else None
+        self.line = line
+        self.key = key
+        self.value = value
+        super().__init__(str(self))
+
+    def __str__(self) -> str:
+        where = self.file or "appliance.toml"
+        if self.line:
+            where += f":{self.line}"
+        what = ""
+        if self.key:
+            what = f" {self.key}"
+            if self.value is not None:
+                what += f" = {self.value!r}"
+            what += ":"
+        return f"{where}:{what} {self.reason}"
+
+
+@dataclass
+class Config:
+    """A validated configuration."""
+
+    data: dict[str, Any]  # every section with defaults filled in; plain Python values
+    document: tomlkit.TOMLDocument
+    path: Path | None = None
+
+    def get(self, dotted: str) -> Any:
+        node: Any = self.data
+        for part in dotted.split("."):
+            node = node[part]
+        return node
+
+    @property
+    def fqdn(self) -> str:
+        return f"{self.data['system']['hostname']}.{self.data['system']['domain']}"
+
+    @property
+    def local_domains(self) -> list[str]:
+        primary = self.data["system"]["domain"]
+        return [primary] + sorted(d for d in self.data["domains"] if d != primary)
+
+
+def _plain(value: Any) -> Any:
+    """tomlkit items -> plain Python values."""
+    if hasattr(value, "unwrap"):
+        return value.unwrap()
+    return value
+
+
+def _line_of(text: str, table: str, key: str | None) -> int | None:
+    """Best-effort line number of `key` inside `[table]` (or of the table header)."""
+    current = ""
+    header = re.compile(r"^\s*\[\s*([^\]]+?)\s*\]\s*(#.*)?$")
+    for number, line in enumerate(text.splitlines(), 1):
+        m = header.match(line)
+        if m:
+            current = ".".join(p.strip().strip('"') for p in m.group(1).split("."))
+            if key is None and current == table:
+                return number
+            continue
+        if key is not None and current == table and re.match(
+            rf'^\s*"?{re.escape(key)}"?\s*=', line
+        ):
+            return number
+    return None
+
+
+def _check_value(key: Key, value: Any) -> str | None:
+    if key.kind is bool:
+        if not isinstance(value, bool):
+            return "must be " + key.describe_allowed()
+    elif key.kind is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            return "must be " + key.describe_allowed()
+        if (key.minimum is not None and value < key.minimum) or (
+            key.maximum is not None and value > key.maximum
+        ):
+            return "must be " + key.describe_allowed()
+    elif key.kind is list:
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            return "must be " + key.describe_allowed()
+    elif key.kind is str:
+        if not isinstance(value, str):
+            return "must be " + key.describe_allowed()
+    if key.choices and value not in key.choices:
+        return "must be " + key.describe_allowed()
+    if key.check:
+        problem = key.check(value)
+        if problem:
+            return f"{problem}; must be {key.describe_allowed()}"
+    return None
+
+
+class _Validator:
+    def __init__(self, text: str, file: str | None) -> None:
+        self.text = text
+        self.file = file
+
+    def fail(self, reason: str, table: str, key: str | None = None, value: Any = None) -> None:
+        dotted = f"{table}.{key}" if key else table
+        raise ConfigError(
+            reason, file=self.file, line=_line_of(self.text, table, key), key=dotted,
+            value=value,
+        )
+
+    def section(self, spec: Section, given: dict[str, Any]) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for name, value in given.items():
+            if isinstance(value, dict) and spec.key(name) is None:
+                continue  # a sub-table such as [smtpd.smtp]; validated on its own
+            key = spec.key(name)
+            if key is None:
+                known = ", ".join(k.name for k in spec.keys)
+                self.fail(f"unknown key; [{spec.path}] knows: {known}", spec.path, name, value)
+                raise AssertionError  # for type checkers: fail() raises
+            problem = _check_value(key, value)
+            if problem:
+                self.fail(problem, spec.path, name, value)
+            out[name] = value
+        for key in spec.keys:
+            out.setdefault(key.name, _copy(key.default))
+        return out
+
+    def collection(self, spec: Collection, given: dict[str, Any]) -> dict[str, dict[str, Any]]:
+        out: dict[str, dict[str, Any]] = {}
+        for entry, fields in given.items():
+            table = f"{spec.path}.{entry}"
+            if not spec.name_pattern.match(entry):
+                self.fail(f"bad name; must be {spec.name_allowed}", table)
+            if not isinstance(fields, dict):
+                self.fail(f"must be a table [{table}]", spec.path, entry, fields)
+            sub = Section(table, spec.doc, spec.keys)
+            out[entry] = self.section(sub, fields)
+        return out
+
+
+def _copy(value: Any) -> Any:
+    return list(value) if isinstance(value, list) else value
+
+
+def _lookup(tree: dict[str, Any], dotted: str) -> Any:
+    node: Any = tree
+    for part in dotted.split("."):
+        if not isinstance(node, dict):
+            return None
+        node = node.get(part)
+    return node
+
+
+def validate(document: tomlkit.TOMLDocument, text: str = "", file: str | None = None) -> dict:
+    """Check a parsed document against the schema; return the defaulted plain dict."""
+    plain: dict[str, Any] = _plain(document)
+    v = _Validator(text or tomlkit.dumps(document), file)
+    known_tops = {s.path.split(".")[0] for s in SECTIONS} | {c.path for c in COLLECTIONS}
+    for top in plain:
+        if top not in known_tops:
+            v.fail(
+                "unknown section; known: " + ", ".join(sorted(known_tops)), top,
+            )
+    data: dict[str, Any] = {}
+    for spec in SECTIONS:
+        given = _lookup(plain, spec.path)
+        if given is None:
+            given = {}
+        if not isinstance(given, dict):
+            v.fail("must be a table", spec.path)
+        values = v.section(spec, given)
+        # check sub-tables of this section are known sections
+        for name, sub in given.items():
+            if isinstance(sub, dict) and not any(
+                s.path == f"{spec.path}.{name}" for s in SECTIONS
+            ):
+                v.fail("unknown table", f"{spec.path}.{name}")
+        parent = data
+        parts = spec.path.split(".")
+        for part in parts[:-1]:
+            parent = parent.setdefault(part, {})
+        parent.setdefault(parts[-1], {}).update(values)
+    for coll in COLLECTIONS:
+        given = plain.get(coll.path, {})
+        if not isinstance(given, dict):
+            v.fail("must be a table", coll.path)
+        data[coll.path] = v.collection(coll, given)
+    return data
+
+
+def parse(text: str, file: str | os.PathLike[str] | None = None) -> Config:
+    try:
+        document = tomlkit.parse(text)
+    except tomlkit.exceptions.ParseError as e:
+        raise ConfigError(f"not valid TOML: {e}", file=file, line=e.line) from None
+    data = validate(document, text, str(file) if file else None)
+    return Config(data=data, document=document, path=Path(file) if file else None)
+
+
+def load(path: str | os.PathLike[str]) -> Config:
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError("file not found", file=path) from None
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"not UTF-8 text: {e}", file=path) from None
+    return parse(text, path)
+
+
+def save(document: tomlkit.TOMLDocument, path: str | os.PathLike[str]) -> Config:
+    """Validate `document` and write it atomically; the old file stays if it is bad."""
+    path = Path(path)
+    text = tomlkit.dumps(document)
+    config = parse(text, path)
+    write_atomic(path, text, mode=0o600)
+    return config
+
+
+def write_atomic(path: Path, text: str | bytes, mode: int = 0o644) -> None:
+    """Write a file so that readers see the old or the new content, never half of it."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    data = text.encode() if isinstance(text, str) else text
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, mode)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise

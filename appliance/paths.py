@@ -1,0 +1,23 @@
+"""Where things live inside the container. Tests point APPLIANCE_ROOT at a temporary folder."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+# Everything generated is written below ROOT ("/" in the container); state lives in DATA.
+ROOT = Path(os.environ.get("APPLIANCE_ROOT", "/"))
+DATA = Path(os.environ.get("APPLIANCE_DATA", str(ROOT / "var/lib/appliance")))
+
+CONFIG = DATA / "appliance.toml"
+TLS_DIR = DATA / "tls"
+TLS_CERT = TLS_DIR / "cert.pem"
+TLS_KEY = TLS_DIR / "key.pem"
+MAIL_DIR = DATA / "mail"
+POSTFIX_QUEUE = DATA / "postfix"
+
+ETC = ROOT / "etc"
+SMTPD_JSON = "/etc/appliance/smtpd.json"  # as the daemons see it
+SMTPD_CONFIG = ROOT / SMTPD_JSON.lstrip("/")
+SUPERVISORD_CONF = ETC / "appliance/supervisord.conf"
+SUPERVISOR_SOCKET = Path("/run/appliance/supervisor.sock")

@@ -1,0 +1,21 @@
+"""Rendering: a pure function from a validated Config to every service's files.
+
+Each renderer module has a SERVICE name and `render(config) -> list[RenderedFile]`.
+`appliance.apply` writes the result atomically and reloads the services that changed.
+"""
+
+from __future__ import annotations
+
+from appliance.config import Config
+from appliance.render import dovecot, postfix, smtpd, supervisord
+from appliance.render.files import RenderedFile
+
+RENDERERS = (postfix, dovecot, smtpd, supervisord)
+
+
+def render_all(config: Config) -> dict[str, list[RenderedFile]]:
+    """{service name: its files}, in a stable order."""
+    return {r.SERVICE: r.render(config) for r in RENDERERS}
+
+
+__all__ = ["RENDERERS", "RenderedFile", "render_all"]

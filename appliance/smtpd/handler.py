@@ -1,0 +1,313 @@
+"""The aiosmtpd handler: turns SMTP commands into pipeline events and verdicts into replies.
+
+Thin on purpose: it builds the event, runs the pipeline, maps the result to a reply,
+hands accepted mail to Postfix and writes one terse log line per transaction.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from aiosmtpd.smtp import MISSING, AuthResult, Envelope, LoginPassword, Session
+
+from appliance.smtpd import replies
+from appliance.smtpd.auth import PasswordChecker
+from appliance.smtpd.handoff import PostfixHandoff
+from appliance.smtpd.hooks import Connection, Transaction
+from appliance.smtpd.pipeline import Pipeline
+from appliance.smtpd.results import Result, Verdict
+from appliance.smtpd.server import SMTPServer
+
+log = logging.getLogger("appliance.smtpd.handler")
+terse = logging.getLogger("appliance.smtpd.transaction")
+
+EXTENSIONS = ("250-PIPELINING", "250-ENHANCEDSTATUSCODES")
+
+
+@dataclass
+class State:
+    """Everything derived from the settings file; swapped whole on reload (SIGHUP)."""
+
+    settings: dict[str, Any]
+    pipeline: Pipeline
+    passwords: PasswordChecker
+
+
+def _reply(result: Result, default: str) -> str:
+    return result.reply or default
+
+
+class Handler:
+    def __init__(self, state: State, handoff: PostfixHandoff) -> None:
+        self.state = state
+        self.handoff = handoff
+
+    # -- connection ------------------------------------------------------------------
+
+    async def on_connect(self, server: SMTPServer) -> str | None:
+        """Run connect hooks; a refusal line ends the session before the greeting."""
+        conn = server.conn
+        assert conn is not None
+        conn.notes["pipeline"] = self.state.pipeline  # one pipeline for the connection
+        result = await self._pipeline(conn).run("connect", conn)
+        if result.rejects:
+            self._log(conn, None, "rejected", result)
+            return _reply(result, "554 5.7.1 Connection refused")
+        return None
+
+    def on_disconnect(self, server: SMTPServer) -> None:
+        conn = server.conn
+        assert conn is not None
+        self._end_transaction(conn, "aborted")
+        chain = self._pipeline(conn)
+        if chain._chains["disconnect"]:
+            asyncio.ensure_future(chain.run("disconnect", conn))
+
+    @staticmethod
+    def _pipeline(conn: Connection) -> Pipeline:
+        return conn.notes["pipeline"]  # type: ignore[return-value]
+
+    # -- aiosmtpd hooks --------------------------------------------------------------
+
+    def handle_STARTTLS(self, server: SMTPServer, session: Session, envelope: Envelope) -> bool:
+        assert server.conn is not None
+        server.conn.tls = True
+        server.conn.helo = ""  # RFC 3207: the client must say EHLO again
+        return True
+
+    async def handle_HELO(
+        self, server: SMTPServer, session: Session, envelope: Envelope, hostname: str
+    ) -> str:
+        conn = server.conn
+        assert conn is not None
+        result = await self._helo(server, conn, hostname, esmtp=False)
+        if result is not None:
+            return result
+        session.host_name = hostname
+        return f"250 {server.hostname}"
+
+    async def handle_EHLO(
+        self,
+        server: SMTPServer,
+        session: Session,
+        envelope: Envelope,
+        hostname: str,
+        responses: list[str],
+    ) -> list[str]:
+        conn = server.conn
+        assert conn is not None
+        result = await self._helo(server, conn, hostname, esmtp=True)
+        if result is not None:
+            return [result]
+        session.host_name = hostname
+        return responses[:1] + list(EXTENSIONS) + responses[1:]
+
+    async def _helo(
+        self, server: SMTPServer, conn: Connection, hostname: str, esmtp: bool
+    ) -> str | None:
+        self._end_transaction(conn, "aborted")
+        conn.helo = hostname
+        conn.esmtp = esmtp
+        result = await self._pipeline(conn).run("helo", conn, hostname)
+        if result.rejects:
+            if result.verdict.disconnects:
+                server.close_soon()
+            return _reply(result, "550 5.7.1 HELO refused")
+        return None
+
+    async def handle_MAIL(
+        self,
+        server: SMTPServer,
+        session: Session,
+        envelope: Envelope,
+        address: str,
+        mail_options: list[str],
+    ) -> str:
+        conn = server.conn
+        assert conn is not None
+        self._end_transaction(conn, "aborted")
+        txn = Transaction(sender=address)
+        result = await self._pipeline(conn).run("mail", conn, txn, address)
+        if result.rejects:
+            self._log(conn, txn, "rejected", result)
+            if result.verdict.disconnects:
+                server.close_soon()
+            return _reply(result, "550 5.7.1 Sender refused")
+        conn.notes["txn"] = txn
+        envelope.mail_from = address
+        envelope.mail_options.extend(mail_options)
+        return replies.OK_SENDER
+
+    async def handle_RCPT(
+        self,
+        server: SMTPServer,
+        session: Session,
+        envelope: Envelope,
+        address: str,
+        rcpt_options: list[str],
+    ) -> str:
+        conn = server.conn
+        assert conn is not None
+        txn = conn.notes.get("txn")
+        assert isinstance(txn, Transaction)
+        result = await self._pipeline(conn).run("rcpt", conn, txn, address)
+        if result.verdict is Verdict.OK:
+            txn.recipients.append(address)
+            envelope.rcpt_tos.append(address)
+            envelope.rcpt_options.extend(rcpt_options)
+            return result.reply or replies.OK_RECIPIENT
+        if result.verdict is Verdict.DECLINED:
+            result = Result(Verdict.DENYSOFT, replies.NO_DECISION, "-")
+        txn.rejected.append((address, result.plugin))
+        if result.verdict.disconnects:
+            server.close_soon()
+        return result.reply or "550 5.7.1 Recipient refused"
+
+    async def handle_DATA(self, server: SMTPServer, session: Session, envelope: Envelope) -> str:
+        conn = server.conn
+        assert conn is not None
+        txn = conn.notes.pop("txn", None)
+        assert isinstance(txn, Transaction)
+        content: bytes = envelope.original_content or b""
+        txn.data = content
+        # aiosmtpd ends DATA only at CRLF.CRLF but keeps bare CR/LF inside lines; a
+        # downstream server could read those as line ends (SMTP smuggling): refuse them.
+        crlf = content.count(b"\r\n")
+        if content.count(b"\n") != crlf or content.count(b"\r") != crlf:
+            result = Result(Verdict.DENY, replies.BARE_CR_LF, "smtpd")
+            self._log(conn, txn, "rejected", result)
+            return replies.BARE_CR_LF
+        result = await self._pipeline(conn).run("data_post", conn, txn)
+        if result.rejects:
+            self._log(conn, txn, "rejected", result)
+            if result.verdict.disconnects:
+                server.close_soon()
+            return _reply(result, "554 5.6.0 Message refused")
+        body = [o for o in envelope.mail_options if o.startswith("BODY=")]
+        delivered = await self.handoff.deliver(
+            txn.sender,
+            txn.recipients,
+            content,
+            mail_options=body,
+            xforward=self._xforward(conn),
+        )
+        txn.notes["queue_id"] = delivered.queue_id
+        verdict = "queued" if delivered.accepted else "deferred"
+        self._log(conn, txn, verdict,
+                  None if delivered.accepted else Result(Verdict.DENYSOFT, delivered.reply,
+                                                         "handoff"))
+        return delivered.reply
+
+    async def handle_RSET(self, server: SMTPServer, session: Session, envelope: Envelope) -> Any:
+        assert server.conn is not None
+        self._end_transaction(server.conn, "aborted")
+        return MISSING
+
+    # -- AUTH (async: password hashing runs off the event loop) -----------------------
+
+    async def auth_PLAIN(self, server: SMTPServer, args: list[str]) -> AuthResult:
+        if len(args) == 1:
+            blob = await server.challenge_auth("")
+            if blob is MISSING:
+                return AuthResult(success=False, handled=True)
+        else:
+            try:
+                blob = base64.b64decode(args[1].encode(), validate=True)
+            except (binascii.Error, ValueError):
+                await server.push("501 5.5.2 Can't decode base64")
+                return AuthResult(success=False, handled=True)
+        try:
+            _authz, login, password = blob.split(b"\x00")
+        except ValueError:
+            await server.push("501 5.5.2 Can't split auth value")
+            return AuthResult(success=False, handled=True)
+        return await self._authenticate(server, login, password)
+
+    async def auth_LOGIN(self, server: SMTPServer, args: list[str]) -> AuthResult:
+        if len(args) == 1:
+            login = await server.challenge_auth(server.AuthLoginUsernameChallenge)
+            if login is MISSING:
+                return AuthResult(success=False, handled=True)
+        else:
+            try:
+                login = base64.b64decode(args[1].encode(), validate=True)
+            except (binascii.Error, ValueError):
+                await server.push("501 5.5.2 Can't decode base64")
+                return AuthResult(success=False, handled=True)
+        password = await server.challenge_auth(server.AuthLoginPasswordChallenge)
+        if password is MISSING:
+            return AuthResult(success=False, handled=True)
+        return await self._authenticate(server, login, password)
+
+    async def _authenticate(self, server: SMTPServer, login: bytes, password: bytes) -> AuthResult:
+        conn = server.conn
+        assert conn is not None
+        user = await self.state.passwords.verify(login, password)
+        if user is None:
+            log.warning("%s %s AUTH failed for %r", conn.daemon, conn.remote_ip,
+                        login.decode(errors="replace")[:64])
+            await asyncio.sleep(self.state.passwords.failure_delay)
+            return AuthResult(success=False, handled=False, message=replies.AUTH_FAILED)
+        conn.auth_user = user
+        return AuthResult(
+            success=True, message=replies.AUTH_OK, auth_data=LoginPassword(login, b"")
+        )
+
+    # -- transactions and the terse log ------------------------------------------------
+
+    @staticmethod
+    def _xforward(conn: Connection) -> dict[str, str]:
+        proto = ("ESMTP" if conn.esmtp else "SMTP")
+        if conn.tls:
+            proto += "S"
+        if conn.authenticated:
+            proto += "A"
+        fields = {"ADDR": conn.remote_ip, "NAME": "[UNAVAILABLE]", "PROTO": proto}
+        if conn.helo and all(33 <= ord(c) < 127 and c not in "()<>@,;:\\\"[]" for c in
+                             conn.helo[:255]):
+            fields["HELO"] = conn.helo[:255]
+        return fields
+
+    def _end_transaction(self, conn: Connection, verdict: str) -> None:
+        txn = conn.notes.pop("txn", None)
+        if isinstance(txn, Transaction):
+            if txn.rejected and not txn.recipients:
+                verdict = "rejected"  # e.g. relaying denied: every recipient refused
+            self._log(conn, txn, verdict, None)
+
+    @staticmethod
+    def _log(
+        conn: Connection, txn: Transaction | None, verdict: str, result: Result | None
+    ) -> None:
+        parts = [conn.daemon, conn.remote_ip, f"helo={conn.helo or '-'}"]
+        if conn.authenticated:
+            parts.append(f"auth={conn.auth_user}")
+        if conn.tls:
+            parts.append("tls")
+        if txn is not None:
+            parts.append(f"from=<{txn.sender}>")
+            parts.append("to=" + (",".join(f"<{r}>" for r in txn.recipients) or "-"))
+            if txn.rejected:
+                parts.append(
+                    "refused=" + ",".join(f"<{r}>:{p}" for r, p in txn.rejected)
+                )
+            if txn.data:
+                parts.append(f"size={len(txn.data)}")
+            queue_id = txn.notes.get("queue_id")
+            if queue_id:
+                parts.append(f"id={queue_id}")
+            ms = (time.monotonic() - txn.started) * 1000
+        else:
+            ms = (time.monotonic() - conn.started) * 1000
+        parts.append(f"verdict={verdict}")
+        if result is not None:
+            parts.append(f"by={result.plugin or '-'}")
+            parts.append(f'reply="{result.reply[:3]}"')
+        parts.append(f"ms={ms:.0f}")
+        terse.info(" ".join(parts))

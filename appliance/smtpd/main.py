@@ -1,0 +1,188 @@
+"""One SMTP daemon process: `appliance smtpd smtp|smtps|submission`.
+
+Binds its port as root, loads the TLS key, then drops to the unprivileged `qpsmtpd`
+user. SIGHUP re-reads the settings file (users, domains, plugins) without dropping
+connections; SIGTERM stops accepting, lets sessions finish for a while, then exits.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import pwd
+import signal
+import socket
+import ssl
+from pathlib import Path
+from typing import Any
+
+from appliance import paths
+from appliance.smtpd.auth import PasswordChecker
+from appliance.smtpd.handler import Handler, State
+from appliance.smtpd.handoff import PostfixHandoff
+from appliance.smtpd.pipeline import Pipeline
+from appliance.smtpd.server import ConnectionLimits, SMTPServer
+
+log = logging.getLogger("appliance.smtpd")
+
+DAEMONS = ("smtp", "smtps", "submission")
+SHUTDOWN_GRACE_S = 20.0
+TLS_VERSIONS = {
+    "TLSv1": ssl.TLSVersion.TLSv1,
+    "TLSv1.1": ssl.TLSVersion.TLSv1_1,
+    "TLSv1.2": ssl.TLSVersion.TLSv1_2,
+    "TLSv1.3": ssl.TLSVersion.TLSv1_3,
+}
+
+
+def read_settings(path: Path = paths.SMTPD_CONFIG) -> dict[str, Any]:
+    with open(path, encoding="utf-8") as f:
+        return json.load(f)
+
+
+def build_state(settings: dict[str, Any]) -> State:
+    """Everything derived from settings; raises PluginError on a bad plugin setting."""
+    return State(
+        settings=settings,
+        pipeline=Pipeline.from_settings(settings),
+        passwords=PasswordChecker(settings["users"], settings["local_domains"]),
+    )
+
+
+def tls_context(cert: str, key: str, min_version: str) -> ssl.SSLContext:
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ctx.load_cert_chain(cert, key)
+    ctx.minimum_version = TLS_VERSIONS[min_version]
+    if ctx.minimum_version < ssl.TLSVersion.TLSv1_2:
+        # OpenSSL 3 refuses TLS < 1.2 at its default security level; port 25 keeps
+        # old senders on (weak) TLS rather than pushing them to plaintext.
+        ctx.set_ciphers("DEFAULT:@SECLEVEL=0")
+    return ctx
+
+
+def listen_socket(port: int, host: str = "0.0.0.0") -> socket.socket:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    sock.listen(512)
+    sock.setblocking(False)
+    return sock
+
+
+def drop_privileges(user: str) -> None:
+    if os.geteuid() != 0:
+        return
+    pw = pwd.getpwnam(user)
+    os.setgroups([])
+    os.setgid(pw.pw_gid)
+    os.setuid(pw.pw_uid)
+
+
+class Daemon:
+    """One listener and everything it needs."""
+
+    def __init__(self, name: str, settings: dict[str, Any], *, host: str = "0.0.0.0",
+                 sock: socket.socket | None = None) -> None:
+        if name not in DAEMONS:
+            raise ValueError(f"unknown daemon {name!r}; one of {', '.join(DAEMONS)}")
+        self.name = name
+        self.settings = settings
+        cfg = settings["daemons"][name]
+        self.implicit_tls = name == "smtps"
+        self.ssl = tls_context(settings["tls"]["cert"], settings["tls"]["key"],
+                               cfg["tls_min_version"])
+        self.limits = ConnectionLimits(cfg["instances"], cfg["instances_per_ip"])
+        hand = settings["handoff"]
+        self.handoff = PostfixHandoff(
+            hand["host"], hand["port"], hand["timeout"], settings["hostname"],
+            pool_size=min(cfg["instances"], 32),
+        )
+        self.handler = Handler(build_state(settings), self.handoff)
+        self.sock = sock or listen_socket(cfg["port"], host)
+        self.server: asyncio.AbstractServer | None = None
+
+    def protocol(self) -> SMTPServer:
+        s = self.settings
+        submission = self.name in ("smtps", "submission")
+        return SMTPServer(
+            self.handler,
+            daemon=self.name,
+            limits=self.limits,
+            implicit_tls=self.implicit_tls,
+            hostname=s["hostname"],
+            ident=s["greeting"],
+            data_size_limit=s["max_message_size"],
+            timeout=s["timeout"],
+            # 465 is TLS from the first byte: no STARTTLS to offer, AUTH at once.
+            tls_context=None if self.implicit_tls else self.ssl,
+            require_starttls=self.name == "submission",
+            auth_required=submission,
+            auth_require_tls=not self.implicit_tls,
+            auth_exclude_mechanism=["CRAM-MD5"],
+        )
+
+    async def start(self) -> None:
+        loop = asyncio.get_running_loop()
+        self.server = await loop.create_server(
+            self.protocol, sock=self.sock, ssl=self.ssl if self.implicit_tls else None,
+            ssl_handshake_timeout=30 if self.implicit_tls else None,
+        )
+
+    def reload(self) -> None:
+        try:
+            settings = read_settings()
+            state = build_state(settings)
+        except Exception as e:  # keep serving with what we have
+            log.error("%s: reload failed, keeping the running settings: %s", self.name, e)
+            return
+        self.settings = settings
+        self.handler.state = state
+        log.info("%s: settings reloaded (%d users, %d domains)", self.name,
+                 len(settings["users"]), len(settings["local_domains"]))
+
+    async def stop(self, grace: float = SHUTDOWN_GRACE_S) -> None:
+        if self.server is not None:
+            self.server.close()
+        try:
+            await asyncio.wait_for(self.limits.idle.wait(), grace)
+        except TimeoutError:
+            log.warning("%s: closing %d sessions still open", self.name, self.limits.total)
+            for proto in list(self.limits.open):
+                if proto.transport is not None:
+                    proto.transport.close()
+        await self.handoff.close()
+
+
+def _configure_logging() -> None:
+    logging.basicConfig(
+        level=logging.INFO,
+        format="%(name)s: %(message)s",
+    )
+    # aiosmtpd logs every command line at INFO: far too much, and slow.
+    logging.getLogger("mail.log").setLevel(logging.WARNING)
+
+
+async def serve(name: str) -> None:
+    settings = read_settings()
+    daemon = Daemon(name, settings)
+    drop_privileges(settings["run_as"])
+    await daemon.start()
+    cfg = settings["daemons"][name]
+    log.info("%s: listening on port %d (instances %d, per address %d)", name, cfg["port"],
+             cfg["instances"], cfg["instances_per_ip"])
+    loop = asyncio.get_running_loop()
+    stopping = asyncio.Event()
+    loop.add_signal_handler(signal.SIGHUP, daemon.reload)
+    loop.add_signal_handler(signal.SIGTERM, stopping.set)
+    loop.add_signal_handler(signal.SIGINT, stopping.set)
+    await stopping.wait()
+    log.info("%s: shutting down", name)
+    await daemon.stop()
+
+
+def main(name: str) -> int:
+    _configure_logging()
+    asyncio.run(serve(name))
+    return 0

@@ -1,0 +1,126 @@
+"""Our aiosmtpd SMTP subclass: what aiosmtpd lacks and a mail server needs.
+
+- connection caps (SME Instances / InstancesPerIP), refused with 421 before anything else;
+- a connect hook that runs before the greeting and a disconnect hook;
+- the Connection object that lives on the protocol instance (aiosmtpd re-creates its
+  Session at STARTTLS, so per-connection state cannot live there).
+
+Relies on aiosmtpd 1.4.x internals (`_handle_client`, `_original_transport`); the
+dependency is pinned to that series.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import Counter
+from typing import TYPE_CHECKING, Any
+
+from aiosmtpd.smtp import SMTP
+
+from appliance.smtpd import replies
+from appliance.smtpd.hooks import Connection
+
+if TYPE_CHECKING:
+    from appliance.smtpd.handler import Handler
+
+log = logging.getLogger("appliance.smtpd.server")
+
+
+class ConnectionLimits:
+    """Counts open connections of one daemon, in total and per client address."""
+
+    def __init__(self, instances: int, per_ip: int) -> None:
+        self.instances = instances
+        self.per_ip = per_ip
+        self.total = 0
+        self.by_ip: Counter[str] = Counter()
+        self.open: set[SMTPServer] = set()
+        self.idle = asyncio.Event()
+        self.idle.set()
+
+    def acquire(self, ip: str) -> str | None:
+        """Count a new connection; return the refusal line if it is over a cap."""
+        if self.total >= self.instances:
+            return replies.TOO_MANY_CONNECTIONS
+        if self.by_ip[ip] >= self.per_ip:
+            return replies.TOO_MANY_FROM_ADDRESS
+        self.total += 1
+        self.by_ip[ip] += 1
+        self.idle.clear()
+        return None
+
+    def release(self, ip: str) -> None:
+        self.total -= 1
+        self.by_ip[ip] -= 1
+        if self.by_ip[ip] <= 0:
+            del self.by_ip[ip]
+        if self.total == 0:
+            self.idle.set()
+
+
+class SMTPServer(SMTP):
+    def __init__(
+        self,
+        handler: Handler,
+        *,
+        daemon: str,
+        limits: ConnectionLimits,
+        implicit_tls: bool = False,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(handler, **kwargs)
+        self.daemon = daemon
+        self.limits = limits
+        self.implicit_tls = implicit_tls
+        self.conn: Connection | None = None
+        self._refused = False
+
+    # -- connection life ---------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        if self.conn is None:  # a new client (not the TLS layer after STARTTLS)
+            peer = transport.get_extra_info("peername") or ("?", 0)
+            sock = transport.get_extra_info("sockname") or ("?", 0)
+            ip = str(peer[0])
+            refusal = self.limits.acquire(ip)
+            if refusal:
+                self._refused = True
+                log.warning("%s %s refused: %s", self.daemon, ip, refusal)
+                transport.write(refusal.encode() + b"\r\n")  # type: ignore[attr-defined]
+                transport.close()
+                return
+            self.conn = Connection(
+                daemon=self.daemon,
+                remote_ip=ip,
+                remote_port=int(peer[1]),
+                local_port=int(sock[1]),
+                tls=self.implicit_tls,
+            )
+            self.limits.open.add(self)
+        super().connection_made(transport)
+
+    def connection_lost(self, error: Exception | None) -> None:
+        if self._refused:
+            return
+        if self.conn is not None and self in self.limits.open:
+            self.limits.open.discard(self)
+            self.limits.release(self.conn.remote_ip)
+            self.event_handler.on_disconnect(self)
+        super().connection_lost(error)
+
+    async def _handle_client(self) -> None:
+        # The connect hook runs before the greeting, so a plugin can refuse the session.
+        assert self.conn is not None
+        result = await self.event_handler.on_connect(self)
+        if result is not None:
+            await self.push(result)
+            assert self.transport is not None
+            self.transport.close()
+            return
+        await super()._handle_client()
+
+    def close_soon(self) -> None:
+        """Hang up right after the reply being sent now (DENY_DISCONNECT)."""
+        if self.transport is not None:
+            self.loop.call_soon(self.transport.close)

@@ -1,0 +1,88 @@
+"""`appliance run`: the container's entrypoint (under tini as PID 1).
+
+Loads and validates appliance.toml (writing the commented default on first boot),
+creates first-boot secrets, renders every service's configuration and execs
+supervisord, which then runs Postfix, Dovecot and the SMTP daemons. A bad toml stops
+here with the file, line, key and reason: no service starts on a bad configuration.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import pwd
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+from appliance import paths
+from appliance.apply import apply
+from appliance.config import ConfigError, load, write_atomic
+from appliance.config.default import default_toml
+from appliance.render.supervisord import CONF as SUPERVISORD_CONF
+from appliance.tls import ensure_self_signed
+
+log = logging.getLogger("appliance.run")
+
+EX_CONFIG = 78  # sysexits: configuration error
+
+# Runtime files a killed container leaves behind; stale pid files make daemons think
+# they are already running once PIDs get reused after a restart.
+STALE_RUNTIME = (
+    Path("/run/dovecot/master.pid"),
+    paths.SUPERVISOR_SOCKET,
+    paths.SUPERVISOR_SOCKET.parent / "supervisord.pid",
+)
+
+
+def first_boot_config() -> None:
+    if paths.CONFIG.exists():
+        return
+    text = default_toml(
+        hostname=os.environ.get("APPLIANCE_HOSTNAME") or None,
+        domain=os.environ.get("APPLIANCE_DOMAIN") or None,
+    )
+    write_atomic(paths.CONFIG, text, mode=0o600)
+    log.info("first boot: wrote the default %s", paths.CONFIG)
+
+
+def prepare_volume() -> None:
+    paths.DATA.mkdir(parents=True, exist_ok=True)
+    os.chmod(paths.DATA, 0o755)
+    vmail = pwd.getpwnam("vmail")
+    paths.MAIL_DIR.mkdir(exist_ok=True)
+    os.chown(paths.MAIL_DIR, vmail.pw_uid, vmail.pw_gid)
+    os.chmod(paths.MAIL_DIR, 0o700)
+    paths.POSTFIX_QUEUE.mkdir(exist_ok=True)
+
+
+def clean_stale_runtime() -> None:
+    for p in STALE_RUNTIME:
+        p.unlink(missing_ok=True)
+    paths.SUPERVISOR_SOCKET.parent.mkdir(parents=True, exist_ok=True)
+
+
+def run() -> int:
+    logging.basicConfig(level=logging.INFO, format="appliance: %(message)s")
+    prepare_volume()
+    first_boot_config()
+    try:
+        config = load(paths.CONFIG)
+        if ensure_self_signed(paths.TLS_CERT, paths.TLS_KEY, config.fqdn,
+                              config.data["system"]["domain"]):
+            log.info("first boot: made a self-signed certificate for %s", config.fqdn)
+        clean_stale_runtime()
+        plan = apply(config, reload=False)
+    except ConfigError as e:
+        print(f"appliance: refusing to start: {e}", file=sys.stderr, flush=True)
+        return EX_CONFIG
+    log.info("rendered %s", ", ".join(plan.services) or "nothing new")
+    # `postfix check` creates the queue directories on a new volume and fixes their
+    # ownership after an image upgrade changed the postfix uid.
+    subprocess.run(["postfix", "check"], check=False)
+    supervisord = shutil.which("supervisord") or str(Path(sys.executable).with_name("supervisord"))
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execv(supervisord, [supervisord, "-c", SUPERVISORD_CONF])
+    return 0  # not reached

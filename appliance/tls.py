@@ -1,0 +1,66 @@
+"""First-boot TLS: a self-signed certificate for the appliance's host name.
+
+Kept on the data volume so clients see the same certificate after a restart. Replace
+cert.pem/key.pem with a real certificate at any time and run `appliance apply`.
+"""
+
+from __future__ import annotations
+
+import datetime
+import ipaddress
+import os
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.x509.oid import NameOID
+
+from appliance.config import write_atomic
+
+VALID_DAYS = 3650
+
+
+def ensure_self_signed(cert_path: Path, key_path: Path, fqdn: str, domain: str) -> bool:
+    """Create the key and certificate if either is missing; True if created."""
+    if cert_path.exists() and key_path.exists():
+        return False
+    key = rsa.generate_private_key(public_exponent=65537, key_size=3072)
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, fqdn)])
+    now = datetime.datetime.now(datetime.UTC)
+    san: list[x509.GeneralName] = [x509.DNSName(fqdn), x509.DNSName(domain),
+                                   x509.DNSName("localhost"),
+                                   x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=VALID_DAYS))
+        .add_extension(x509.SubjectAlternativeName(san), critical=False)
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(
+            x509.ExtendedKeyUsage([x509.oid.ExtendedKeyUsageOID.SERVER_AUTH]), critical=False
+        )
+        .sign(key, hashes.SHA256())
+    )
+    cert_path.parent.mkdir(parents=True, exist_ok=True)
+    os.chmod(cert_path.parent, 0o755)
+    write_atomic(
+        key_path,
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        ),
+        mode=0o600,
+    )
+    write_atomic(cert_path, cert.public_bytes(serialization.Encoding.PEM), mode=0o644)
+    return True
+
+
+def expiry(cert_path: Path) -> datetime.datetime:
+    cert = x509.load_pem_x509_certificate(cert_path.read_bytes())
+    return cert.not_valid_after_utc

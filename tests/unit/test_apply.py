@@ -1,0 +1,73 @@
+"""`appliance apply` outside a container: writes, diffs, refuses bad settings untouched."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import tomlkit
+
+from appliance import accounts, paths
+from appliance.apply import apply, plan
+from appliance.config import ConfigError, parse
+from appliance.config.default import default_toml
+
+
+@pytest.fixture
+def root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setattr(paths, "ROOT", tmp_path)
+    return tmp_path
+
+
+def test_apply_writes_every_file_then_nothing_changes(root: Path) -> None:
+    config = parse(default_toml())
+    first = apply(config, check=False)
+    assert set(first.services) == {"postfix", "dovecot", "smtpd", "supervisord"}
+    assert (root / "etc/postfix/main.cf").exists()
+    assert (root / "etc/dovecot/appliance/users").stat().st_mode & 0o777 == 0o640
+    again = apply(config, check=False)
+    assert again.services == []
+
+
+def test_only_the_services_whose_files_change_are_touched(root: Path) -> None:
+    apply(parse(default_toml()), check=False)
+    changed = plan(parse(default_toml() + "\n[users.carol]\n"), root)
+    assert set(changed.services) == {"postfix", "dovecot", "smtpd"}  # not supervisord
+
+
+def test_dry_run_shows_a_diff_and_writes_nothing(root: Path) -> None:
+    apply(parse(default_toml()), check=False)
+    before = (root / "etc/postfix/main.cf").read_text()
+    p = apply(parse(default_toml().replace("lifetime = 604800", "lifetime = 1000")),
+              dry_run=True)
+    assert "+maximal_queue_lifetime = 1000s" in "".join(p.diffs)
+    assert (root / "etc/postfix/main.cf").read_text() == before
+
+
+def test_unknown_plugin_is_refused_and_nothing_is_written(root: Path) -> None:
+    apply(parse(default_toml()), check=False)
+    before = (root / "etc/appliance/smtpd.json").read_text()
+    bad = parse(default_toml().replace('"rcpt_ok"]', '"rcpt_ok", "no_such_plugin"]'))
+    with pytest.raises(ConfigError, match="no_such_plugin"):
+        apply(bad)  # the smtpd check needs no container
+    assert (root / "etc/appliance/smtpd.json").read_text() == before
+
+
+def test_user_edits_keep_comments_and_layout() -> None:
+    text = default_toml() + "\n# our admin\n[users.admin]\npassword = \"\"\n"
+    config = parse(text)
+    accounts.add_user(config, "alice", "{BLF-CRYPT}$2b$04$" + "x" * 53, "Alice")
+    out = tomlkit.dumps(config.document)
+    assert "# our admin" in out
+    assert out.startswith(default_toml()[:200])
+    assert parse(out).data["users"]["alice"]["full_name"] == "Alice"
+
+
+def test_duplicate_and_bad_user_names_are_refused() -> None:
+    config = parse("[users.alice]\n")
+    with pytest.raises(ConfigError, match="already exists"):
+        accounts.add_user(config, "alice", "")
+    with pytest.raises(ConfigError, match="bad user name"):
+        accounts.add_user(config, "Root!", "")
+    with pytest.raises(ConfigError, match="no such user"):
+        accounts.delete_user(config, "bob")

@@ -1,0 +1,8 @@
+#!/usr/bin/env bash
+# Resolve the appliance and every Python dependency into build/wheels on the host, so
+# the image build installs from a folder (inside the build there is no index to reach).
+set -euo pipefail
+PY=${PY:-.venv/bin/python}
+rm -rf build/wheels
+"$PY" -m pip wheel -q --wheel-dir build/wheels . 2> >(grep -v '^WARNING: Location' >&2)
+ls build/wheels | sed 's/^/wheels: /' >&2
