@@ -63,7 +63,10 @@ supervisor.rpcinterface_factory = supervisor.rpcinterface:make_main_rpcinterface
 [supervisorctl]
 serverurl=unix://{sock}
 """]
-    out.append(_program("postfix", "/usr/sbin/postfix start-fg", priority=10))
+    # The master itself, in the foreground (-d), so supervisord's signals reach it.
+    # (`postfix start-fg` runs it as a child of a shell that setsid() detaches from,
+    # so stopping that shell would leave the master running.)
+    out.append(_program("postfix", "/usr/lib/postfix/sbin/master -d", priority=10))
     out.append(_program("dovecot", "/usr/sbin/dovecot -F", priority=10))
     for daemon in SMTP_DAEMONS:
         if config.data["smtpd"][daemon]["enabled"]:

@@ -1,0 +1,78 @@
+"""Real clients for the e2e tests: SMTP, IMAP and POP3 against the container."""
+
+from __future__ import annotations
+
+import imaplib
+import poplib
+import smtplib
+import ssl
+import uuid
+from email.message import EmailMessage
+
+TIMEOUT_S = 15
+
+
+def tls_context() -> ssl.SSLContext:
+    """The appliance starts with a self-signed certificate: accept it, but use TLS."""
+    ctx = ssl.create_default_context()
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    return ctx
+
+
+def message(sender: str, recipient: str, subject: str | None = None) -> EmailMessage:
+    msg = EmailMessage()
+    msg["From"] = sender
+    msg["To"] = recipient
+    msg["Subject"] = subject or f"e2e {uuid.uuid4().hex}"
+    msg.set_content("Hello from the end-to-end tests.\n")
+    return msg
+
+
+def imap_subjects(ip: str, user: str, password: str, *, port: int = 143) -> list[str]:
+    """Subjects in the INBOX, over STARTTLS (143) or implicit TLS (993)."""
+    if port == 993:
+        imap: imaplib.IMAP4 = imaplib.IMAP4_SSL(ip, port, ssl_context=tls_context(),
+                                                timeout=TIMEOUT_S)
+    else:
+        imap = imaplib.IMAP4(ip, port, timeout=TIMEOUT_S)
+        imap.starttls(ssl_context=tls_context())
+    try:
+        imap.login(user, password)
+        imap.select("INBOX", readonly=True)
+        _, data = imap.search(None, "ALL")
+        subjects = []
+        for num in data[0].split():
+            _, parts = imap.fetch(num, "(BODY.PEEK[HEADER.FIELDS (SUBJECT)])")
+            raw = parts[0][1].decode()  # type: ignore[index]
+            subjects.append(raw.split(":", 1)[1].strip())
+        return subjects
+    finally:
+        imap.logout()
+
+
+def pop3_subjects(ip: str, user: str, password: str, *, port: int = 110) -> list[str]:
+    if port == 995:
+        pop: poplib.POP3 = poplib.POP3_SSL(ip, port, context=tls_context(), timeout=TIMEOUT_S)
+    else:
+        pop = poplib.POP3(ip, port, timeout=TIMEOUT_S)
+        pop.stls(context=tls_context())
+    try:
+        pop.user(user)
+        pop.pass_(password)
+        subjects = []
+        count, _ = pop.stat()
+        for i in range(1, count + 1):
+            _, lines, _ = pop.top(i, 0)
+            for line in lines:
+                if line.lower().startswith(b"subject:"):
+                    subjects.append(line.split(b":", 1)[1].strip().decode())
+        return subjects
+    finally:
+        pop.quit()
+
+
+def send_port25(ip: str, msg: EmailMessage) -> dict:
+    with smtplib.SMTP(ip, 25, timeout=TIMEOUT_S) as s:
+        s.ehlo("sender.remote.test")
+        return s.send_message(msg)
