@@ -9,7 +9,7 @@ IMAGE ?= appliance:latest
 COMPOSE := docker compose
 E2E := $(COMPOSE) -p appliance-e2e -f compose.yaml -f tests/e2e/compose.e2e.yaml
 
-.PHONY: help up down image test unit e2e bench logs shell console lint engine base wheels venv clean
+.PHONY: help up down image test unit e2e bench logs shell lint engine base wheels venv clean
 
 help:
 	@echo "make up       build the image and start the appliance (docker compose up)"
@@ -20,7 +20,6 @@ help:
 	@echo "make bench    SMTP throughput: our pipeline vs Postfix alone"
 	@echo "make logs     follow the appliance's logs"
 	@echo "make shell    a shell inside the appliance"
-	@echo "make console  the console menu"
 
 $(BIN)/.installed: pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -57,9 +56,6 @@ logs: engine
 
 shell: engine
 	$(COMPOSE) exec appliance bash -l
-
-console: engine
-	$(COMPOSE) exec -it appliance console
 
 unit: venv
 	$(BIN)/pytest -q tests/unit tests/smtpd

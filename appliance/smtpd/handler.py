@@ -132,7 +132,9 @@ class Handler:
         conn = server.conn
         assert conn is not None
         self._end_transaction(conn, "aborted")
-        txn = Transaction(sender=address)
+        # aiosmtpd reports the null sender (bounces) as "<>"; plugins and the hand-off
+        # see it as "" (envelope.mail_from must stay non-empty for aiosmtpd's own checks).
+        txn = Transaction(sender="" if address == "<>" else address)
         result = await self._pipeline(conn).run("mail", conn, txn, address)
         if result.rejects:
             self._log(conn, txn, "rejected", result)

@@ -108,6 +108,10 @@ class PostfixHandoff:
                     continue
                 log.error("hand-off to Postfix failed before the body: %s", e)
                 return HandoffResult(False, replies.HANDOFF_UNAVAILABLE)
+            except ValueError as e:  # aiosmtplib refuses an address it cannot quote
+                smtp.close()
+                log.error("hand-off refused an address: %s", e)
+                return HandoffResult(False, replies.HANDOFF_BAD_ADDRESS)
             except (TimeoutError, OSError, aiosmtplib.SMTPException) as e:
                 # The body may or may not be queued: the client must retry (a rare
                 # duplicate is better than a lost message).

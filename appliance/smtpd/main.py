@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from appliance import paths
+from appliance.smtpd import replies
 from appliance.smtpd.auth import PasswordChecker
 from appliance.smtpd.handler import Handler, State
 from appliance.smtpd.handoff import PostfixHandoff
@@ -151,6 +152,8 @@ class Daemon:
             log.warning("%s: closing %d sessions still open", self.name, self.limits.total)
             for proto in list(self.limits.open):
                 if proto.transport is not None:
+                    # RFC 5321 3.8: say 421 before closing for a shutdown.
+                    proto.transport.write(replies.SHUTTING_DOWN.encode() + b"\r\n")
                     proto.transport.close()
         await self.handoff.close()
 

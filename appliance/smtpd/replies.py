@@ -18,6 +18,7 @@ PLUGIN_FAILED = "451 4.3.0 Temporary internal error, try again later"
 HANDOFF_UNAVAILABLE = "451 4.3.0 Mail queue temporarily unavailable, try again later"
 HANDOFF_REFUSED_SOME = "451 4.3.0 Queue refused some recipients, try again later"
 
+HANDOFF_BAD_ADDRESS = "553 5.1.3 Address not accepted by the mail queue"
 RELAY_DENIED = "550 5.7.1 Relaying denied: authenticate first"
 USER_UNKNOWN = "550 5.1.1 <{address}>: Recipient address rejected: User unknown"
 BARE_CR_LF = "554 5.6.0 Message refused: bare CR or LF in message data (SMTP smuggling)"

@@ -120,6 +120,13 @@ class SMTPServer(SMTP):
             return
         await super()._handle_client()
 
+    def data_received(self, data: bytes) -> None:
+        # aiosmtpd re-arms its idle timer only per command line, so a long DATA upload
+        # would be cut off mid-message: any bytes from the client mean it is not idle.
+        if self._timeout_handle is not None:
+            self._reset_timeout()
+        super().data_received(data)
+
     def close_soon(self) -> None:
         """Hang up right after the reply being sent now (DENY_DISCONNECT)."""
         if self.transport is not None:

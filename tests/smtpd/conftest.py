@@ -1,0 +1,82 @@
+"""Fixtures for the in-process SMTP daemon tests: TLS files, a fake Postfix, daemons."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+
+import pytest
+
+from appliance.smtpd.main import Daemon, listen_socket
+from appliance.tls import ensure_self_signed
+from tests.smtpd.support import DOMAIN, HOSTNAME, FakePostfix, make_settings
+
+StartDaemon = Callable[..., Awaitable[Daemon]]
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    here = Path(__file__).parent
+    for item in items:
+        if here in item.path.parents:
+            # Port 25 deliberately allows TLS 1.1 (old senders); Python deprecates the enum.
+            item.add_marker(pytest.mark.filterwarnings(
+                "ignore:ssl.TLSVersion.TLSv1_1 is deprecated:DeprecationWarning"))
+            # aiosmtpd warns when AUTH does not require STARTTLS; 465 is TLS from byte one.
+            item.add_marker(pytest.mark.filterwarnings(
+                "ignore:Requiring AUTH while not requiring TLS"))
+
+
+@pytest.fixture(scope="session")
+def tls_files(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """One self-signed certificate for the whole run (RSA key generation is slow)."""
+    folder = tmp_path_factory.mktemp("tls")
+    cert, key = folder / "cert.pem", folder / "key.pem"
+    ensure_self_signed(cert, key, HOSTNAME, DOMAIN)
+    return cert, key
+
+
+@pytest.fixture(autouse=True)
+def _quiet_aiosmtpd() -> None:
+    # aiosmtpd logs every command line at INFO (the daemon does the same in main.py).
+    logging.getLogger("mail.log").setLevel(logging.WARNING)
+
+
+@pytest.fixture
+async def fake_postfix() -> AsyncIterator[FakePostfix]:
+    fake = FakePostfix()
+    await fake.start()
+    yield fake
+    await fake.stop()
+
+
+@pytest.fixture
+async def start_daemon(
+    fake_postfix: FakePostfix, tls_files: tuple[Path, Path]
+) -> AsyncIterator[StartDaemon]:
+    """start_daemon(name="smtp", *, local_networks, extra_toml, handoff_port, timeout).
+
+    A running Daemon on 127.0.0.1 (an ephemeral port: `port(daemon)`), handing off to the
+    fake Postfix unless `handoff_port` says otherwise. AUTH failures are not delayed.
+    """
+    started: list[Daemon] = []
+
+    async def start(name: str = "smtp", *, local_networks: list[str] | None = None,
+                    extra_toml: str = "", handoff_port: int | None = None,
+                    timeout: float | None = None) -> Daemon:
+        settings = make_settings(
+            cert=tls_files[0], key=tls_files[1],
+            handoff_port=fake_postfix.port if handoff_port is None else handoff_port,
+            local_networks=local_networks, extra_toml=extra_toml,
+        )
+        if timeout is not None:  # below the toml's minimum of 5 s, to keep tests fast
+            settings["timeout"] = timeout
+        daemon = Daemon(name, settings, host="127.0.0.1", sock=listen_socket(0, "127.0.0.1"))
+        daemon.handler.state.passwords.failure_delay = 0
+        await daemon.start()
+        started.append(daemon)
+        return daemon
+
+    yield start
+    for daemon in started:
+        await daemon.stop(grace=1)

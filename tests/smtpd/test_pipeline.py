@@ -1,0 +1,196 @@
+"""The plugin pipeline: first non-DECLINED verdict wins; a crashing plugin never accepts."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from appliance.smtpd import replies
+from appliance.smtpd.handler import State
+from appliance.smtpd.hooks import Connection, Transaction
+from appliance.smtpd.pipeline import Pipeline
+from appliance.smtpd.plugins import BasePlugin, PluginError
+from appliance.smtpd.results import (
+    DECLINED,
+    Result,
+    Verdict,
+    deny,
+    deny_disconnect,
+    denysoft,
+    ok,
+)
+from tests.smtpd.conftest import StartDaemon
+from tests.smtpd.support import FakePostfix, RawClient, eventually, in_thread, port, send
+
+
+def conn() -> Connection:
+    return Connection(daemon="smtp", remote_ip="192.0.2.1", remote_port=40000, local_port=25)
+
+
+class Recorder(BasePlugin):
+    """Answers `answer` in hook_rcpt and notes that it was asked."""
+
+    calls: list[str]
+
+    def __init__(self, name: str, answer: Result | None, calls: list[str]) -> None:
+        self.name = name
+        super().__init__({})
+        self.answer = answer
+        self.calls = calls
+
+    async def hook_rcpt(self, conn: Connection, txn: Transaction, rcpt: str) -> Result | None:
+        self.calls.append(self.name)
+        return self.answer
+
+
+class Crash(BasePlugin):
+    name = "crash"
+
+    def __init__(self, settings: dict[str, Any], hook: str = "rcpt") -> None:
+        super().__init__(settings)
+        self.crash_in = hook
+
+    async def _maybe(self, hook: str) -> None:
+        if hook == self.crash_in:
+            raise RuntimeError(f"boom in {hook}")
+
+    async def hook_connect(self, conn: Connection) -> None:
+        await self._maybe("connect")
+
+    async def hook_rcpt(self, conn: Connection, txn: Transaction, rcpt: str) -> None:
+        await self._maybe("rcpt")
+
+    async def hook_data_post(self, conn: Connection, txn: Transaction) -> None:
+        await self._maybe("data_post")
+
+
+class AcceptAll(BasePlugin):
+    name = "accept_all"
+
+    async def hook_rcpt(self, conn: Connection, txn: Transaction, rcpt: str) -> Result:
+        return ok()
+
+
+async def test_first_non_declined_verdict_wins_and_later_plugins_are_not_asked() -> None:
+    calls: list[str] = []
+    pipeline = Pipeline([
+        Recorder("none", None, calls),
+        Recorder("declined", DECLINED, calls),
+        Recorder("denier", deny("550 5.7.1 first word"), calls),
+        Recorder("accepter", ok(), calls),
+    ])
+
+    result = await pipeline.run("rcpt", conn(), Transaction(), "a@example.com")
+
+    assert result == Result(Verdict.DENY, "550 5.7.1 first word", "denier")
+    assert calls == ["none", "declined", "denier"]
+
+
+async def test_ok_wins_over_a_later_deny() -> None:
+    calls: list[str] = []
+    pipeline = Pipeline([Recorder("accepter", ok(), calls),
+                         Recorder("denier", denysoft("451 4.7.1 no"), calls)])
+
+    result = await pipeline.run("rcpt", conn(), Transaction(), "a@example.com")
+
+    assert (result.verdict, result.plugin) == (Verdict.OK, "accepter")
+    assert calls == ["accepter"]
+
+
+async def test_all_declined_is_declined_and_unused_hooks_are_empty() -> None:
+    calls: list[str] = []
+    pipeline = Pipeline([Recorder("a", None, calls), Recorder("b", DECLINED, calls)])
+
+    assert await pipeline.run("rcpt", conn(), Transaction(), "x@y") is DECLINED
+    assert await pipeline.run("mail", conn(), Transaction(), "x@y") is DECLINED
+    assert calls == ["a", "b"]
+
+
+async def test_plugin_raising_in_hook_rcpt_gives_451_never_acceptance(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    calls: list[str] = []
+    pipeline = Pipeline([Crash({}), Recorder("accepter", ok(), calls)])
+
+    result = await pipeline.run("rcpt", conn(), Transaction(), "a@example.com")
+
+    assert result == Result(Verdict.DENYSOFT, replies.PLUGIN_FAILED, "crash")
+    assert result.rejects
+    assert calls == []  # the crash decided: nobody after it can accept
+    assert "plugin crash crashed in hook_rcpt" in caplog.text
+    assert "boom in rcpt" in caplog.text  # the traceback is logged
+
+
+def test_unknown_plugin_and_bad_setting_are_refused_at_load() -> None:
+    with pytest.raises(PluginError, match="unknown plugin"):
+        Pipeline.from_settings({"plugins": ["no_such_plugin"]})
+    with pytest.raises(PluginError, match="bad local network"):
+        Pipeline.from_settings({"plugins": ["relay"], "local_networks": ["not/a/net"]})
+
+
+def _install(daemon: Any, plugins: list[BasePlugin]) -> None:
+    """Swap the running daemon's pipeline (new connections use it)."""
+    old = daemon.handler.state
+    daemon.handler.state = State(settings=old.settings, pipeline=Pipeline(plugins),
+                                 passwords=old.passwords)
+
+
+async def test_daemon_answers_451_when_a_plugin_crashes_in_rcpt(
+    start_daemon: StartDaemon, fake_postfix: FakePostfix
+) -> None:
+    daemon = await start_daemon("smtp")
+    _install(daemon, [Crash({}, "rcpt"), AcceptAll({})])
+
+    out = await in_thread(send, port(daemon), "sender@example.net", ["alice@example.com"])
+
+    assert out.rcpts == [replies.PLUGIN_FAILED]
+    assert out.data is None
+    assert fake_postfix.messages == []
+
+
+async def test_daemon_answers_451_when_a_plugin_crashes_after_data(
+    start_daemon: StartDaemon, fake_postfix: FakePostfix
+) -> None:
+    daemon = await start_daemon("smtp")
+    _install(daemon, [Crash({}, "data_post"), AcceptAll({})])
+
+    out = await in_thread(send, port(daemon), "sender@example.net", ["alice@example.com"])
+
+    assert out.rcpts == [replies.OK_RECIPIENT]
+    assert out.data == replies.PLUGIN_FAILED
+    assert fake_postfix.messages == []
+
+
+async def test_daemon_refuses_the_connection_when_a_connect_hook_crashes(
+    start_daemon: StartDaemon, fake_postfix: FakePostfix
+) -> None:
+    daemon = await start_daemon("smtp")
+    _install(daemon, [Crash({}, "connect"), AcceptAll({})])
+
+    c = await RawClient.connect(port(daemon))
+    try:
+        assert await c.read_line() == replies.PLUGIN_FAILED  # instead of the greeting
+        assert await c.closed_by_server()
+    finally:
+        await c.close()
+
+
+async def test_deny_disconnect_in_rcpt_replies_then_hangs_up(
+    start_daemon: StartDaemon, fake_postfix: FakePostfix
+) -> None:
+    daemon = await start_daemon("smtp")
+    goodbye = "550 5.7.1 Go away"
+    _install(daemon, [Recorder("bouncer", deny_disconnect(goodbye), [])])
+
+    c = await RawClient.connect(port(daemon))
+    try:
+        await c.read_line()
+        await c.send(b"EHLO client.example.org\r\n")
+        await c.reply()
+        await c.command("MAIL FROM:<sender@example.net>")
+        assert await c.command("RCPT TO:<alice@example.com>") == goodbye
+        assert await c.closed_by_server()
+    finally:
+        await c.close()
+    await eventually(lambda: daemon.limits.total == 0, what="the slot to be released")
