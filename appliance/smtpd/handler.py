@@ -213,17 +213,27 @@ class Handler:
 
     # -- AUTH (async: password hashing runs off the event loop) -----------------------
 
-    async def auth_PLAIN(self, server: SMTPServer, args: list[str]) -> AuthResult:
+    @staticmethod
+    async def _initial_or_challenge(
+        server: SMTPServer, args: list[str], challenge: str
+    ) -> bytes | None:
+        """The client's first AUTH answer: inline after the mechanism, or asked for.
+
+        None means the exchange is over (aborted or undecodable; the reply was sent).
+        """
         if len(args) == 1:
-            blob = await server.challenge_auth("")
-            if blob is MISSING:
-                return AuthResult(success=False, handled=True)
-        else:
-            try:
-                blob = base64.b64decode(args[1].encode(), validate=True)
-            except (binascii.Error, ValueError):
-                await server.push("501 5.5.2 Can't decode base64")
-                return AuthResult(success=False, handled=True)
+            blob = await server.challenge_auth(challenge)
+            return None if blob is MISSING else blob
+        try:
+            return base64.b64decode(args[1].encode(), validate=True)
+        except (binascii.Error, ValueError):
+            await server.push("501 5.5.2 Can't decode base64")
+            return None
+
+    async def auth_PLAIN(self, server: SMTPServer, args: list[str]) -> AuthResult:
+        blob = await self._initial_or_challenge(server, args, "")
+        if blob is None:
+            return AuthResult(success=False, handled=True)
         try:
             _authz, login, password = blob.split(b"\x00")
         except ValueError:
@@ -232,16 +242,9 @@ class Handler:
         return await self._authenticate(server, login, password)
 
     async def auth_LOGIN(self, server: SMTPServer, args: list[str]) -> AuthResult:
-        if len(args) == 1:
-            login = await server.challenge_auth(server.AuthLoginUsernameChallenge)
-            if login is MISSING:
-                return AuthResult(success=False, handled=True)
-        else:
-            try:
-                login = base64.b64decode(args[1].encode(), validate=True)
-            except (binascii.Error, ValueError):
-                await server.push("501 5.5.2 Can't decode base64")
-                return AuthResult(success=False, handled=True)
+        login = await self._initial_or_challenge(server, args, server.AuthLoginUsernameChallenge)
+        if login is None:
+            return AuthResult(success=False, handled=True)
         password = await server.challenge_auth(server.AuthLoginPasswordChallenge)
         if password is MISSING:
             return AuthResult(success=False, handled=True)
