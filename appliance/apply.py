@@ -153,21 +153,25 @@ def reload_services(services: list[str], previous_smtpd: dict | None, new_smtpd:
     if not paths.SUPERVISOR_SOCKET.exists():
         return done  # nothing runs yet (first boot renders before supervisord starts)
 
+    def run(*argv: str) -> None:
+        proc = subprocess.run(argv, check=False, capture_output=True, text=True,
+                              timeout=CHECK_TIMEOUT_S)
+        if proc.returncode != 0:  # the files are in place; say loudly what did not reload
+            log.error("%s failed (exit %d): %s", " ".join(argv), proc.returncode,
+                      (proc.stdout + proc.stderr).strip())
+
     def ctl(*args: str) -> None:
-        subprocess.run(["supervisorctl", *args], check=False, capture_output=True,
-                       timeout=CHECK_TIMEOUT_S)
+        run("supervisorctl", *args)
 
     if "supervisord" in services:
         ctl("reread")
         ctl("update")
         done.append("supervisord: update")
     if "postfix" in services:
-        subprocess.run(["postfix", "reload"], check=False, capture_output=True,
-                       timeout=CHECK_TIMEOUT_S)
+        run("postfix", "reload")
         done.append("postfix: reload")
     if "dovecot" in services:
-        subprocess.run(["doveadm", "reload"], check=False, capture_output=True,
-                       timeout=CHECK_TIMEOUT_S)
+        run("doveadm", "reload")
         done.append("dovecot: reload")
     if "smtpd" in services and new_smtpd is not None:
         for daemon in SMTP_DAEMONS:
