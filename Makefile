@@ -9,7 +9,7 @@ IMAGE ?= appliance:latest
 COMPOSE := docker compose
 E2E := $(COMPOSE) -p appliance-e2e -f compose.yaml -f tests/e2e/compose.e2e.yaml
 
-.PHONY: help up down image test unit e2e bench logs shell lint engine base wheels venv clean
+.PHONY: help up down image test unit e2e bench logs shell lint engine base wheels venv clean docs
 
 help:
 	@echo "make up       build the image and start the appliance (docker compose up)"
@@ -64,6 +64,9 @@ e2e: image
 	$(BIN)/pytest -q tests/e2e
 
 test: unit e2e
+
+docs: venv
+	$(BIN)/python -m appliance.reference
 
 bench: image
 	$(BIN)/python tools/bench.py

@@ -4,7 +4,11 @@
     appliance apply [--dry-run]      make the running services match appliance.toml
     appliance check                  validate appliance.toml, change nothing
     appliance user add|del|passwd|list
+    appliance config get|set|unset KEY [VALUE...]   one setting, applied at once
+    appliance print-dns [DOMAIN]     DKIM, SPF and DMARC records to publish
+    appliance dmarc-report           send DMARC aggregate reports now
     appliance smtpd smtp|smtps|submission   one SMTP daemon (run by supervisord)
+    appliance scheduler              periodic jobs (run by supervisord)
     appliance healthcheck            exit 0 when SMTP and IMAP answer
 """
 
@@ -108,6 +112,42 @@ def cmd_user(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_config(args: argparse.Namespace) -> int:
+    from appliance.config import edit
+
+    config = _load()
+    if args.action == "get":
+        value = edit.get_value(config, args.key)
+        print(tomlkit.item(value).as_string())
+        return 0
+    if args.action == "set":
+        if not args.values:
+            raise ConfigError("set needs a value", key=args.key)
+        edit.set_value(config, args.key, args.values)
+    else:
+        edit.unset_value(config, args.key)
+    _commit(config, dry_run=args.dry_run)
+    return 0
+
+
+def cmd_scheduler(args: argparse.Namespace) -> int:
+    from appliance.scheduler import main
+
+    return main()
+
+
+def cmd_print_dns(args: argparse.Namespace) -> int:
+    from appliance.dkim_keys import main
+
+    return main([args.domain] if args.domain else [])
+
+
+def cmd_dmarc_report(args: argparse.Namespace) -> int:
+    from appliance.dmarc_report import main
+
+    return main(args.rest)
+
+
 def cmd_smtpd(args: argparse.Namespace) -> int:
     from appliance.smtpd.main import main
 
@@ -149,6 +189,22 @@ def parser() -> argparse.ArgumentParser:
     u.add_argument("--password-stdin", action="store_true",
                    help="read the password from the first line of standard input")
     u.set_defaults(fn=cmd_user)
+    c = sub.add_parser("config", help="read or change one setting, then apply")
+    c.add_argument("action", choices=["get", "set", "unset"])
+    c.add_argument("key", help="dotted name, e.g. smtpd.dnsbl.enabled")
+    c.add_argument("values", nargs="*", help="the value (lists: items or a,b,c)")
+    c.add_argument("--dry-run", action="store_true", help="show the diff, change nothing")
+    c.set_defaults(fn=cmd_config)
+    d = sub.add_parser("print-dns", help="DKIM, SPF and DMARC records to publish for a domain "
+                       "(SME qpsmtpd-print-dns)")
+    d.add_argument("domain", nargs="?", help="default: the primary domain")
+    d.set_defaults(fn=cmd_print_dns)
+    r = sub.add_parser("dmarc-report", help="send the DMARC aggregate reports now "
+                       "(the scheduler does it daily)")
+    r.add_argument("rest", nargs=argparse.REMAINDER)
+    r.set_defaults(fn=cmd_dmarc_report)
+    sub.add_parser("scheduler", help="run the periodic jobs (supervisord does this)"
+                   ).set_defaults(fn=cmd_scheduler)
     s = sub.add_parser("smtpd", help="run one SMTP daemon (supervisord does this)")
     s.add_argument("daemon", choices=["smtp", "smtps", "submission"])
     s.set_defaults(fn=cmd_smtpd)

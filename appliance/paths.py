@@ -15,6 +15,8 @@ TLS_CERT = TLS_DIR / "cert.pem"
 TLS_KEY = TLS_DIR / "key.pem"
 MAIL_DIR = DATA / "mail"
 POSTFIX_QUEUE = DATA / "postfix"
+SMTPD_STATE = DATA / "smtpd"  # karma, greylisting, DMARC records (owned by qpsmtpd)
+DKIM_KEYS = DATA / "dkim"  # default/{private,public,selector}, DOMAIN/... (SME dkim_keys)
 
 ETC = ROOT / "etc"
 SMTPD_JSON = "/etc/appliance/smtpd.json"  # as the daemons see it

@@ -20,6 +20,7 @@ from appliance import paths
 from appliance.apply import apply
 from appliance.config import ConfigError, load, write_atomic
 from appliance.config.default import default_toml
+from appliance.dkim_keys import ensure_default_key
 from appliance.render.supervisord import CONF as SUPERVISORD_CONF
 from appliance.tls import ensure_self_signed
 
@@ -55,6 +56,12 @@ def prepare_volume() -> None:
     os.chown(paths.MAIL_DIR, vmail.pw_uid, vmail.pw_gid)
     os.chmod(paths.MAIL_DIR, 0o700)
     paths.POSTFIX_QUEUE.mkdir(exist_ok=True)
+    # The SMTP daemons' own state (karma, greylisting, DMARC records) and DKIM keys.
+    qpsmtpd = pwd.getpwnam("qpsmtpd")
+    for folder in (paths.SMTPD_STATE, paths.DKIM_KEYS):
+        folder.mkdir(exist_ok=True)
+        os.chown(folder, qpsmtpd.pw_uid, qpsmtpd.pw_gid)
+        os.chmod(folder, 0o750)
 
 
 def clean_stale_runtime() -> None:
@@ -72,6 +79,9 @@ def run() -> int:
         if ensure_self_signed(paths.TLS_CERT, paths.TLS_KEY, config.fqdn,
                               config.data["system"]["domain"]):
             log.info("first boot: made a self-signed certificate for %s", config.fqdn)
+        if ensure_default_key(paths.DKIM_KEYS,
+                              selector=config.data["smtpd"]["dkim_sign"]["selector"]):
+            log.info("first boot: made the default DKIM key (see `appliance print-dns`)")
         clean_stale_runtime()
         plan = apply(config, reload=False)
     except ConfigError as e:

@@ -73,8 +73,20 @@ class Config:
 
     @property
     def local_domains(self) -> list[str]:
+        """Every domain we accept mail for: delivered here or to its mail_server."""
         primary = self.data["system"]["domain"]
         return [primary] + sorted(d for d in self.data["domains"] if d != primary)
+
+    @property
+    def delegated_domains(self) -> dict[str, str]:
+        """Domains whose mail goes on to another server (SME MailServer): domain -> server."""
+        return {d: e["mail_server"] for d, e in sorted(self.data["domains"].items())
+                if e["mail_server"] and d != self.data["system"]["domain"]}
+
+    @property
+    def mailbox_domains(self) -> list[str]:
+        """Domains delivered to mailboxes here."""
+        return [d for d in self.local_domains if d not in self.delegated_domains]
 
 
 def _plain(value: Any) -> Any:
@@ -218,7 +230,27 @@ def validate(document: tomlkit.TOMLDocument, text: str = "", file: str | None = 
         if not isinstance(given, dict):
             v.fail("must be a table", coll.path)
         data[coll.path] = v.collection(coll, given)
+    _check_references(v, data)
     return data
+
+
+def _check_references(v: _Validator, data: dict[str, Any]) -> None:
+    """Groups and pseudonyms must point at accounts that exist."""
+    users, groups = data["users"], data["groups"]
+    for name, group in groups.items():
+        if name in users:
+            v.fail("a user has the same name", f"groups.{name}")
+        for member in group["members"]:
+            if member not in users:
+                v.fail("no such user; must be one of [users.*]", f"groups.{name}", "members",
+                       member)
+    for name, pseudonym in data["pseudonyms"].items():
+        account = pseudonym["account"]
+        if account not in users and account not in groups:
+            v.fail("no such user or group", f"pseudonyms.{name}", "account", account)
+        local = name.partition("@")[0]
+        if "@" not in name and (local in users or local in groups):
+            v.fail("already an account's own address", f"pseudonyms.{name}")
 
 
 def parse(text: str, file: str | os.PathLike[str] | None = None) -> Config:

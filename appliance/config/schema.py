@@ -96,10 +96,62 @@ def _networks(values: list[str]) -> str | None:
     return None
 
 
+def _mail_server(value: str) -> str | None:
+    if not value:
+        return None
+    host, _, port = value.rpartition(":") if value.count(":") == 1 else (value, "", "")
+    if port and not port.isdigit():
+        return f"port {port!r} is not a number"
+    host = host.strip("[]")
+    try:
+        ipaddress.ip_address(host)
+        return None
+    except ValueError:
+        return None if DOMAIN_RE.match(host) else f"{host!r} is not a host name or address"
+
+
 def _password_hash(value: str) -> str | None:
     if value == "" or value.startswith("{BLF-CRYPT}$2"):
         return None
     return "not a password hash made by `appliance user passwd` ({BLF-CRYPT}...)"
+
+
+def _ciphers(value: str) -> str | None:
+    if not value:
+        return None
+    import ssl
+
+    try:
+        ssl.create_default_context().set_ciphers(value)
+    except ssl.SSLError:
+        return f"OpenSSL knows no cipher in {value!r}"
+    return None
+
+
+def _zones(values: list[str]) -> str | None:
+    for v in values:
+        zone = v.split(":", 1)[0]
+        if not DOMAIN_RE.match(zone):
+            return f"{v!r} does not start with a DNS zone"
+    return None
+
+
+def _ip_or_networks(values: list[str]) -> str | None:
+    return _networks(values)
+
+
+def _addresses_or_patterns(values: list[str]) -> str | None:
+    for v in values:
+        if not v.strip() or any(c.isspace() for c in v.strip()):
+            return f"{v!r} is empty or has spaces"
+    return None
+
+
+def _from_to_pairs(values: list[str]) -> str | None:
+    for v in values:
+        if len(v.split()) != 2:
+            return f"{v!r} is not 'sender recipient'"
+    return None
 
 
 TLS_VERSIONS = ("TLSv1", "TLSv1.1", "TLSv1.2", "TLSv1.3")
@@ -123,6 +175,11 @@ def _smtp_daemon(name: str, port: int, instances: int, tls_min: str, doc: str) -
             ),
             Key("tls_min_version", str, tls_min, "oldest TLS version accepted",
                 choices=TLS_VERSIONS),
+            Key("tls_ciphers", str, "",
+                "OpenSSL cipher list for TLS 1.2 and older; empty: the system's default",
+                check=_ciphers, allowed="an OpenSSL cipher string"),
+            Key("tls_before_auth", bool, True,
+                "offer AUTH only after STARTTLS or on implicit TLS (SME TlsBeforeAuth)"),
         ),
     )
 
@@ -167,11 +224,14 @@ SECTIONS: tuple[Section, ...] = (
             Key("handoff_timeout", int, 60,
                 "seconds to wait for Postfix at each step of the hand-off", minimum=1,
                 maximum=600),
-            Key(
-                "plugins", list, ["relay", "check_goodrcptto", "rcpt_ok"],
-                "plugins run for every transaction, in this order",
-                allowed="names under appliance/smtpd/plugins",
-            ),
+            Key("max_recipients", int, 100,
+                "recipients accepted per message; more get 452 (RFC 5321 minimum 100)",
+                minimum=1, maximum=10000),
+            Key("dns_timeout", int, 5,
+                "seconds a plugin waits for DNS; a timeout defers (4xx), never rejects",
+                minimum=1, maximum=60),
+            Key("log_level", int, 6, "0-7 as syslog; 7 logs every plugin decision "
+                "(SME LogLevel)", minimum=0, maximum=7),
         ),
     ),
     _smtp_daemon("smtp", 25, 40, "TLSv1.1", "Port 25: mail from the internet (SME qpsmtpd)."),
@@ -209,6 +269,219 @@ SECTIONS: tuple[Section, ...] = (
     ),
 )
 
+
+def _plugin(name: str, doc: str, *keys: Key) -> Section:
+    return Section(f"smtpd.{name}", doc, keys)
+
+
+# SME's default lists (seed 002): comma-separated in SME's db, toml lists here.
+RBL_LIST = ["bl.spamcop.net", "dnsbl-1.uceprotect.net", "dnsbl-2.uceprotect.net",
+            "psbl.surriel.com", "zen.spamhaus.org"]
+SBL_LIST = ["multi.surbl.org", "black.uribl.com", "rhsbl.sorbs.net"]
+UBL_LIST = ["multi.surbl.org:8-16-64-128", "black.uribl.com", "rhsbl.sorbs.net"]
+REJECT_MODES = ("deny", "naughty", "off")
+
+PLUGIN_SECTIONS: tuple[Section, ...] = (
+    _plugin(
+        "whitelists", "Exemptions from the spam checks (qpsmtpd whitelist files).",
+        Key("hosts", list, [], "client addresses or networks exempt from every check "
+            "(whitelisthosts)", check=_ip_or_networks, allowed="IPs or CIDR networks"),
+        Key("helo", list, [], "HELO names exempt from the HELO checks (whitelisthelo)",
+            check=_addresses_or_patterns, allowed="host names"),
+        Key("senders", list, [], "envelope senders exempt from the checks: user@domain or "
+            "@domain (whitelistsenders)", check=_addresses_or_patterns,
+            allowed="addresses or @domains"),
+    ),
+    _plugin(
+        "karma", "Remembers each client's history; bad ones wait a day (SME Karma).",
+        Key("enabled", bool, False, "track karma and refuse naughty hosts (SME Karma)"),
+        Key("negative", int, 2, "bad minus good connections that put a host in the "
+            "penalty box (SME KarmaNegative)", minimum=1, maximum=1000),
+        Key("strikes", int, 3, "karma points one connection needs to count as good or "
+            "bad (SME KarmaStrikes)", minimum=1, maximum=100),
+        Key("penalty_days", int, 1, "days a naughty host stays refused", minimum=1,
+            maximum=365),
+    ),
+    _plugin(
+        "earlytalker", "Refuses clients that talk before the greeting (SME earlytalker).",
+        Key("enabled", bool, True, "check for early talkers"),
+        Key("wait", int, 1, "seconds to hold the greeting while listening", minimum=0,
+            maximum=30),
+        Key("check_at", str, "connect", "when to listen: before the greeting or before "
+            "the 354 of DATA", choices=("connect", "data")),
+        Key("remember", int, 86400, "seconds a client that waited politely is greeted "
+            "without the pause (as Postfix postscreen); 0: pause every time", minimum=0,
+            maximum=30 * 86400),
+        Key("reject", str, "naughty", "what a talker gets", choices=REJECT_MODES),
+    ),
+    _plugin(
+        "count_unrecognized_commands",
+        "Hangs up on clients that send unknown commands (SME count_unrecognized_commands).",
+        Key("threshold", int, 4, "unknown commands before the connection is closed",
+            minimum=1, maximum=1000),
+    ),
+    _plugin(
+        "bogus_bounce", "Refuses bounces that cannot be real (SME bogus_bounce).",
+        Key("enabled", bool, True, "check null-sender mail"),
+    ),
+    _plugin(
+        "bcc", "Copies mail to an archive mailbox (SME Bcc, BccMode, BccUser).",
+        Key("enabled", bool, False, "copy mail (SME Bcc)"),
+        Key("mode", str, "cc", "cc adds an X-Copied-To header, bcc is silent (SME BccMode)",
+            choices=("cc", "bcc")),
+        Key("user", str, "maillog", "the mailbox (user or address) that gets the copies "
+            "(SME BccUser)"),
+        Key("direction", str, "all", "which mail is copied", choices=("all", "incoming",
+                                                                   "outgoing")),
+    ),
+    _plugin(
+        "relay", "Who may relay (SME relayclients, norelayclients, RelayRequiresAuth).",
+        Key("relay_clients", list, [], "networks besides network.local_networks that may "
+            "relay without AUTH (SME UnauthenticatedRelayClients)", check=_ip_or_networks,
+            allowed="IPs or CIDR networks"),
+        Key("norelay_clients", list, [], "addresses inside the relay networks that may not "
+            "relay without AUTH (SME norelayclients)", check=_ip_or_networks,
+            allowed="IPs or CIDR networks"),
+        Key("require_auth", bool, True, "465 and 587 demand AUTH from everyone; false lets "
+            "relay clients send there without it (SME RelayRequiresAuth)"),
+    ),
+    _plugin(
+        "helo", "Checks the HELO/EHLO name (SME HeloPolicy, badhelo).",
+        Key("policy", str, "lenient", "lenient, rfc or strict: qpsmtpd's helo tests at "
+            "each level (SME HeloPolicy)", choices=("lenient", "rfc", "strict")),
+        Key("bad_helo", list, ["aol.com", "yahoo.com"], "HELO names always refused "
+            "(SME badhelo)", check=_addresses_or_patterns, allowed="host names"),
+        Key("reject", str, "naughty", "what a bad HELO gets", choices=REJECT_MODES),
+    ),
+    _plugin(
+        "resolvable_fromhost", "The sender's domain must exist in DNS (SME "
+        "resolvable_fromhost).",
+        Key("enabled", bool, True, "check the sender's domain"),
+        Key("reject", str, "deny", "what an unresolvable domain gets", choices=REJECT_MODES),
+    ),
+    _plugin(
+        "headers", "Basic header checks (SME headers, MaximumDateOffset).",
+        Key("required", list, ["From", "Date"], "headers every message must have",
+            check=_addresses_or_patterns, allowed="header names"),
+        Key("maximum_date_offset", int, 0, "days the Date header may be in the future or "
+            "past; 0: not checked (SME MaximumDateOffset)", minimum=0, maximum=3650),
+    ),
+    _plugin(
+        "loadcheck", "Defers mail from outside while the machine is overloaded (SME "
+        "MaxLoad).",
+        Key("max_load", int, 7, "1-minute load average above which mail is deferred "
+            "(SME MaxLoad)", minimum=1, maximum=1000),
+    ),
+    _plugin(
+        "rhsbl", "Sender-domain block lists (SME RHSBL, SBLList).",
+        Key("enabled", bool, False, "look up sender domains (SME RHSBL)"),
+        Key("zones", list, SBL_LIST, "zones; 'zone:message' gives a custom refusal "
+            "(SME SBLList)", check=_zones, allowed="DNS zones"),
+    ),
+    _plugin(
+        "spf", "Sender Policy Framework (SME SPFRejectPolicy).",
+        Key("reject_policy", int, 0, "when no DMARC policy exists, reject on SPF: 0 never, "
+            "1 fail, 2 softfail too, 3 neutral too, 4 errors and no record too "
+            "(SME SPFRejectPolicy)", minimum=0, maximum=4),
+    ),
+    _plugin(
+        "dkim", "Verifies DKIM signatures of incoming mail (used by DMARC).",
+        Key("enabled", bool, True, "verify signatures and add Authentication-Results"),
+    ),
+    _plugin(
+        "dmarc", "DMARC policy of the From: domain (SME DMARCReject, DMARCReporting).",
+        Key("reject", bool, False, "refuse mail whose domain's policy says reject (SME "
+            "DMARCReject)"),
+        Key("reporting", bool, True, "record results and send daily aggregate reports to "
+            "rua addresses (SME DMARCReporting)"),
+        Key("report_sender", str, "", "From address of the reports; empty: "
+            "postmaster@system.domain"),
+    ),
+    _plugin(
+        "dnsbl", "Client-address block lists (SME DNSBL, RBLList, dnsbl_allow).",
+        Key("enabled", bool, False, "look up clients' addresses (SME DNSBL)"),
+        Key("zones", list, RBL_LIST, "zones; 'zone:message' makes it an A-record list "
+            "with a custom refusal where %IP% is the client (SME RBLList)", check=_zones,
+            allowed="DNS zones"),
+        Key("allow", list, [], "client addresses or networks never looked up "
+            "(SME dnsbl_allow)", check=_ip_or_networks, allowed="IPs or CIDR networks"),
+        Key("reject", str, "naughty", "what a listed client gets", choices=REJECT_MODES),
+    ),
+    _plugin(
+        "naughty", "Delivers the deferred refusal of an early plugin (SME naughty).",
+        Key("reject_at", str, "mail", "stage at which a marked connection is refused, so "
+            "the log shows sender (and recipients)", choices=("mail", "rcpt", "data")),
+    ),
+    _plugin(
+        "uribl", "Block lists for the domains of links in the body (SME URIBL, UBLList).",
+        Key("enabled", bool, False, "look up link domains (SME URIBL)"),
+        Key("zones", list, UBL_LIST, "zones; 'zone:8-16-64' only counts those bits of a "
+            "combined list's answer (SME UBLList)", check=_zones, allowed="DNS zones"),
+        Key("action", str, "deny", "deny the message or only add a header",
+            choices=("deny", "add-header")),
+        Key("max_lookups", int, 20, "most link domains looked up per message", minimum=1,
+            maximum=200),
+    ),
+    _plugin(
+        "badmailfrom", "Refused senders (SME badmailfrom, qmail spamcontrol patterns).",
+        Key("patterns", list, [], "user@domain, @domain, or patterns with * ? [...] and a "
+            "leading ! to exempt", check=_addresses_or_patterns, allowed="patterns"),
+    ),
+    _plugin(
+        "badmailfromto", "Refused sender and recipient pairs (SME badmailfromto).",
+        Key("pairs", list, [], "'sender recipient': that sender cannot reach that "
+            "recipient, who seems not to exist", check=_from_to_pairs,
+            allowed="'sender recipient' strings"),
+    ),
+    _plugin(
+        "badrcptto", "Refused recipients (SME badrcptto, Visible internal).",
+        Key("patterns", list, [], "recipient addresses or patterns with * ? [...]",
+            check=_addresses_or_patterns, allowed="patterns"),
+    ),
+    _plugin(
+        "check_goodrcptto", "Only existing recipients (SME check_goodrcptto).",
+        Key("extension_separator", str, "-", "user-ext@domain reaches user; empty: no "
+            "extensions (SME extn)", choices=("", "-", "+")),
+    ),
+    _plugin(
+        "greylisting", "Greylisting: the first try from an unknown triplet is deferred.",
+        Key("enabled", bool, False, "greylist mail from the internet"),
+        Key("black_timeout", int, 3000, "seconds a new triplet is deferred", minimum=0,
+            maximum=86400),
+        Key("grey_timeout", int, 12000, "seconds a deferred triplet has to come back",
+            minimum=60, maximum=7 * 86400),
+        Key("white_timeout", int, 36 * 86400, "seconds a passed triplet stays welcome",
+            minimum=3600, maximum=365 * 86400),
+    ),
+    _plugin(
+        "tnef2mime", "Turns winmail.dat (TNEF) attachments into MIME parts (SME tnef2mime).",
+        Key("enabled", bool, True, "convert TNEF"),
+    ),
+    _plugin(
+        "disclaimer", "Adds a disclaimer to mail from our domains to other domains "
+        "(SME disclaimer).",
+        Key("enabled", bool, False, "add disclaimers"),
+        Key("text", str, "", "the disclaimer for every domain; a domain's own "
+            "[domains.*].disclaimer wins"),
+    ),
+    _plugin(
+        "auth", "SMTP AUTH (SME Authentication).",
+        Key("mechanisms", list, ["PLAIN", "LOGIN"], "mechanisms offered",
+            check=lambda v: None if v and set(v) <= {"PLAIN", "LOGIN"} else
+            "only PLAIN and LOGIN are available", allowed="PLAIN, LOGIN"),
+        Key("max_failures", int, 3, "failed AUTH attempts before the connection is closed",
+            minimum=1, maximum=100),
+    ),
+    _plugin(
+        "dkim_sign", "DKIM-signs mail sent by our users (SME DKIMSigning).",
+        Key("enabled", bool, False, "sign outgoing mail of our domains (SME DKIMSigning)"),
+        Key("selector", str, "default", "selector of the default key",
+            check=_hostname, allowed="one DNS label"),
+    ),
+)
+
+SECTIONS = SECTIONS + PLUGIN_SECTIONS
+
 COLLECTIONS: tuple[Collection, ...] = (
     Collection(
         "users",
@@ -217,14 +490,44 @@ COLLECTIONS: tuple[Collection, ...] = (
             Key("password", str, "", "password hash; set with `appliance user passwd NAME`",
                 check=_password_hash, allowed="{BLF-CRYPT} hash"),
             Key("full_name", str, "", "the user's full name"),
+            Key("visible", str, "public", "internal: unreachable from the internet "
+                "(SME Visible)", choices=("public", "internal")),
         ),
         USERNAME_RE,
         "lower-case letters, digits, '.', '_' or '-', starting with a letter, at most 32",
     ),
     Collection(
+        "groups",
+        "Groups: [groups.NAME]; mail to NAME@ every local domain reaches all members.",
+        (
+            Key("members", list, [], "user names", allowed="existing users"),
+            Key("description", str, "", "what this group is"),
+        ),
+        USERNAME_RE,
+        "lower-case letters, digits, '.', '_' or '-', starting with a letter, at most 32",
+    ),
+    Collection(
+        "pseudonyms",
+        "Extra addresses: [pseudonyms.\"NAME\"] (NAME or NAME@domain) delivered to an "
+        "account.",
+        (Key("account", str, "", "the user or group that receives it",
+             allowed="an existing user or group"),),
+        re.compile(r"^[a-z0-9][a-z0-9._+-]{0,63}(@" + _LABEL.replace("A-Za-z", "a-z") +
+                   r"(\." + _LABEL.replace("A-Za-z", "a-z") + r")+)?$"),
+        "a lower-case local part, or local@domain",
+    ),
+    Collection(
         "domains",
         "More mail domains delivered here besides system.domain: [domains.\"example.org\"].",
-        (Key("description", str, "", "what this domain is for"),),
+        (
+            Key("description", str, "", "what this domain is for"),
+            Key("mail_server", str, "", "deliver this domain's mail to that server "
+                "(host or host:port) instead of here (SME MailServer)",
+                check=_mail_server, allowed="host, [ip] or host:port"),
+            Key("dkim_signing", bool, True, "sign this domain's mail when "
+                "smtpd.dkim_sign is on (SME DKIMSigning per domain)"),
+            Key("disclaimer", str, "", "disclaimer for mail from this domain"),
+        ),
         DOMAIN_RE,
         "a domain name",
     ),

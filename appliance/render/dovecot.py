@@ -109,6 +109,7 @@ protocol imap {{
 protocol pop3 {{
   pop3_uidl_format = %08Xu%08Xv
 }}
+recipient_delimiter = {d['smtpd']['check_goodrcptto']['extension_separator']}
 protocol lmtp {{
   mail_plugins = $mail_plugins sieve
   postmaster_address = postmaster@{d['system']['domain']}

@@ -10,11 +10,37 @@ import json
 
 from appliance import paths
 from appliance.config import Config
+from appliance.config.schema import PLUGIN_SECTIONS
 from appliance.render.files import RenderedFile
 from appliance.render.postfix import HANDOFF_ADDRESS
 
 SERVICE = "smtpd"
 RUN_AS = "qpsmtpd"
+
+
+def addresses(config: Config) -> dict[str, list[str]]:
+    """Every deliverable address here -> where it goes (users, groups, pseudonyms)."""
+    d = config.data
+    out: dict[str, list[str]] = {}
+    primary = d["system"]["domain"]
+    for domain in config.mailbox_domains:
+        for user in d["users"]:
+            out[f"{user}@{domain}"] = [f"{user}@{primary}"]
+        for name, group in d["groups"].items():
+            out[f"{name}@{domain}"] = [f"{m}@{primary}" for m in group["members"]]
+    for name, pseudonym in d["pseudonyms"].items():
+        targets = out.get(f"{pseudonym['account']}@{primary}", [])
+        if "@" in name:
+            if name.partition("@")[2] in config.mailbox_domains:
+                out[name] = targets
+        else:
+            for domain in config.mailbox_domains:
+                out[f"{name}@{domain}"] = targets
+    return out
+
+
+def plugin_settings(config: Config) -> dict[str, dict]:
+    return {sec.path.split(".", 1)[1]: dict(config.get(sec.path)) for sec in PLUGIN_SECTIONS}
 
 
 def settings(config: Config) -> dict:
@@ -25,16 +51,26 @@ def settings(config: Config) -> dict:
         "greeting": s["greeting"] or "ESMTP",
         "timeout": s["timeout"],
         "max_message_size": s["max_message_size"],
+        "max_recipients": s["max_recipients"],
         "handoff": {
             "host": HANDOFF_ADDRESS[0],
             "port": HANDOFF_ADDRESS[1],
             "timeout": s["handoff_timeout"],
         },
-        "plugins": list(s["plugins"]),
+        "dns": {"nameservers": [], "timeout": s["dns_timeout"]},
+        "state_dir": str(paths.SMTPD_STATE),
+        "log_level": s["log_level"],
+        "plugin_settings": plugin_settings(config),
         "local_networks": list(d["network"]["local_networks"]),
         "local_domains": config.local_domains,
+        "primary_domain": d["system"]["domain"],
+        "delegated_domains": config.delegated_domains,
+        "addresses": addresses(config),
+        "internal_users": sorted(n for n, u in d["users"].items() if u["visible"] == "internal"),
+        "domains": {name: dict(e) for name, e in sorted(d["domains"].items())},
         "users": {name: u["password"] for name, u in sorted(d["users"].items())},
         "tls": {"cert": str(paths.TLS_CERT), "key": str(paths.TLS_KEY)},
+        "dkim_keys": str(paths.DKIM_KEYS),
         "run_as": RUN_AS,
         "daemons": {name: dict(s[name]) for name in ("smtp", "smtps", "submission")},
     }

@@ -73,6 +73,8 @@ serverurl=unix://{sock}
             out.append(
                 _program(f"smtpd-{daemon}", f"{_bin('appliance')} smtpd {daemon}", priority=20)
             )
+    out.append(_program("scheduler", f"{_bin('appliance')} scheduler", priority=30,
+                        stopwait=5))
     return "".join(out)
 
 

@@ -20,12 +20,14 @@ from appliance.smtpd import replies
 from appliance.smtpd.auth import PasswordChecker
 from appliance.smtpd.handoff import PostfixHandoff
 from appliance.smtpd.hooks import Connection, Transaction
-from appliance.smtpd.pipeline import Pipeline
+from appliance.smtpd.peers import AUTHENTICATED, SUBMISSION_DAEMONS
+from appliance.smtpd.pipeline import Pipeline, Pipelines
 from appliance.smtpd.results import Result, Verdict
 from appliance.smtpd.server import SMTPServer
 
 log = logging.getLogger("appliance.smtpd.handler")
 terse = logging.getLogger("appliance.smtpd.transaction")
+_background: set[asyncio.Task[Any]] = set()
 
 EXTENSIONS = ("250-PIPELINING", "250-ENHANCEDSTATUSCODES")
 
@@ -35,8 +37,17 @@ class State:
     """Everything derived from the settings file; swapped whole on reload (SIGHUP)."""
 
     settings: dict[str, Any]
-    pipeline: Pipeline
+    pipelines: Pipelines
     passwords: PasswordChecker
+
+    @property
+    def max_recipients(self) -> int:
+        return int(self.settings.get("max_recipients", 100))
+
+    @property
+    def relay_requires_auth(self) -> bool:
+        return bool(self.settings.get("plugin_settings", {}).get("relay", {})
+                    .get("require_auth", True))
 
 
 def _reply(result: Result, default: str) -> str:
@@ -54,20 +65,64 @@ class Handler:
         """Run connect hooks; a refusal line ends the session before the greeting."""
         conn = server.conn
         assert conn is not None
-        conn.notes["pipeline"] = self.state.pipeline  # one pipeline for the connection
+        # One set of chains for the connection's life, even across a reload.
+        pipelines = self.state.pipelines
+        conn.notes["pipelines"] = pipelines
+        conn.notes["state"] = self.state
+        conn.peer = pipelines.peer_of(conn.remote_ip)
+        conn.notes["pipeline"] = pipelines.for_peer(conn.peer)
         result = await self._pipeline(conn).run("connect", conn)
         if result.rejects:
             self._log(conn, None, "rejected", result)
             return _reply(result, "554 5.7.1 Connection refused")
+        if (conn.relay_client and conn.daemon in SUBMISSION_DAEMONS
+                and not self.state.relay_requires_auth):
+            server.relax_auth()  # SME RelayRequiresAuth disabled
         return None
+
+    def on_tls(self, server: SMTPServer) -> None:
+        conn = server.conn
+        assert conn is not None
+        conn.tls = True
+        conn.tls_version = server.tls_version()
 
     def on_disconnect(self, server: SMTPServer) -> None:
         conn = server.conn
         assert conn is not None
         self._end_transaction(conn, "aborted")
         chain = self._pipeline(conn)
-        if chain._chains["disconnect"]:
-            asyncio.ensure_future(chain.run("disconnect", conn))
+        if chain.handles("disconnect"):
+            task = asyncio.ensure_future(chain.run("disconnect", conn))
+            _background.add(task)
+            task.add_done_callback(_background.discard)
+
+    async def on_unrecognized(self, server: SMTPServer, command: str) -> str:
+        conn = server.conn
+        assert conn is not None
+        conn.notes["unrecognized"] = int(conn.notes.get("unrecognized", 0)) + 1  # type: ignore[call-overload]
+        result = await self._pipeline(conn).run("unrecognized_command", conn, command)
+        if result.rejects:
+            if result.verdict.disconnects:
+                server.close_soon()
+            return _reply(result, replies.UNRECOGNIZED.format(command=command[:32]))
+        return replies.UNRECOGNIZED.format(command=command[:32])
+
+    async def on_data(self, server: SMTPServer) -> str | None:
+        """DATA, before the 354: a refusal line, or None to go on."""
+        conn = server.conn
+        assert conn is not None
+        txn = conn.notes.get("txn")
+        if not isinstance(txn, Transaction):
+            return None
+        result = await self._pipeline(conn).run("data", conn, txn)
+        if result.rejects:
+            if result.verdict.disconnects:
+                server.close_soon()
+            conn.notes.pop("txn", None)
+            self._log(conn, txn, "rejected", result)
+            server.envelope_reset()
+            return _reply(result, "554 5.7.1 Transaction refused")
+        return None
 
     @staticmethod
     def _pipeline(conn: Connection) -> Pipeline:
@@ -77,7 +132,7 @@ class Handler:
 
     def handle_STARTTLS(self, server: SMTPServer, session: Session, envelope: Envelope) -> bool:
         assert server.conn is not None
-        server.conn.tls = True
+        self.on_tls(server)
         server.conn.helo = ""  # RFC 3207: the client must say EHLO again
         return True
 
@@ -135,7 +190,7 @@ class Handler:
         # aiosmtpd reports the null sender (bounces) as "<>"; plugins and the hand-off
         # see it as "" (envelope.mail_from must stay non-empty for aiosmtpd's own checks).
         txn = Transaction(sender="" if address == "<>" else address)
-        result = await self._pipeline(conn).run("mail", conn, txn, address)
+        result = await self._pipeline(conn).run("mail", conn, txn, txn.sender)
         if result.rejects:
             self._log(conn, txn, "rejected", result)
             if result.verdict.disconnects:
@@ -158,6 +213,9 @@ class Handler:
         assert conn is not None
         txn = conn.notes.get("txn")
         assert isinstance(txn, Transaction)
+        if len(txn.recipients) >= self.state.max_recipients:
+            txn.rejected.append((address, "smtpd"))
+            return replies.TOO_MANY_RECIPIENTS
         result = await self._pipeline(conn).run("rcpt", conn, txn, address)
         if result.verdict is Verdict.OK:
             txn.recipients.append(address)
@@ -185,17 +243,19 @@ class Handler:
             result = Result(Verdict.DENY, replies.BARE_CR_LF, "smtpd")
             self._log(conn, txn, "rejected", result)
             return replies.BARE_CR_LF
-        result = await self._pipeline(conn).run("data_post", conn, txn)
-        if result.rejects:
-            self._log(conn, txn, "rejected", result)
-            if result.verdict.disconnects:
-                server.close_soon()
-            return _reply(result, "554 5.6.0 Message refused")
+        for hook in ("data_post", "queue"):
+            result = await self._pipeline(conn).run(hook, conn, txn)
+            if result.rejects:
+                self._log(conn, txn, "rejected", result)
+                if result.verdict.disconnects:
+                    server.close_soon()
+                return _reply(result, "554 5.6.0 Message refused")
         body = [o for o in envelope.mail_options if o.startswith("BODY=")]
+        recipients = txn.recipients + [r for r in txn.bcc if r not in txn.recipients]
         delivered = await self.handoff.deliver(
             txn.sender,
-            txn.recipients,
-            content,
+            recipients,
+            txn.data,
             mail_options=body,
             xforward=self._xforward(conn),
         )
@@ -235,9 +295,14 @@ class Handler:
         if blob is None:
             return AuthResult(success=False, handled=True)
         try:
-            _authz, login, password = blob.split(b"\x00")
+            authz, login, password = blob.split(b"\x00")
         except ValueError:
             await server.push("501 5.5.2 Can't split auth value")
+            return AuthResult(success=False, handled=True)
+        # RFC 4616: an authorization identity other than the login would mean acting as
+        # someone else; nobody here may do that.
+        if authz and authz.lower() != login.lower():
+            await server.push(replies.AUTHZID_REFUSED)
             return AuthResult(success=False, handled=True)
         return await self._authenticate(server, login, password)
 
@@ -258,8 +323,20 @@ class Handler:
             log.warning("%s %s AUTH failed for %r", conn.daemon, conn.remote_ip,
                         login.decode(errors="replace")[:64])
             await asyncio.sleep(self.state.passwords.failure_delay)
+            result = await self._pipeline(conn).run(
+                "auth", conn, login.decode(errors="replace"), False)
+            if result.rejects:
+                await server.push(_reply(result, replies.AUTH_FAILED))
+                if result.verdict.disconnects:
+                    server.close_soon()
+                return AuthResult(success=False, handled=True)
             return AuthResult(success=False, handled=False, message=replies.AUTH_FAILED)
         conn.auth_user = user
+        conn.naughty = None  # our own user: earlier marks (DNSBL, HELO...) no longer count
+        conn.peer = AUTHENTICATED
+        pipelines: Pipelines = conn.notes["pipelines"]  # type: ignore[assignment]
+        conn.notes["pipeline"] = pipelines.for_peer(AUTHENTICATED)
+        await self._pipeline(conn).run("auth", conn, user, True)
         return AuthResult(
             success=True, message=replies.AUTH_OK, auth_data=LoginPassword(login, b"")
         )
@@ -314,5 +391,12 @@ class Handler:
         if result is not None:
             parts.append(f"by={result.plugin or '-'}")
             parts.append(f'reply="{result.reply[:3]}"')
+        if conn.naughty is not None:
+            parts.append(f"naughty={conn.naughty[1]}")
         parts.append(f"ms={ms:.0f}")
+        if conn.timings:
+            # per-plugin milliseconds since the last line: where the time goes
+            parts.append("t=" + ",".join(f"{k}:{v * 1000:.1f}" for k, v in
+                                         conn.timings.items()))
+            conn.timings.clear()
         terse.info(" ".join(parts))

@@ -47,6 +47,8 @@ class PostfixHandoff:
         self.helo_name = helo_name
         self.pool_size = pool_size
         self._idle: list[tuple[aiosmtplib.SMTP, float]] = []
+        self._generation = 0  # bumped by reset(): older connections are not reused
+        self._born: dict[int, int] = {}  # id(connection) -> generation it was opened in
 
     async def _connect(self) -> aiosmtplib.SMTP:
         smtp = aiosmtplib.SMTP(
@@ -59,6 +61,7 @@ class PostfixHandoff:
         )
         await smtp.connect()
         await smtp.ehlo()
+        self._born[id(smtp)] = self._generation
         return smtp
 
     async def _checkout(self) -> tuple[aiosmtplib.SMTP, bool]:
@@ -72,15 +75,24 @@ class PostfixHandoff:
         return await self._connect(), False
 
     def _checkin(self, smtp: aiosmtplib.SMTP) -> None:
-        if smtp.is_connected and len(self._idle) < self.pool_size:
+        fresh = self._born.get(id(smtp)) == self._generation
+        if fresh and smtp.is_connected and len(self._idle) < self.pool_size:
             self._idle.append((smtp, time.monotonic()))
         else:
+            self._born.pop(id(smtp), None)
+            smtp.close()
+
+    def reset(self) -> None:
+        """Forget pooled connections: after `postfix reload` an old smtpd process keeps
+        its old maps (users, aliases) for as long as our connection keeps it alive."""
+        self._generation += 1
+        while self._idle:
+            smtp, _ = self._idle.pop()
+            self._born.pop(id(smtp), None)
             smtp.close()
 
     async def close(self) -> None:
-        while self._idle:
-            smtp, _ = self._idle.pop()
-            smtp.close()
+        self.reset()
 
     async def deliver(
         self,

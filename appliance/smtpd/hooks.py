@@ -4,20 +4,30 @@ A plugin is a class with async methods named after the hooks it handles:
 
     hook_connect(conn)                    after accept, before the greeting
     hook_helo(conn, host)                 HELO or EHLO
+    hook_auth(conn, user, success)        after each AUTH attempt (user "" if undecodable)
     hook_mail(conn, txn, sender)          MAIL FROM (sender "" is the null sender)
     hook_rcpt(conn, txn, recipient)       each RCPT TO; someone must return OK
-    hook_data_post(conn, txn)             after the final dot, before the hand-off
-    hook_disconnect(conn)                 the connection is gone
+    hook_data(conn, txn)                  DATA, before the 354
+    hook_data_post(conn, txn)             after the final dot: check or change the message
+    hook_queue(conn, txn)                 the message is final (e.g. DKIM signing), just
+                                          before the hand-off to Postfix
+    hook_unrecognized_command(conn, cmd)  a command we do not know
+    hook_disconnect(conn)                 the connection is gone (result ignored)
 
 Each returns a `Result` (or None, meaning DECLINED).
 """
 
 from __future__ import annotations
 
+import email.policy
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from email.message import EmailMessage
+from email.parser import BytesParser
 
-HOOKS = ("connect", "helo", "mail", "rcpt", "data_post", "disconnect")
+HOOKS = ("connect", "helo", "auth", "mail", "rcpt", "data", "data_post", "queue",
+         "unrecognized_command", "disconnect")
 
 
 @dataclass
@@ -29,16 +39,29 @@ class Connection:
     remote_port: int
     local_port: int
     tls: bool = False  # implicit TLS or after STARTTLS
+    tls_version: str = ""
     helo: str = ""
     esmtp: bool = False
     auth_user: str = ""  # set after a successful AUTH
-    relay_client: bool = False  # from a local network (set by the relay plugin)
+    relay_client: bool = False  # may relay without AUTH (set by the relay plugin)
+    whitelisted: bool = False  # exempt from the spam checks (whitelists plugin)
+    peer: str = "internet"  # the chain in use: internet, local or authenticated
+    naughty: tuple[str, str] | None = None  # (reply, plugin): refuse later (naughty)
+    karma: int = 0  # good minus bad points given by plugins (karma)
     notes: dict[str, object] = field(default_factory=dict)  # plugins' scratch space
+    timings: dict[str, float] = field(default_factory=dict)  # plugin -> seconds
     started: float = field(default_factory=time.monotonic)
+    # Set by the server: has the client sent bytes we have not read yet (earlytalker)?
+    input_pending: Callable[[], bool] = field(default=lambda: False, repr=False)
 
     @property
     def authenticated(self) -> bool:
         return bool(self.auth_user)
+
+    @property
+    def trusted(self) -> bool:
+        """Spam checks skip trusted clients: our users, relay clients, whitelisted hosts."""
+        return self.authenticated or self.relay_client or self.whitelisted
 
 
 @dataclass
@@ -48,6 +71,38 @@ class Transaction:
     sender: str = ""
     recipients: list[str] = field(default_factory=list)
     rejected: list[tuple[str, str]] = field(default_factory=list)  # (recipient, plugin)
-    data: bytes = b""
+    bcc: list[str] = field(default_factory=list)  # extra envelope recipients (bcc plugin)
+    whitelisted: bool = False  # the sender is whitelisted (whitelists plugin)
     notes: dict[str, object] = field(default_factory=dict)
     started: float = field(default_factory=time.monotonic)
+    _data: bytes = b""
+    _message: EmailMessage | None = None
+
+    @property
+    def data(self) -> bytes:
+        """The message as it will be queued (CRLF line ends)."""
+        return self._data
+
+    @data.setter
+    def data(self, value: bytes) -> None:
+        self._data = value
+        self._message = None
+
+    @property
+    def message(self) -> EmailMessage:
+        """The message parsed (cached until `data` changes); do not mutate it."""
+        if self._message is None:
+            msg = BytesParser(policy=email.policy.default).parsebytes(self._data)
+            assert isinstance(msg, EmailMessage)
+            self._message = msg
+        return self._message
+
+    @property
+    def header_bytes(self) -> bytes:
+        end = self._data.find(b"\r\n\r\n")
+        return self._data if end < 0 else self._data[: end + 2]
+
+    def prepend_header(self, name: str, value: str) -> None:
+        """Add a header line at the top (trace-header style), folded if long."""
+        line = f"{name}: {value}"
+        self.data = line.encode("utf-8", "surrogateescape") + b"\r\n" + self._data

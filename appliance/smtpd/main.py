@@ -23,7 +23,7 @@ from appliance.smtpd import replies
 from appliance.smtpd.auth import PasswordChecker
 from appliance.smtpd.handler import Handler, State
 from appliance.smtpd.handoff import PostfixHandoff
-from appliance.smtpd.pipeline import Pipeline
+from appliance.smtpd.pipeline import Pipelines, context
 from appliance.smtpd.server import ConnectionLimits, SMTPServer
 
 log = logging.getLogger("appliance.smtpd")
@@ -43,23 +43,25 @@ def read_settings(path: Path = paths.SMTPD_CONFIG) -> dict[str, Any]:
         return json.load(f)
 
 
-def build_state(settings: dict[str, Any]) -> State:
+def build_state(settings: dict[str, Any], daemon: str = "smtp") -> State:
     """Everything derived from settings; raises PluginError on a bad plugin setting."""
     return State(
         settings=settings,
-        pipeline=Pipeline.from_settings(settings),
+        pipelines=Pipelines(daemon, settings, context(settings)),
         passwords=PasswordChecker(settings["users"], settings["local_domains"]),
     )
 
 
-def tls_context(cert: str, key: str, min_version: str) -> ssl.SSLContext:
+def tls_context(cert: str, key: str, min_version: str, ciphers: str = "") -> ssl.SSLContext:
     ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     ctx.load_cert_chain(cert, key)
     ctx.minimum_version = TLS_VERSIONS[min_version]
+    if ciphers:
+        ctx.set_ciphers(ciphers)
     if ctx.minimum_version < ssl.TLSVersion.TLSv1_2:
         # OpenSSL 3 refuses TLS < 1.2 at its default security level; port 25 keeps
         # old senders on (weak) TLS rather than pushing them to plaintext.
-        ctx.set_ciphers("DEFAULT:@SECLEVEL=0")
+        ctx.set_ciphers((ciphers or "DEFAULT") + ":@SECLEVEL=0")
     return ctx
 
 
@@ -93,20 +95,23 @@ class Daemon:
         cfg = settings["daemons"][name]
         self.implicit_tls = name == "smtps"
         self.ssl = tls_context(settings["tls"]["cert"], settings["tls"]["key"],
-                               cfg["tls_min_version"])
+                               cfg["tls_min_version"], cfg.get("tls_ciphers", ""))
         self.limits = ConnectionLimits(cfg["instances"], cfg["instances_per_ip"])
         hand = settings["handoff"]
         self.handoff = PostfixHandoff(
             hand["host"], hand["port"], hand["timeout"], settings["hostname"],
             pool_size=min(cfg["instances"], 32),
         )
-        self.handler = Handler(build_state(settings), self.handoff)
+        self.handler = Handler(build_state(settings, name), self.handoff)
         self.sock = sock or listen_socket(cfg["port"], host)
         self.server: asyncio.AbstractServer | None = None
 
     def protocol(self) -> SMTPServer:
         s = self.settings
+        cfg = s["daemons"][self.name]
         submission = self.name in ("smtps", "submission")
+        mechanisms = s.get("plugin_settings", {}).get("auth", {}).get(
+            "mechanisms", ["PLAIN", "LOGIN"])
         return SMTPServer(
             self.handler,
             daemon=self.name,
@@ -120,8 +125,11 @@ class Daemon:
             tls_context=None if self.implicit_tls else self.ssl,
             require_starttls=self.name == "submission",
             auth_required=submission,
-            auth_require_tls=not self.implicit_tls,
-            auth_exclude_mechanism=["CRAM-MD5"],
+            # SME: TlsBeforeAuth is a setting on 25 and always on for 465/587.
+            auth_require_tls=not self.implicit_tls and (
+                submission or cfg.get("tls_before_auth", True)),
+            auth_exclude_mechanism=[m for m in ("CRAM-MD5", "PLAIN", "LOGIN")
+                                    if m not in mechanisms],
         )
 
     async def start(self) -> None:
@@ -134,12 +142,13 @@ class Daemon:
     def reload(self) -> None:
         try:
             settings = read_settings()
-            state = build_state(settings)
+            state = build_state(settings, self.name)
         except Exception as e:  # keep serving with what we have
             log.error("%s: reload failed, keeping the running settings: %s", self.name, e)
             return
         self.settings = settings
         self.handler.state = state
+        self.handoff.reset()  # Postfix was reloaded first: its new maps need new sessions
         log.info("%s: settings reloaded (%d users, %d domains)", self.name,
                  len(settings["users"]), len(settings["local_domains"]))
 

@@ -1,18 +1,23 @@
 """The plugin pipeline: runs a hook through the plugins in order, first verdict wins.
 
 A plugin that raises never lets mail through: its hook yields DENYSOFT (451) and the
-traceback is logged under the plugin's logger.
+traceback is logged under the plugin's logger. A NAUGHTY verdict marks the connection
+(the first mark stands) and the hook goes on; the naughty plugin refuses later. Time
+spent in each plugin is added up on the connection for the terse log.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
-from appliance.smtpd import replies
-from appliance.smtpd.hooks import HOOKS
-from appliance.smtpd.plugins import BasePlugin, load
+from appliance.smtpd import peers, replies
+from appliance.smtpd.dns import Resolver
+from appliance.smtpd.hooks import HOOKS, Connection
+from appliance.smtpd.plugins import BasePlugin, Context, load
 from appliance.smtpd.results import DECLINED, Result, Verdict
 
 log = logging.getLogger("appliance.smtpd.pipeline")
@@ -21,8 +26,12 @@ HookFn = Callable[..., Awaitable[Result | None]]
 
 
 class Pipeline:
+    """One ordered chain of plugins."""
+
     def __init__(self, plugins: list[BasePlugin]) -> None:
         self.plugins = plugins
+        self.names = [p.name for p in plugins]
+        self.has_naughty = "naughty" in self.names
         # Resolve hook methods once: the per-message path only walks short lists.
         self._chains: dict[str, list[tuple[str, HookFn]]] = {
             hook: [
@@ -33,21 +42,70 @@ class Pipeline:
             for hook in HOOKS
         }
 
-    @classmethod
-    def from_settings(cls, settings: dict[str, Any]) -> Pipeline:
-        """Load every plugin named in settings["plugins"]; PluginError if any is bad."""
-        return cls([load(name, settings) for name in settings["plugins"]])
+    def handles(self, hook: str) -> bool:
+        return bool(self._chains[hook])
 
-    async def run(self, hook: str, *args: Any) -> Result:
+    async def run(self, hook: str, conn: Connection, *args: Any) -> Result:
         for name, fn in self._chains[hook]:
+            t0 = time.perf_counter()
             try:
-                result = await fn(*args)
+                result = await fn(conn, *args)
             except Exception:
                 logging.getLogger(f"appliance.smtpd.{name}").exception(
                     "plugin %s crashed in hook_%s", name, hook
                 )
                 return Result(Verdict.DENYSOFT, replies.PLUGIN_FAILED, name)
+            finally:
+                conn.timings[name] = conn.timings.get(name, 0.0) + time.perf_counter() - t0
             if result is None or result.verdict is Verdict.DECLINED:
+                continue
+            if result.verdict is Verdict.NAUGHTY:
+                if not self.has_naughty:
+                    return Result(Verdict.DENY, result.reply, name)
+                if conn.naughty is None:
+                    conn.naughty = (result.reply, name)
+                    conn.karma -= 1
                 continue
             return Result(result.verdict, result.reply, name)
         return DECLINED
+
+
+class Pipelines:
+    """A daemon's chains, one per peer class, sharing one instance of each plugin."""
+
+    def __init__(self, daemon: str, settings: dict[str, Any], ctx: Context) -> None:
+        plugin_settings = settings.get("plugin_settings", {})
+        self.daemon = daemon
+        self.ctx = ctx
+        self.local = peers.LocalNetworks(settings["local_networks"])
+        names = {p: peers.chain(daemon, p, plugin_settings) for p in peers.PEERS}
+        instances: dict[str, BasePlugin] = {}
+        for chain in names.values():
+            for name in chain:
+                if name not in instances:
+                    instances[name] = load(name, settings, ctx)
+        self.instances = instances
+        self.by_peer = {p: Pipeline([instances[n] for n in chain]) for p, chain in names.items()}
+
+    def for_peer(self, peer: str) -> Pipeline:
+        return self.by_peer[peer]
+
+    def peer_of(self, ip: str) -> str:
+        return peers.peer_of(ip, self.local)
+
+    async def close(self) -> None:
+        for plugin in self.instances.values():
+            closer = getattr(plugin, "close", None)
+            if closer is not None:
+                res = closer()
+                if hasattr(res, "__await__"):
+                    await res
+
+
+def context(settings: dict[str, Any]) -> Context:
+    dns = settings.get("dns", {})
+    return Context(
+        resolver=Resolver(dns.get("nameservers", ()), float(dns.get("timeout", 5))),
+        state_dir=Path(settings.get("state_dir", "/var/lib/appliance/smtpd")),
+        hostname=settings.get("hostname", "localhost"),
+    )

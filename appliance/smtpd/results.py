@@ -2,7 +2,10 @@
 
 qpsmtpd's return codes: DECLINED passes to the next plugin, OK accepts (and ends the hook),
 DENY is a 5xx, DENYSOFT a 4xx, the _DISCONNECT variants also hang up. The first verdict
-that is not DECLINED wins.
+that is not DECLINED wins. NAUGHTY is qpsmtpd's `reject naughty`: the connection is
+marked and the pipeline carries on; the naughty plugin refuses it at a later stage so
+the log shows sender and recipients (without the naughty plugin in the chain it is an
+immediate DENY).
 """
 
 from __future__ import annotations
@@ -18,14 +21,19 @@ class Verdict(enum.Enum):
     DENYSOFT = "denysoft"
     DENY_DISCONNECT = "deny_disconnect"
     DENYSOFT_DISCONNECT = "denysoft_disconnect"
+    NAUGHTY = "naughty"
 
     @property
     def rejects(self) -> bool:
-        return self not in (Verdict.DECLINED, Verdict.OK)
+        return self not in (Verdict.DECLINED, Verdict.OK, Verdict.NAUGHTY)
 
     @property
     def disconnects(self) -> bool:
         return self in (Verdict.DENY_DISCONNECT, Verdict.DENYSOFT_DISCONNECT)
+
+    @property
+    def temporary(self) -> bool:
+        return self in (Verdict.DENYSOFT, Verdict.DENYSOFT_DISCONNECT)
 
 
 @dataclass(frozen=True)
@@ -56,3 +64,20 @@ def denysoft(reply: str) -> Result:
 
 def deny_disconnect(reply: str) -> Result:
     return Result(Verdict.DENY_DISCONNECT, reply)
+
+
+def denysoft_disconnect(reply: str) -> Result:
+    return Result(Verdict.DENYSOFT_DISCONNECT, reply)
+
+
+def naughty(reply: str) -> Result:
+    return Result(Verdict.NAUGHTY, reply)
+
+
+def refuse(mode: str, reply: str) -> Result:
+    """A refusal as a plugin's `reject` setting says: deny, naughty or off (log only)."""
+    if mode == "naughty":
+        return naughty(reply)
+    if mode == "deny":
+        return deny(reply) if reply[:1] == "5" else denysoft(reply)
+    return DECLINED

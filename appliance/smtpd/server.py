@@ -16,7 +16,7 @@ import logging
 from collections import Counter
 from typing import TYPE_CHECKING, Any
 
-from aiosmtpd.smtp import SMTP
+from aiosmtpd.smtp import SMTP, syntax
 
 from appliance.smtpd import replies
 from appliance.smtpd.hooks import Connection
@@ -25,6 +25,27 @@ if TYPE_CHECKING:
     from appliance.smtpd.handler import Handler
 
 log = logging.getLogger("appliance.smtpd.server")
+
+# Hard stop for unknown commands when no plugin counts them (local peers).
+UNRECOGNIZED_BACKSTOP = 50
+
+
+class _Commands(dict):  # type: ignore[type-arg]
+    """aiosmtpd's verb table; unknown verbs go to our hook instead of a bare 500.
+
+    Only `_handle_client` looks verbs up with `get(verb, None)`-style calls for dispatch;
+    HELP checks `__smtp_syntax__`, which the fallback lacks, so HELP stays truthful.
+    """
+
+    def __init__(self, table: dict, fallback: Any) -> None:  # type: ignore[type-arg]
+        super().__init__(table)
+        self.fallback = fallback
+
+    def get(self, key: Any, default: Any = None) -> Any:
+        found = super().get(key, default)
+        if found is None and isinstance(key, str):
+            return lambda arg: self.fallback(key, arg)
+        return found
 
 
 class ConnectionLimits:
@@ -75,6 +96,8 @@ class SMTPServer(SMTP):
         self.implicit_tls = implicit_tls
         self.conn: Connection | None = None
         self._refused = False
+        self._unrecognized = 0
+        self._smtp_methods = _Commands(self._smtp_methods, self._on_unrecognized)
 
     # -- connection life ---------------------------------------------------------------
 
@@ -90,6 +113,8 @@ class SMTPServer(SMTP):
                 transport.write(refusal.encode() + b"\r\n")  # type: ignore[attr-defined]
                 transport.close()
                 return
+            if ip.startswith("::ffff:"):
+                ip = ip[7:]
             self.conn = Connection(
                 daemon=self.daemon,
                 remote_ip=ip,
@@ -97,6 +122,10 @@ class SMTPServer(SMTP):
                 local_port=int(sock[1]),
                 tls=self.implicit_tls,
             )
+            self.conn.input_pending = self._input_pending
+            if self.implicit_tls:
+                ssl_object = transport.get_extra_info("ssl_object")
+                self.conn.tls_version = ssl_object.version() if ssl_object else ""
             self.limits.open.add(self)
         super().connection_made(transport)
 
@@ -126,6 +155,44 @@ class SMTPServer(SMTP):
         if self._timeout_handle is not None:
             self._reset_timeout()
         super().data_received(data)
+
+    async def _on_unrecognized(self, command: str, arg: str | None) -> None:
+        self._unrecognized += 1
+        if self._unrecognized > UNRECOGNIZED_BACKSTOP:
+            await self.push(replies.TOO_MANY_UNRECOGNIZED)
+            self.close_soon()
+            return
+        await self.push(await self.event_handler.on_unrecognized(self, command))
+
+    @syntax("DATA")
+    async def smtp_DATA(self, arg: str) -> None:
+        # aiosmtpd has no hook between DATA and its 354: run ours when DATA is otherwise
+        # acceptable, so aiosmtpd's own sequence errors keep their usual replies.
+        if (not arg and self.envelope is not None and self.envelope.rcpt_tos
+                and self.session is not None and self.session.host_name
+                and not (self._auth_required and not self.session.authenticated)):
+            refusal = await self.event_handler.on_data(self)
+            if refusal is not None:
+                await self.push(refusal)
+                return
+        await super().smtp_DATA(arg)
+
+    def _input_pending(self) -> bool:
+        reader = getattr(self, "_reader", None)
+        return bool(reader is not None and getattr(reader, "_buffer", b""))
+
+    def envelope_reset(self) -> None:
+        self.envelope = self._create_envelope()
+
+    def relax_auth(self) -> None:
+        """Let this client send without AUTH or STARTTLS (SME RelayRequiresAuth off)."""
+        self._auth_required = False
+        self.require_starttls = False
+
+    def tls_version(self) -> str:
+        assert self.transport is not None
+        ssl_object = self.transport.get_extra_info("ssl_object")
+        return ssl_object.version() if ssl_object else ""
 
     def close_soon(self) -> None:
         """Hang up right after the reply being sent now (DENY_DISCONNECT)."""

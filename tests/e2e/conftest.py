@@ -31,6 +31,55 @@ UP_TIMEOUT_S = 240
 ALICE_PASSWORD = "Alice-e2e-passw0rd"
 DOMAIN = "example.com"
 
+# The test network (compose.e2e.yaml): where each party is.
+STATE = Path(os.environ.get("E2E_STATE", "/tmp/appliance-e2e"))
+CLIENT_IP = "198.51.100.1"  # the host's address there: our clients come from the internet
+APPLIANCE_IP = "198.51.100.10"
+DNS_IP = "198.51.100.53"
+SINK_IP = "198.51.100.26"
+NOWHERE_IP = "198.51.100.99"  # nothing listens: mail for it stays queued
+
+
+class TestDNS:
+    __test__ = False  # a helper, not a test class
+
+    """The records the test DNS server serves; every change is written at once."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.names: dict[str, dict[str, list[str]]] = {}
+        self.drop: list[str] = []
+
+    def set(self, name: str, rdtype: str, *values: str) -> None:
+        self.names.setdefault(name.lower(), {})[rdtype] = list(values)
+        self.write()
+
+    def remove(self, name: str, rdtype: str | None = None) -> None:
+        if rdtype is None:
+            self.names.pop(name.lower(), None)
+        else:
+            self.names.get(name.lower(), {}).pop(rdtype, None)
+        self.write()
+
+    def write(self) -> None:
+        tmp = self.path.with_suffix(".tmp")
+        tmp.write_text(json.dumps({"names": self.names, "drop": self.drop}, indent=1))
+        tmp.replace(self.path)
+
+    def base(self) -> None:
+        """Zones every test can rely on (see each test module for its own)."""
+        a = {"A": []}
+        for name in ("remote.test", "sender.test", "spammer.test", "elsewhere.test",
+                     "client.test", "laptop.test", "probe.test"):
+            self.names[name] = {"MX": ["10 sink.remote.test."], "A": [SINK_IP],
+                                "TXT": [f"v=spf1 ip4:{CLIENT_IP} ~all"]}
+        self.names["sink.remote.test"] = {"A": [SINK_IP]}
+        self.names["unreachable.test"] = {"MX": ["10 mx.unreachable.test."]}
+        self.names["mx.unreachable.test"] = {"A": [NOWHERE_IP]}
+        del a
+        self.drop = ["timeout.test"]
+        self.write()
+
 
 def wait_for(condition: Callable[[], Any], timeout: float, what: str, every: float = 0.25) -> Any:
     """Poll `condition` until it returns something truthy; fail after `timeout` seconds."""
@@ -100,6 +149,25 @@ def container_ip(container: str) -> str:
     ).stdout.strip()
 
 
+def sink_messages(recipient: str | None = None) -> list[bytes]:
+    """What the remote server (sink) has received, optionally only for one recipient."""
+    out = []
+    for path in sorted((STATE / "sink").glob("*.eml"), key=lambda p: p.stat().st_mtime):
+        data = path.read_bytes()
+        head = data.split(b"\r\n\r\n", 1)[0]
+        if recipient is None or f"<{recipient}>".encode() in head.split(b"X-Sink-To:", 1)[-1]:
+            out.append(data)
+    return out
+
+
+@pytest.fixture(scope="session")
+def zones() -> TestDNS:
+    return _zones
+
+
+_zones = TestDNS(STATE / "zones.json")
+
+
 @pytest.fixture(scope="session")
 def appliance() -> Iterator[Appliance]:
     if shutil.which("docker") is None:
@@ -109,6 +177,10 @@ def appliance() -> Iterator[Appliance]:
         pytest.fail(f"no Docker engine answers: {info.stderr.strip()} (run `make e2e`)")
     subprocess.run([*COMPOSE, "down", "-v", "--remove-orphans"], capture_output=True,
                    check=False, timeout=UP_TIMEOUT_S)
+    shutil.rmtree(STATE, ignore_errors=True)
+    (STATE / "sink").mkdir(parents=True)
+    _zones.base()
+    os.environ["E2E_STATE"] = str(STATE)  # compose.e2e.yaml mounts it into the peers
     up = subprocess.run([*COMPOSE, "up", "-d", "--wait", "--wait-timeout", str(UP_TIMEOUT_S)],
                         capture_output=True, text=True, check=False, timeout=UP_TIMEOUT_S + 60)
     if up.returncode != 0:

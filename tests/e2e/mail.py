@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import email.utils
 import imaplib
 import poplib
 import smtplib
@@ -25,6 +26,8 @@ def message(sender: str, recipient: str, subject: str | None = None) -> EmailMes
     msg["From"] = sender
     msg["To"] = recipient
     msg["Subject"] = subject or f"e2e {uuid.uuid4().hex}"
+    msg["Date"] = email.utils.formatdate()
+    msg["Message-ID"] = email.utils.make_msgid(domain="e2e.test")
     msg.set_content("Hello from the end-to-end tests.\n")
     return msg
 
@@ -76,3 +79,21 @@ def send_port25(ip: str, msg: EmailMessage) -> dict:
     with smtplib.SMTP(ip, 25, timeout=TIMEOUT_S) as s:
         s.ehlo("sender.remote.test")
         return s.send_message(msg)
+
+
+def imap_message(ip: str, user: str, password: str, subject: str,
+                 mailbox: str = "INBOX") -> bytes | None:
+    """The whole message with this subject in a mailbox, or None."""
+    imap = imaplib.IMAP4(ip, 143, timeout=TIMEOUT_S)
+    imap.starttls(ssl_context=tls_context())
+    try:
+        imap.login(user, password)
+        imap.select(mailbox, readonly=True)
+        _, data = imap.search(None, "SUBJECT", f'"{subject}"')
+        nums = data[0].split()
+        if not nums:
+            return None
+        _, parts = imap.fetch(nums[-1], "(BODY.PEEK[])")
+        return parts[0][1]  # type: ignore[index,return-value]
+    finally:
+        imap.logout()

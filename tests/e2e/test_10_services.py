@@ -48,9 +48,11 @@ def test_postfix_handoff_listens_on_loopback_only(host, appliance: Appliance) ->
 
 def test_supervisor_reports_every_program_running(appliance: Appliance) -> None:
     status = appliance.exec("supervisorctl", "status").stdout
-    for program in ("postfix", "dovecot", "smtpd-smtp", "smtpd-smtps", "smtpd-submission"):
+    programs = ("postfix", "dovecot", "smtpd-smtp", "smtpd-smtps", "smtpd-submission",
+                "scheduler")
+    for program in programs:
         assert f"{program} " in status
-    assert status.count("RUNNING") == 5, status
+    assert status.count("RUNNING") == len(programs), status
 
 
 @pytest.mark.parametrize(

@@ -11,7 +11,7 @@ from tests.e2e.conftest import ALICE_PASSWORD, DOMAIN, UP_TIMEOUT_S, Appliance
 from tests.e2e.mail import imap_subjects, message, send_port25
 
 ALICE = f"alice@{DOMAIN}"
-HELD = "held-in-queue@remote.test"
+HELD = "held-in-queue@unreachable.test"  # its MX never answers
 
 
 @pytest.fixture(scope="module")

@@ -5,9 +5,11 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from appliance.smtpd.dns import Resolver
 from appliance.smtpd.main import Daemon, listen_socket
 from appliance.tls import ensure_self_signed
 from tests.smtpd.support import DOMAIN, HOSTNAME, FakePostfix, make_settings
@@ -34,6 +36,40 @@ def tls_files(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     cert, key = folder / "cert.pem", folder / "key.pem"
     ensure_self_signed(cert, key, HOSTNAME, DOMAIN)
     return cert, key
+
+
+class LoopbackDNS(Resolver):
+    """The daemons' resolver in these tests: answers locally, never leaves the machine.
+
+    Every domain has an MX and an address (so resolvable_fromhost passes); there are no
+    TXT records (no SPF, DKIM or DMARC policies) and no block-list listings, except the
+    names a test puts in `records`.
+    """
+
+    records: dict[tuple[str, str], list[str]] = {}
+
+    async def query(self, name: str, rdtype: str) -> list[Any]:
+        import dns.rdata
+        import dns.rdataclass
+        import dns.rdatatype
+
+        name = name.lower().rstrip(".")
+        values = self.records.get((name, rdtype))
+        if values is None:
+            listed_zone = any(name.endswith(z) for z in (".bl.test", ".dbl.test"))
+            values = {"MX": [f"10 mx.{name}."], "A": ["93.184.216.34"]}.get(rdtype, [])
+            if listed_zone:
+                values = []
+        return [dns.rdata.from_text(dns.rdataclass.IN, dns.rdatatype.from_text(rdtype), v)
+                for v in values]
+
+
+@pytest.fixture(autouse=True)
+def _loopback_dns(monkeypatch: pytest.MonkeyPatch) -> None:
+    import appliance.smtpd.pipeline
+
+    LoopbackDNS.records = {}
+    monkeypatch.setattr(appliance.smtpd.pipeline, "Resolver", LoopbackDNS)
 
 
 @pytest.fixture(autouse=True)

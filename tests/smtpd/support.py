@@ -11,6 +11,7 @@ import base64
 import smtplib
 import socket
 import ssl
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -68,6 +69,12 @@ def make_settings(
         config.parse(toml_text(local_networks or INTERNET, extra_toml))
     )
     settings["tls"] = {"cert": str(cert), "key": str(key)}
+    state = Path(tempfile.mkdtemp(prefix="smtpd-state-"))
+    settings["state_dir"] = str(state)
+    settings["dkim_keys"] = str(state / "dkim")
+    # Greet at once unless a test asks for earlytalker's pause (SME waits 1 s).
+    if "[smtpd.earlytalker]" not in extra_toml:
+        settings["plugin_settings"]["earlytalker"]["wait"] = 0
     settings["handoff"] = dict(settings["handoff"], host="127.0.0.1", port=handoff_port,
                                timeout=5)
     return settings
@@ -241,8 +248,12 @@ def auth_plain(login: str, password: str) -> str:
     return "PLAIN " + base64.b64encode(f"\0{login}\0{password}".encode()).decode()
 
 
+HEADERS = b"From: sender@example.net\r\nDate: Sat, 21 Nov 2026 10:00:00 +0000\r\n"
+
+
 def message(subject: str = "hello", body: str = "Hi there.") -> bytes:
     return (f"From: sender@example.net\r\nTo: someone@example.com\r\nSubject: {subject}\r\n"
+            f"Date: Sat, 21 Nov 2026 10:00:00 +0000\r\n"
             f"\r\n{body}\r\n").encode()
 
 

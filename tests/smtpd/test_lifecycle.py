@@ -10,6 +10,7 @@ import pytest
 from appliance.smtpd import replies
 from tests.smtpd.conftest import StartDaemon
 from tests.smtpd.support import (
+    HEADERS,
     HOSTNAME,
     QUEUE_ID,
     WAIT,
@@ -57,7 +58,7 @@ async def test_client_sending_data_steadily_is_not_cut_off_by_the_idle_timeout(
     c = await RawClient.connect(port(daemon))
     try:
         await open_transaction(c)
-        await c.send(b"Subject: slow link\r\n\r\n")
+        await c.send(HEADERS + b"Subject: slow link\r\n\r\n")
         try:
             for i in range(12):  # 1.2 s of DATA, never silent for more than 0.1 s
                 await asyncio.sleep(0.1)
@@ -91,7 +92,7 @@ async def test_stop_refuses_new_connections_and_lets_a_session_finish(
         with pytest.raises(OSError):
             await RawClient.connect(the_port)
 
-        await c.send(b"Subject: last one\r\n\r\nbody\r\n.\r\n")
+        await c.send(HEADERS + b"Subject: last one\r\n\r\nbody\r\n.\r\n")
         assert await c.reply() == [QUEUED]
         assert not stopping.done()  # still waiting for our session
         assert await c.command("QUIT") == "221 Bye"

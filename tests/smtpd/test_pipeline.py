@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from appliance.smtpd import replies
+from appliance.smtpd.dns import Resolver
 from appliance.smtpd.handler import State
 from appliance.smtpd.hooks import Connection, Transaction
 from appliance.smtpd.pipeline import Pipeline
-from appliance.smtpd.plugins import BasePlugin, PluginError
+from appliance.smtpd.plugins import BasePlugin, Context, PluginError, load
 from appliance.smtpd.results import (
     DECLINED,
     Result,
@@ -22,6 +24,8 @@ from appliance.smtpd.results import (
 )
 from tests.smtpd.conftest import StartDaemon
 from tests.smtpd.support import FakePostfix, RawClient, eventually, in_thread, port, send
+
+CTX = Context(resolver=Resolver(["127.0.0.1"]), state_dir=Path("/nonexistent"))
 
 
 def conn() -> Connection:
@@ -35,7 +39,7 @@ class Recorder(BasePlugin):
 
     def __init__(self, name: str, answer: Result | None, calls: list[str]) -> None:
         self.name = name
-        super().__init__({})
+        super().__init__({}, CTX)
         self.answer = answer
         self.calls = calls
 
@@ -48,7 +52,7 @@ class Crash(BasePlugin):
     name = "crash"
 
     def __init__(self, settings: dict[str, Any], hook: str = "rcpt") -> None:
-        super().__init__(settings)
+        super().__init__(settings, CTX)
         self.crash_in = hook
 
     async def _maybe(self, hook: str) -> None:
@@ -124,15 +128,64 @@ async def test_plugin_raising_in_hook_rcpt_gives_451_never_acceptance(
 
 def test_unknown_plugin_and_bad_setting_are_refused_at_load() -> None:
     with pytest.raises(PluginError, match="unknown plugin"):
-        Pipeline.from_settings({"plugins": ["no_such_plugin"]})
-    with pytest.raises(PluginError, match="bad local network"):
-        Pipeline.from_settings({"plugins": ["relay"], "local_networks": ["not/a/net"]})
+        load("no_such_plugin", {}, CTX)
+    with pytest.raises(PluginError, match="bad network"):
+        load("relay", {"local_networks": ["not/a/net"]}, CTX)
+
+
+class Marker(BasePlugin):
+    """Marks the connection naughty in hook_connect (like dnsbl with reject naughty)."""
+
+    name = "marker"
+
+    async def hook_connect(self, conn: Connection) -> Result:
+        from appliance.smtpd.results import naughty
+
+        return naughty("550 5.7.1 Listed")
+
+
+async def test_naughty_marks_and_goes_on_without_the_naughty_plugin_it_denies_at_once(
+) -> None:
+    c = conn()
+    later: list[str] = []
+    with_naughty = Pipeline([Marker({}, CTX), load("naughty", {}, CTX)])
+    assert (await with_naughty.run("connect", c)).verdict is Verdict.DECLINED
+    assert c.naughty == ("550 5.7.1 Listed", "marker") and c.karma == -1
+    result = await with_naughty.run("mail", c, Transaction(sender="x@example.net"), "x")
+    assert result.verdict is Verdict.DENY and result.reply == "550 5.7.1 Listed"
+    del later
+    alone = Pipeline([Marker({}, CTX)])
+    result = await alone.run("connect", conn())
+    assert result.verdict is Verdict.DENY and result.plugin == "marker"
+
+
+async def test_time_per_plugin_is_added_up_on_the_connection() -> None:
+    c = conn()
+    calls: list[str] = []
+    pipeline = Pipeline([Recorder("a", None, calls), Recorder("b", ok(), calls)])
+    await pipeline.run("rcpt", c, Transaction(), "x@example.com")
+    await pipeline.run("rcpt", c, Transaction(), "y@example.com")
+    assert set(c.timings) == {"a", "b"} and all(t >= 0 for t in c.timings.values())
+
+
+class FixedPipelines:
+    """Every peer gets the same chain."""
+
+    def __init__(self, plugins: list[BasePlugin]) -> None:
+        self.pipeline = Pipeline(plugins)
+
+    def peer_of(self, ip: str) -> str:
+        return "internet"
+
+    def for_peer(self, peer: str) -> Pipeline:
+        return self.pipeline
 
 
 def _install(daemon: Any, plugins: list[BasePlugin]) -> None:
-    """Swap the running daemon's pipeline (new connections use it)."""
+    """Swap the running daemon's chains (new connections use them)."""
     old = daemon.handler.state
-    daemon.handler.state = State(settings=old.settings, pipeline=Pipeline(plugins),
+    daemon.handler.state = State(settings=old.settings,
+                                 pipelines=FixedPipelines(plugins),  # type: ignore[arg-type]
                                  passwords=old.passwords)
 
 
@@ -140,7 +193,7 @@ async def test_daemon_answers_451_when_a_plugin_crashes_in_rcpt(
     start_daemon: StartDaemon, fake_postfix: FakePostfix
 ) -> None:
     daemon = await start_daemon("smtp")
-    _install(daemon, [Crash({}, "rcpt"), AcceptAll({})])
+    _install(daemon, [Crash({}, "rcpt"), AcceptAll({}, CTX)])
 
     out = await in_thread(send, port(daemon), "sender@example.net", ["alice@example.com"])
 
@@ -153,7 +206,7 @@ async def test_daemon_answers_451_when_a_plugin_crashes_after_data(
     start_daemon: StartDaemon, fake_postfix: FakePostfix
 ) -> None:
     daemon = await start_daemon("smtp")
-    _install(daemon, [Crash({}, "data_post"), AcceptAll({})])
+    _install(daemon, [Crash({}, "data_post"), AcceptAll({}, CTX)])
 
     out = await in_thread(send, port(daemon), "sender@example.net", ["alice@example.com"])
 
@@ -166,7 +219,7 @@ async def test_daemon_refuses_the_connection_when_a_connect_hook_crashes(
     start_daemon: StartDaemon, fake_postfix: FakePostfix
 ) -> None:
     daemon = await start_daemon("smtp")
-    _install(daemon, [Crash({}, "connect"), AcceptAll({})])
+    _install(daemon, [Crash({}, "connect"), AcceptAll({}, CTX)])
 
     c = await RawClient.connect(port(daemon))
     try:

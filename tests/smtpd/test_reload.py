@@ -40,6 +40,7 @@ async def test_reload_accepts_a_newly_added_user_on_the_running_daemon(
         await c.read_line()
         new = copy.deepcopy(daemon.settings)
         new["users"]["carol"] = hash_password("carol's password", rounds=4)
+        new["addresses"]["carol@example.com"] = ["carol@example.com"]
         settings_file.write_text(json.dumps(new), encoding="utf-8")
 
         daemon.reload()
@@ -65,6 +66,7 @@ async def test_reload_removing_a_user_refuses_them_afterwards(
     daemon = await start_daemon("smtp")
     new = copy.deepcopy(daemon.settings)
     del new["users"]["bob"]
+    del new["addresses"]["bob@example.com"]
     settings_file.write_text(json.dumps(new), encoding="utf-8")
 
     daemon.reload()
@@ -89,7 +91,7 @@ async def test_failed_reload_keeps_the_running_settings(
     state, settings = daemon.handler.state, daemon.settings
     if content == "unknown-plugin":
         bad = copy.deepcopy(daemon.settings)
-        bad["plugins"].append("no_such_plugin")
+        bad["plugin_settings"]["relay"]["relay_clients"] = ["not-a-network"]
         bad["users"] = {}
         settings_file.write_text(json.dumps(bad), encoding="utf-8")
     elif content is not None:

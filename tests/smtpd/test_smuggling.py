@@ -6,7 +6,7 @@ import pytest
 
 from appliance.smtpd import replies
 from tests.smtpd.conftest import StartDaemon
-from tests.smtpd.support import FakePostfix, RawClient, port
+from tests.smtpd.support import HEADERS, FakePostfix, RawClient, port
 
 SMUGGLED = [
     pytest.param(b"line1\n.\r\nMAIL FROM:<x@y>\r\n", id="bare-LF-dot"),
@@ -57,10 +57,10 @@ async def test_clean_crlf_message_sent_raw_is_queued(
         await c.command("MAIL FROM:<sender@example.net>")
         await c.command("RCPT TO:<alice@example.com>")
         await c.command("DATA")
-        await c.send(b"Subject: fine\r\n\r\nline1\r\n..\r\nline3\r\n.\r\n")
+        await c.send(HEADERS + b"Subject: fine\r\n\r\nline1\r\n..\r\nline3\r\n.\r\n")
         assert await c.reply() == [replies.QUEUED.format(queue_id="ABC123")]
         await c.command("QUIT")
     finally:
         await c.close()
     [got] = fake_postfix.messages
-    assert got.content == b"Subject: fine\r\n\r\nline1\r\n.\r\nline3\r\n"
+    assert got.content.endswith(b"Subject: fine\r\n\r\nline1\r\n.\r\nline3\r\n")

@@ -44,10 +44,15 @@ def test_dry_run_shows_a_diff_and_writes_nothing(root: Path) -> None:
     assert (root / "etc/postfix/main.cf").read_text() == before
 
 
-def test_unknown_plugin_is_refused_and_nothing_is_written(root: Path) -> None:
+def test_a_plugin_that_refuses_its_settings_stops_apply_and_nothing_is_written(
+    root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from appliance.smtpd import peers
+
     apply(parse(default_toml()), check=False)
     before = (root / "etc/appliance/smtpd.json").read_text()
-    bad = parse(default_toml().replace('"rcpt_ok"]', '"rcpt_ok", "no_such_plugin"]'))
+    monkeypatch.setattr(peers, "TABLE", peers.TABLE + (("no_such_plugin", peers.ALL),))
+    bad = parse(default_toml().replace("max_recipients = 100", "max_recipients = 50"))
     with pytest.raises(ConfigError, match="no_such_plugin"):
         apply(bad)  # the smtpd check needs no container
     assert (root / "etc/appliance/smtpd.json").read_text() == before

@@ -1,8 +1,10 @@
 """Plugins: one module per plugin, named as in SME Server's qpsmtpd.
 
-Each module defines `Plugin`, a subclass of `BasePlugin`. The toml's `smtpd.plugins`
-list names them in run order. A plugin reads and checks its settings once, in
-`__init__`; the per-message path does no config parsing.
+Each module defines `Plugin`, a subclass of `BasePlugin`. Which plugins run, and in which
+order, for which peer, is the table in `appliance.smtpd.peers`. A plugin reads and
+checks its settings once, in `__init__` (`self.config` is its own `[smtpd.NAME]`
+table, `self.settings` the whole daemon settings); the per-message path does no config
+parsing. Shared services (the DNS resolver, the state directory) are on `self.ctx`.
 """
 
 from __future__ import annotations
@@ -10,8 +12,11 @@ from __future__ import annotations
 import importlib
 import logging
 import pkgutil
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
+from appliance.smtpd.dns import Resolver
 from appliance.smtpd.hooks import HOOKS
 
 
@@ -19,11 +24,23 @@ class PluginError(Exception):
     """A plugin cannot be loaded with these settings."""
 
 
+@dataclass
+class Context:
+    """What every plugin of a daemon shares."""
+
+    resolver: Resolver
+    state_dir: Path  # on the volume: karma, greylisting, DMARC records
+    hostname: str = "localhost"
+    shared: dict[str, Any] = field(default_factory=dict)  # e.g. open databases
+
+
 class BasePlugin:
     name = "base"
 
-    def __init__(self, settings: dict[str, Any]) -> None:
+    def __init__(self, settings: dict[str, Any], ctx: Context) -> None:
         self.settings = settings
+        self.ctx = ctx
+        self.config: dict[str, Any] = settings.get("plugin_settings", {}).get(self.name, {})
         self.log = logging.getLogger(f"appliance.smtpd.{self.name}")
 
     def hooks(self) -> list[str]:
@@ -34,11 +51,11 @@ def available() -> list[str]:
     return sorted(m.name for m in pkgutil.iter_modules(__path__) if not m.name.startswith("_"))
 
 
-def load(name: str, settings: dict[str, Any]) -> BasePlugin:
+def load(name: str, settings: dict[str, Any], ctx: Context) -> BasePlugin:
     if name not in available():
         raise PluginError(f"unknown plugin {name!r}; available: {', '.join(available())}")
     module = importlib.import_module(f"{__name__}.{name}")
-    plugin = module.Plugin(settings)
+    plugin = module.Plugin(settings, ctx)
     if not isinstance(plugin, BasePlugin):
         raise PluginError(f"plugin {name!r} does not subclass BasePlugin")
     return plugin

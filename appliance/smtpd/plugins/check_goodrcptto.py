@@ -1,6 +1,9 @@
-"""check_goodrcptto: refuses recipients in our own domains that have no mailbox (5.1.1).
+"""check_goodrcptto: in our domains, only addresses that exist (SME check_goodrcptto).
 
-Other domains are left to rcpt_ok, which decides about relaying.
+Existing means a user, a group or a pseudonym at a domain delivered here, optionally with
+an extension (alice-lists@ reaches alice with the default `-` separator). Domains
+delegated to another server (SME MailServer) are accepted whole; check_smtp_forward asks
+that server. Other domains are left to rcpt_ok, which decides about relaying.
 """
 
 from __future__ import annotations
@@ -8,26 +11,32 @@ from __future__ import annotations
 from typing import Any
 
 from appliance.smtpd import replies
+from appliance.smtpd.address import split_address
 from appliance.smtpd.hooks import Connection, Transaction
-from appliance.smtpd.plugins import BasePlugin
+from appliance.smtpd.plugins import BasePlugin, Context
 from appliance.smtpd.results import DECLINED, Result, deny
-
-
-def split_address(address: str) -> tuple[str, str]:
-    local, _, domain = address.rpartition("@")
-    return local.lower(), domain.lower().rstrip(".")
 
 
 class Plugin(BasePlugin):
     name = "check_goodrcptto"
 
-    def __init__(self, settings: dict[str, Any]) -> None:
-        super().__init__(settings)
-        self.domains = frozenset(d.lower() for d in settings["local_domains"])
-        self.users = frozenset(u.lower() for u in settings["users"])
+    def __init__(self, settings: dict[str, Any], ctx: Context) -> None:
+        super().__init__(settings, ctx)
+        delegated = {d.lower() for d in settings.get("delegated_domains", {})}
+        self.domains = frozenset(d.lower() for d in settings["local_domains"]) - delegated
+        self.addresses = frozenset(a.lower() for a in settings.get("addresses", {}))
+        self.separator = self.config.get("extension_separator", "-")
+
+    def exists(self, local: str, domain: str) -> bool:
+        if f"{local}@{domain}" in self.addresses:
+            return True
+        if self.separator and self.separator in local:
+            base = local.split(self.separator, 1)[0]
+            return bool(base) and f"{base}@{domain}" in self.addresses
+        return False
 
     async def hook_rcpt(self, conn: Connection, txn: Transaction, recipient: str) -> Result:
         local, domain = split_address(recipient)
-        if domain in self.domains and local not in self.users:
+        if domain in self.domains and not self.exists(local, domain):
             return deny(replies.USER_UNKNOWN.format(address=recipient))
         return DECLINED

@@ -1,7 +1,8 @@
-"""rcpt_ok: accepts recipients in our domains; other domains only for relay clients.
+"""rcpt_ok: the last word at RCPT; accepts what the checks before it let through.
 
-Relay clients are authenticated users and clients from the local networks (see the
-relay plugin). Everyone else gets 5.7.1 at RCPT: the appliance is never an open relay.
+Recipients in our domains are accepted (check_goodrcptto has already refused the ones
+that do not exist); other domains only for relay clients and authenticated users.
+Everyone else gets 5.7.1: the appliance is never an open relay.
 """
 
 from __future__ import annotations
@@ -9,21 +10,23 @@ from __future__ import annotations
 from typing import Any
 
 from appliance.smtpd import replies
+from appliance.smtpd.address import split_address
 from appliance.smtpd.hooks import Connection, Transaction
-from appliance.smtpd.plugins import BasePlugin
-from appliance.smtpd.plugins.check_goodrcptto import split_address
+from appliance.smtpd.plugins import BasePlugin, Context
 from appliance.smtpd.results import Result, deny, ok
 
 
 class Plugin(BasePlugin):
     name = "rcpt_ok"
 
-    def __init__(self, settings: dict[str, Any]) -> None:
-        super().__init__(settings)
+    def __init__(self, settings: dict[str, Any], ctx: Context) -> None:
+        super().__init__(settings, ctx)
         self.domains = frozenset(d.lower() for d in settings["local_domains"])
 
     async def hook_rcpt(self, conn: Connection, txn: Transaction, recipient: str) -> Result:
-        _, domain = split_address(recipient)
+        local, domain = split_address(recipient)
+        if not local or not domain:
+            return deny(replies.BAD_ADDRESS.format(address=recipient))
         if domain in self.domains or conn.authenticated or conn.relay_client:
             return ok()
         return deny(replies.RELAY_DENIED)

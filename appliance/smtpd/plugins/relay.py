@@ -1,39 +1,34 @@
-"""relay: marks clients from the local networks as allowed to relay without AUTH.
+"""relay: who may relay without AUTH (SME relayclients, norelayclients).
 
-Local networks come from `network.local_networks` (loopback only by default). The
-Docker bridge subnet is never implied: behind published ports every internet client can
-appear to come from the bridge gateway, so trusting it would make an open relay.
+Relay clients are network.local_networks plus `relay_clients`, minus `norelay_clients`.
+The Docker bridge subnet is never implied: behind published ports every internet client
+can appear to come from the bridge gateway, so trusting it would make an open relay.
+Authenticated users may always relay; rcpt_ok makes the decision at RCPT.
 """
 
 from __future__ import annotations
 
-import ipaddress
 from typing import Any
 
 from appliance.smtpd.hooks import Connection
-from appliance.smtpd.plugins import BasePlugin, PluginError
+from appliance.smtpd.peers import LocalNetworks
+from appliance.smtpd.plugins import BasePlugin, Context, PluginError
 
 
 class Plugin(BasePlugin):
     name = "relay"
 
-    def __init__(self, settings: dict[str, Any]) -> None:
-        super().__init__(settings)
+    def __init__(self, settings: dict[str, Any], ctx: Context) -> None:
+        super().__init__(settings, ctx)
         try:
-            self.networks = [
-                ipaddress.ip_network(n, strict=False) for n in settings["local_networks"]
-            ]
+            self.allowed = LocalNetworks(
+                list(settings["local_networks"]) + list(self.config.get("relay_clients", [])))
+            self.refused = LocalNetworks(self.config.get("norelay_clients", []))
         except ValueError as e:
-            raise PluginError(f"relay: bad local network: {e}") from None
+            raise PluginError(f"relay: bad network: {e}") from None
 
-    def is_local(self, ip: str) -> bool:
-        try:
-            addr = ipaddress.ip_address(ip)
-        except ValueError:
-            return False
-        if addr.version == 6 and addr.ipv4_mapped:
-            addr = addr.ipv4_mapped
-        return any(addr in net for net in self.networks)
+    def is_relay_client(self, ip: str) -> bool:
+        return ip in self.allowed and ip not in self.refused
 
     async def hook_connect(self, conn: Connection) -> None:
-        conn.relay_client = self.is_local(conn.remote_ip)
+        conn.relay_client = self.is_relay_client(conn.remote_ip)

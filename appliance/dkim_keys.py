@@ -1,0 +1,178 @@
+"""DKIM keys in SME Server's layout, and the DNS records to publish (`appliance print-dns`).
+
+    <dir>/default/private    the key every domain signs with (RSA 2048, PEM, mode 0400,
+    <dir>/default/public     owned by the SMTP daemons' user), its public half, and
+    <dir>/default/selector   its selector
+    <dir>/<domain>/private   optional: a key of its own for one domain (SME: "mkdir
+    <dir>/<domain>/selector  domain.net; openssl genrsa -out private 2048 ...")
+
+The selector of the default key is the setting smtpd.dkim_sign.selector (ensure_default_key
+writes it to default/selector too, for SME's tools); a domain's own key uses its selector
+file ("default" if there is none). `qpsmtpd-print-dns DOMAIN` is `appliance print-dns
+[DOMAIN]` here: the DKIM, SPF and DMARC records for a bind-style zone (seed 001).
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import os
+import pwd
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+from appliance.config.load import write_atomic
+
+KEY_BITS = 2048
+DEFAULT = "default"
+OWNER = "qpsmtpd"  # the user the SMTP daemons run as (render.smtpd.RUN_AS)
+
+
+def _chown(path: Path, owner: str) -> None:
+    if os.geteuid() != 0:
+        return
+    try:
+        pw = pwd.getpwnam(owner)
+    except KeyError:
+        return
+    os.chown(path, pw.pw_uid, pw.pw_gid)
+
+
+def public_pem(private_pem: bytes) -> bytes:
+    key = serialization.load_pem_private_key(private_pem, password=None)
+    return key.public_key().public_bytes(serialization.Encoding.PEM,
+                                         serialization.PublicFormat.SubjectPublicKeyInfo)
+
+
+def ensure_default_key(directory: str | os.PathLike[str], selector: str = DEFAULT,
+                       bits: int = KEY_BITS, owner: str = OWNER) -> bool:
+    """Create <dir>/default/{private,public,selector} where missing; True if a key was made.
+
+    An existing private key is never replaced. The private key is mode 0400 and, when we
+    run as root, owned by `owner` (the SMTP daemons sign with it).
+    """
+    d = Path(directory) / DEFAULT
+    d.mkdir(parents=True, exist_ok=True)
+    private, public, sel = d / "private", d / "public", d / "selector"
+    created = False
+    if not private.exists():
+        key = rsa.generate_private_key(public_exponent=65537, key_size=bits)
+        pem = key.private_bytes(serialization.Encoding.PEM,
+                                serialization.PrivateFormat.TraditionalOpenSSL,
+                                serialization.NoEncryption())
+        write_atomic(private, pem, 0o400)
+        created = True
+    _chown(private, owner)
+    if created or not public.exists():
+        write_atomic(public, public_pem(private.read_bytes()), 0o644)
+    if not sel.exists() or sel.read_text().strip() != selector:
+        write_atomic(sel, selector.encode() + b"\n", 0o644)
+    return created
+
+
+def _read_selector(path: Path) -> str:
+    try:
+        return path.read_text().strip() or DEFAULT
+    except FileNotFoundError:
+        return DEFAULT
+
+
+def key_for(directory: str | os.PathLike[str], domain: str,
+            default_selector: str = DEFAULT) -> tuple[str, Path] | None:
+    """(selector, private key path) that signs `domain`'s mail, or None if no key exists."""
+    base = Path(directory)
+    own = base / domain.lower()
+    if (own / "private").is_file():
+        return _read_selector(own / "selector"), own / "private"
+    if (base / DEFAULT / "private").is_file():
+        return default_selector, base / DEFAULT / "private"
+    return None
+
+
+def _public_der(private_path: Path) -> bytes:
+    public = private_path.with_name("public")
+    if public.is_file():
+        pem = public.read_bytes()
+        key = serialization.load_pem_public_key(pem)
+    else:
+        key = serialization.load_pem_private_key(private_path.read_bytes(),
+                                                 password=None).public_key()
+    return key.public_bytes(serialization.Encoding.DER,
+                            serialization.PublicFormat.SubjectPublicKeyInfo)
+
+
+def _quoted(text: str, size: int = 255) -> str:
+    """A TXT value as bind wants it: quoted strings of at most 255 bytes each."""
+    return " ".join(f'"{text[i:i + size]}"' for i in range(0, len(text), size))
+
+
+def default_selector(settings: Mapping[str, Any]) -> str:
+    return str(settings.get("plugin_settings", {}).get("dkim_sign", {}).get("selector")
+               or DEFAULT)
+
+
+def dkim_txt(directory: str | os.PathLike[str], domain: str, selector: str = DEFAULT
+             ) -> tuple[str, str] | None:
+    """(record name, TXT text) of the key that signs `domain`, or None without a key."""
+    found = key_for(directory, domain, selector)
+    if found is None:
+        return None
+    sel, private = found
+    p = base64.b64encode(_public_der(private)).decode()
+    return f"{sel}._domainkey", f"v=DKIM1;k=rsa;p={p}"
+
+
+def dns_records(domain: str, directory: str | os.PathLike[str],
+                settings: Mapping[str, Any] | None = None) -> list[str]:
+    """The zone-file lines to publish for `domain`: DKIM (if a key exists), SPF, DMARC."""
+    domain = domain.lower().rstrip(".")
+    lines = []
+    dkim = dkim_txt(directory, domain, default_selector(settings or {}))
+    if dkim is not None:
+        lines.append(f"{dkim[0]} IN TXT {_quoted(dkim[1])}")
+    lines.append('@ IN TXT "v=spf1 mx a -all"')
+    lines.append(f'_dmarc IN TXT "v=DMARC1; p=none; adkim=s; aspf=r; '
+                 f'rua=mailto:dmarc-feedback@{domain}; pct=100"')
+    return lines
+
+
+INTRO = """\
+; Sample DNS records to publish in the public zone of {domain}.
+; The DKIM record can be copied as is; adjust the others to your needs (the DMARC
+; reports go to dmarc-feedback@{domain}: create that pseudonym, or change the address).
+"""
+
+
+def main(argv: list[str] | None = None) -> int:
+    """appliance print-dns [DOMAIN]: the records for DOMAIN (the primary domain if omitted)."""
+    from appliance import paths
+    from appliance.config import ConfigError, load
+    from appliance.render.smtpd import settings as smtpd_settings
+
+    ap = argparse.ArgumentParser(prog="appliance print-dns",
+                                 description="DKIM, SPF and DMARC records to publish")
+    ap.add_argument("domain", nargs="?", help="a mail domain (default: system.domain)")
+    args = ap.parse_args(argv)
+    try:
+        settings = smtpd_settings(load(paths.CONFIG))
+    except ConfigError as e:
+        print(f"appliance print-dns: {e}", file=sys.stderr)
+        return 2
+    domain = (args.domain or settings["primary_domain"]).lower().rstrip(".")
+    if domain not in [d.lower() for d in settings["local_domains"]]:
+        print(f"appliance print-dns: {domain} is not one of our domains "
+              f"({', '.join(settings['local_domains'])})", file=sys.stderr)
+        return 2
+    directory = settings.get("dkim_keys", str(paths.DKIM_KEYS))
+    records = dns_records(domain, directory, settings)
+    sys.stdout.write(INTRO.format(domain=domain))
+    if key_for(directory, domain) is None:
+        sys.stdout.write(f"; No DKIM key in {directory} yet: it is created when the "
+                         "appliance starts.\n")
+    sys.stdout.write("\n" + "\n".join(records) + "\n")
+    return 0

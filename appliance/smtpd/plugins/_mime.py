@@ -1,0 +1,40 @@
+"""Parsing and re-serializing a message for the plugins that rewrite it (not a plugin).
+
+tnef2mime and disclaimer change a message's MIME structure. They parse a private copy
+(`Transaction.message` is shared and read-only), change it, and write it back with CRLF
+line ends. Headers are written as they came (no refolding), so parts and headers the
+plugin did not touch keep their bytes. A result with a bare CR or LF is never returned:
+the pipeline refuses those on input and Postfix gets `txn.data` as is.
+"""
+
+from __future__ import annotations
+
+import email.policy
+import io
+from email.generator import BytesGenerator
+from email.message import EmailMessage
+from email.parser import BytesParser
+
+# SMTP line ends; source headers are written back unfolded-as-received.
+POLICY = email.policy.SMTP.clone(refold_source="none")
+
+
+def parse(data: bytes) -> EmailMessage:
+    """A private, mutable copy of the message."""
+    msg = BytesParser(policy=POLICY).parsebytes(data)
+    assert isinstance(msg, EmailMessage)
+    return msg
+
+
+def only_crlf(data: bytes) -> bool:
+    """True if every CR and every LF in `data` is part of a CRLF pair."""
+    crlf = data.count(b"\r\n")
+    return data.count(b"\n") == crlf and data.count(b"\r") == crlf
+
+
+def serialize(msg: EmailMessage) -> bytes | None:
+    """The message as bytes with CRLF line ends, or None if that cannot be done safely."""
+    out = io.BytesIO()
+    BytesGenerator(out, mangle_from_=False, policy=POLICY).flatten(msg)
+    data = out.getvalue()
+    return data if only_crlf(data) else None

@@ -1,0 +1,64 @@
+"""bcc: copies mail to an archive mailbox (SME Bcc, BccMode, BccUser).
+
+After DATA the archive address is added to the envelope (`txn.bcc`; the handler hands
+it to Postfix with the other recipients). `direction` picks the mail copied: incoming
+(to one of our domains), outgoing (from one of our domains, sent by an authenticated
+user or a relay client) or all. Mode cc also marks the copy with an X-Copied-To header;
+bcc is silent. A message already addressed to the archive is not copied again.
+Settings: [smtpd.bcc] enabled, mode, user (a local user name or a full address),
+direction.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from appliance.smtpd.address import split_address
+from appliance.smtpd.hooks import Connection, Transaction
+from appliance.smtpd.plugins import BasePlugin, Context, PluginError
+
+HEADER = "X-Copied-To"
+
+
+class Plugin(BasePlugin):
+    name = "bcc"
+
+    def __init__(self, settings: dict[str, Any], ctx: Context) -> None:
+        super().__init__(settings, ctx)
+        self.mode = self.config.get("mode", "cc")
+        if self.mode not in ("cc", "bcc"):
+            raise PluginError(f"bcc: mode must be cc or bcc, not {self.mode!r}")
+        self.direction = self.config.get("direction", "all")
+        if self.direction not in ("all", "incoming", "outgoing"):
+            raise PluginError(
+                f"bcc: direction must be all, incoming or outgoing, not {self.direction!r}")
+        user = str(self.config.get("user", "maillog")).strip()
+        if not user or any(c.isspace() for c in user) or user.count("@") > 1:
+            raise PluginError(f"bcc: user {user!r} is not a user name or an address")
+        if "@" not in user:
+            user = f"{user}@{settings['primary_domain']}"
+        local, domain = split_address(user)
+        if not local or not domain:
+            raise PluginError(f"bcc: user {user!r} is not a user name or an address")
+        self.address = user
+        self.domains = frozenset(d.lower() for d in settings["local_domains"])
+
+    def _applies(self, conn: Connection, txn: Transaction) -> bool:
+        if self.direction == "all":
+            return True
+        if self.direction == "incoming":
+            return any(split_address(r)[1] in self.domains for r in txn.recipients)
+        return (bool(txn.sender) and split_address(txn.sender)[1] in self.domains
+                and (conn.authenticated or conn.relay_client))
+
+    async def hook_data_post(self, conn: Connection, txn: Transaction) -> None:
+        if not self._applies(conn, txn):
+            return
+        target = self.address.lower()
+        if any(r.lower() == target for r in txn.recipients + txn.bcc):
+            self.log.info("not copied: %s is already a recipient", self.address)
+            return
+        txn.bcc.append(self.address)
+        if self.mode == "cc":
+            txn.prepend_header(HEADER, self.address)
+        self.log.info("copied to %s (%s)", self.address, self.mode)

@@ -1,0 +1,100 @@
+"""Helpers for the plugin e2e tests: change settings live, run one SMTP dialogue."""
+
+from __future__ import annotations
+
+import smtplib
+import subprocess
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+from tests.e2e.conftest import Appliance, wait_for
+from tests.e2e.mail import TIMEOUT_S
+
+
+def _reloads(appliance: Appliance) -> int:
+    logs = subprocess.run(["docker", "logs", appliance.container], capture_output=True,
+                          text=True, check=False)
+    return (logs.stdout + logs.stderr).count("smtp: settings reloaded")
+
+
+@contextmanager
+def configured(appliance: Appliance, **settings: str | list[str]) -> Iterator[None]:
+    """Set smtpd settings (keys with __ for dots) for the block, then unset them.
+
+    `appliance config set` applies at once; we wait until the port-25 daemon has
+    logged its reload, so the next connection sees the new settings.
+    """
+    keys = [k.replace("__", ".") for k in settings]
+
+    def apply(args: list[list[str]]) -> None:
+        before = _reloads(appliance)
+        for a in args:
+            appliance.exec("appliance", "config", *a)
+        wait_for(lambda: _reloads(appliance) > before, 30, "the smtp daemon to reload")
+
+    apply([["set", k, *([v] if isinstance(v, str) else v)]
+           for k, v in zip(keys, settings.values(), strict=True)])
+    try:
+        yield
+    finally:
+        apply([["unset", k] for k in keys])
+
+
+@dataclass
+class Dialogue:
+    """What the server answered at each step of one SMTP session."""
+
+    replies: dict[str, tuple[int, str]] = field(default_factory=dict)
+
+    def code(self, step: str) -> int:
+        return self.replies[step][0]
+
+    def text(self, step: str) -> str:
+        return self.replies[step][1]
+
+    @property
+    def last(self) -> tuple[str, int, str]:
+        step = list(self.replies)[-1]
+        return step, *self.replies[step]
+
+
+def dialogue(ip: str, *, helo: str = "mx.remote.test", sender: str = "someone@remote.test",
+             recipients: tuple[str, ...] = ("alice@example.com",), data: bytes | None = None,
+             port: int = 25) -> Dialogue:
+    """EHLO, MAIL, RCPT..., DATA: stops at the first refusal (or a closed connection)."""
+    d = Dialogue()
+    s = smtplib.SMTP(ip, port, timeout=TIMEOUT_S)
+    try:
+        code, msg = s.ehlo(helo)
+        d.replies["ehlo"] = (code, msg.decode(errors="replace"))
+        code, msg = s.mail(sender)
+        d.replies["mail"] = (code, msg.decode(errors="replace"))
+        if code >= 400:
+            return d
+        accepted = 0
+        for i, r in enumerate(recipients):
+            code, msg = s.rcpt(r)
+            d.replies[f"rcpt{i}" if i else "rcpt"] = (code, msg.decode(errors="replace"))
+            accepted += code < 400
+        if not accepted or data is None:
+            return d
+        code, msg = s.data(data)
+        d.replies["data"] = (code, msg.decode(errors="replace"))
+        return d
+    except smtplib.SMTPServerDisconnected as e:
+        d.replies["disconnected"] = (0, str(e))
+        return d
+    finally:
+        try:
+            s.close()
+        except OSError:
+            pass
+
+
+def body(subject: str, *, sender: str = "someone@remote.test", to: str = "alice@example.com",
+         extra_headers: str = "", text: str = "Hello.\n") -> bytes:
+    msg = (f"From: {sender}\nTo: {to}\nSubject: {subject}\n"
+           f"Date: Sat, 21 Nov 2026 10:00:00 +0000\nMessage-ID: <{subject}@remote.test>\n"
+           f"{extra_headers}\n{text}")
+    return msg.replace("\n", "\r\n").encode()
