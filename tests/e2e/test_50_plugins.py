@@ -60,6 +60,17 @@ def test_dnsbl_listed_client_is_refused_at_mail_with_the_lists_reason(
     assert "Listed for the e2e tests" in d.text("mail")
 
 
+def test_whitelisted_host_passes_a_dnsbl_listing(appliance: Appliance, zones: TestDNS) -> None:
+    zone = f"wl{uid()}.test"
+    zones.set(f"{REVERSED_CLIENT}.{zone}", "A", "127.0.0.2")
+    with configured(appliance, smtpd__dnsbl__enabled="true", smtpd__dnsbl__zones=zone,
+                    smtpd__whitelists__hosts=f"{CLIENT_IP}/32"):
+        subject = f"whitelisted-{uid()}"
+        d = dialogue(appliance.ip, data=body(subject))
+    assert d.code("mail") == 250 and d.code("data") == 250, d.replies
+    delivered(appliance, subject)
+
+
 def test_dnsbl_a_record_zone_gives_its_custom_message_with_the_ip(
     appliance: Appliance, zones: TestDNS
 ) -> None:

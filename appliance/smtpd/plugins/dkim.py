@@ -132,7 +132,10 @@ class Plugin(BasePlugin):
     async def hook_data_post(self, conn: Connection, txn: Transaction) -> None:
         if not self.enabled or conn.trusted or txn.whitelisted:
             return
-        sigs = await self.ctx.resolver.in_thread(self.verify, txn.data)
+        if b"dkim-signature:" in txn.header_bytes.lower():
+            sigs = await self.ctx.resolver.in_thread(self.verify, txn.data)
+        else:
+            sigs = []  # most mail: no worker thread for nothing to verify
         txn.notes[NOTE] = sigs
         if not sigs:
             add_result(txn, "dkim=none")

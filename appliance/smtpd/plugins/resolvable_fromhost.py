@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
+import time
+from collections import OrderedDict
 from typing import Any
 
 from appliance.smtpd.address import split_address
@@ -62,6 +64,10 @@ class _Temp(Exception):
     """Some lookup timed out and nothing else decided."""
 
 
+CACHE_TTL_S = 60.0
+CACHE_SIZE = 10_000
+
+
 class Plugin(BasePlugin):
     name = "resolvable_fromhost"
 
@@ -72,6 +78,21 @@ class Plugin(BasePlugin):
         if self.reject not in REJECT_MODES:
             raise PluginError(f"resolvable_fromhost: reject must be one of "
                               f"{', '.join(REJECT_MODES)}, not {self.reject!r}")
+        # domain -> (until, problem): a busy sender domain is judged once a minute, not
+        # once per message (temporary failures are never remembered).
+        self._recent: OrderedDict[str, tuple[float, tuple[str, str] | None]] = OrderedDict()
+
+    async def _judged(self, domain: str) -> tuple[str, str] | None:
+        now = time.monotonic()
+        hit = self._recent.get(domain)
+        if hit is not None and hit[0] > now:
+            return hit[1]
+        problem = await self._check(domain)  # _Temp propagates: not remembered
+        self._recent[domain] = (now + CACHE_TTL_S, problem)
+        self._recent.move_to_end(domain)
+        if len(self._recent) > CACHE_SIZE:
+            self._recent.popitem(last=False)
+        return problem
 
     async def hook_mail(self, conn: Connection, txn: Transaction,
                         sender: str) -> Result | None:
@@ -85,7 +106,7 @@ class Plugin(BasePlugin):
         if domain is None:
             return self._fail(conn, txn, MALFORMED, raw, "malformed")
         try:
-            problem = await self._check(domain)
+            problem = await self._judged(domain)
         except _Temp as e:
             self.log.info("defer, %s: %s", domain, e)
             txn.notes["resolvable_fromhost"] = "temporary error"

@@ -27,6 +27,8 @@ from __future__ import annotations
 import concurrent.futures
 import ipaddress
 import threading
+import time
+from collections import OrderedDict
 from typing import Any
 
 import spf
@@ -94,6 +96,10 @@ def _ip_literal(helo: str) -> bool:
     return True
 
 
+CACHE_TTL_S = 60.0
+CACHE_SIZE = 10_000
+
+
 class Plugin(BasePlugin):
     name = "spf"
 
@@ -104,6 +110,10 @@ class Plugin(BasePlugin):
             raise PluginError(f"spf: reject_policy must be 0 to 4, not {policy!r}")
         self.policy = policy
         self.refused = REFUSED[policy]
+        # Recent verdicts per (client, sender, HELO): repeat senders (lists, bulk, the
+        # same correspondent) skip pyspf and its thread. Short-lived, as DNS TTLs are.
+        self._recent: OrderedDict[tuple[str, str, str], tuple[float, tuple[str, str, str]]] = (
+            OrderedDict())
 
     # -- the check (worker thread) ------------------------------------------------------
 
@@ -126,6 +136,20 @@ class Plugin(BasePlugin):
         finally:
             _local.resolver = None
 
+    async def _cached_check(self, ip: str, sender: str, helo: str) -> tuple[str, str, str]:
+        key = (ip, sender.lower(), helo)
+        now = time.monotonic()
+        hit = self._recent.get(key)
+        if hit is not None and hit[0] > now:
+            self._recent.move_to_end(key)
+            return hit[1]
+        verdict = await self.ctx.resolver.in_thread(self._check, ip, sender, helo)
+        if verdict[0] != "temperror":  # a DNS hiccup is asked again next time
+            self._recent[key] = (now + CACHE_TTL_S, verdict)
+            if len(self._recent) > CACHE_SIZE:
+                self._recent.popitem(last=False)
+        return verdict
+
     # -- hooks --------------------------------------------------------------------------
 
     async def hook_mail(self, conn: Connection, txn: Transaction, sender: str) -> Result | None:
@@ -140,8 +164,7 @@ class Plugin(BasePlugin):
             result, explanation = "none", f"no domain to check ({scope})"
             why = f"{self.ctx.hostname}: {explanation}"
         else:
-            result, explanation, why = await self.ctx.resolver.in_thread(
-                self._check, conn.remote_ip, sender, helo)
+            result, explanation, why = await self._cached_check(conn.remote_ip, sender, helo)
         txn.notes[NOTE] = (result, explanation, domain)
         txn.notes[HEADER_NOTE] = self._received_spf(result, why, conn, sender, helo, scope)
         add_result(txn, f"spf={result} smtp.{scope}={domain or 'unknown'}")

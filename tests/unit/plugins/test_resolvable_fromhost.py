@@ -214,3 +214,13 @@ async def test_disabled(make_plugin, conn, txn, dns):
 def test_bad_reject_raises(make_plugin):
     with pytest.raises(PluginError):
         make_plugin("resolvable_fromhost", reject="soft")
+
+
+async def test_a_busy_sender_domain_is_judged_once_a_minute(make_plugin, conn, txn, dns):
+    dns.add("busy.example", "MX", "10 mx.busy.example.")
+    dns.add("mx.busy.example", "A", "93.184.216.34")
+    plugin = make_plugin("resolvable_fromhost")
+    for _ in range(3):
+        t = txn(sender="a@busy.example")
+        assert await plugin.hook_mail(conn(), t, t.sender) is None
+    assert dns.asked.count(("busy.example", "MX")) == 1

@@ -185,3 +185,27 @@ async def test_no_header_without_check(make_plugin, conn, txn):
 def test_bad_policy(make_plugin, bad):
     with pytest.raises(PluginError):
         make_plugin("spf", reject_policy=bad)
+
+
+async def test_a_repeat_sender_is_answered_from_the_recent_verdicts(make_plugin, conn, txn,
+                                                                    dns):
+    publish(dns, "pass")
+    plugin = make_plugin("spf")
+    for _ in range(3):
+        c, t = conn(ip=IP), txn()
+        await plugin.hook_mail(c, t, t.sender)
+        assert t.notes["spf"][0] == "pass"
+    assert dns.asked.count(("sender.example", "TXT")) == 1
+    c, t = conn(ip="203.0.113.200"), txn()  # another client: asked again
+    await plugin.hook_mail(c, t, t.sender)
+    assert dns.asked.count(("sender.example", "TXT")) == 2
+
+
+async def test_a_temporary_error_is_not_remembered(make_plugin, conn, txn, dns):
+    dns.timeouts.add("sender.example")
+    plugin = make_plugin("spf")
+    for _ in range(2):
+        c, t = conn(ip=IP), txn()
+        await plugin.hook_mail(c, t, t.sender)
+        assert t.notes["spf"][0] == "temperror"
+    assert dns.asked.count(("sender.example", "TXT")) >= 2
