@@ -241,8 +241,15 @@ def _dns_txt(name: str) -> list[str]:
     return [b"".join(r.strings).decode("utf-8", "replace") for r in answer]
 
 
+class ConsentUnknown(OSError):
+    """Whether an outside rua address takes our reports could not be looked up now."""
+
+
 def allowed_recipients(domain: str, rua: Iterable[str], txt: TxtLookup = _dns_txt) -> list[str]:
-    """The rua addresses we may send to: same organization, or agreed (RFC 7489 §7.1)."""
+    """The rua addresses we may send to: same organization, or agreed (RFC 7489 §7.1).
+
+    ConsentUnknown when a lookup failed: the report waits for a run that can tell.
+    """
     from appliance.smtpd.plugins._mailauth import org_domain
 
     out = []
@@ -252,8 +259,8 @@ def allowed_recipients(domain: str, rua: Iterable[str], txt: TxtLookup = _dns_tx
             try:
                 texts = txt(f"{domain}._report._dmarc.{target}")
             except OSError as e:
-                log.info("cannot verify report address %s for %s: %s", address, domain, e)
-                continue
+                raise ConsentUnknown(f"cannot verify report address {address} for "
+                                     f"{domain}: {e}") from None
             if not any(t.strip().startswith("v=DMARC1") for t in texts):
                 log.info("report address %s does not accept reports for %s", address, domain)
                 continue
@@ -311,7 +318,11 @@ def run(db: sqlite3.Connection, *, org_name: str, sender: str, now: int | None =
     for (domain, day), items in pending(db, today).items():
         rows = [r for _, r in items]
         rua = [a for a in rows[-1].rua.split(",") if a]
-        recipients = allowed_recipients(domain, rua, txt)
+        try:
+            recipients = allowed_recipients(domain, rua, txt)
+        except ConsentUnknown as e:
+            log.warning("DMARC report for %s kept for the next run: %s", domain, e)
+            continue
         ids = [rid for rid, _ in items]
         report_id = f"{day // DAY}.{uuid.uuid4().hex[:12]}@{org_name}"
         xml = build_report(rows, org_name=org_name, email=sender, domain=domain,

@@ -18,6 +18,23 @@ def split_address(address: str) -> tuple[str, str]:
     return local.lower(), domain.lower().rstrip(".")
 
 
+def mailbox_of(local: str, domain: str, addresses: frozenset[str] | set[str],
+               separator: str) -> str | None:
+    """The known address local@domain reaches: itself, or user@domain for user-ext@.
+
+    As Postfix and Dovecot split (recipient_delimiter): the extension starts at the
+    first separator, so mary-ann-news@ is looked up as mary@, never as mary-ann@.
+    """
+    address = f"{local}@{domain}"
+    if address in addresses:
+        return address
+    if separator and separator in local:
+        base = f"{local.split(separator, 1)[0]}@{domain}"
+        if base in addresses:
+            return base
+    return None
+
+
 def _glob_to_regex(pattern: str) -> str:
     out, i = [], 0
     while i < len(pattern):

@@ -68,7 +68,6 @@ class Handler:
         # One set of chains for the connection's life, even across a reload.
         pipelines = self.state.pipelines
         conn.notes["pipelines"] = pipelines
-        conn.notes["state"] = self.state
         conn.peer = pipelines.peer_of(conn.remote_ip)
         conn.notes["pipeline"] = pipelines.for_peer(conn.peer)
         result = await self._pipeline(conn).run("connect", conn)
@@ -99,7 +98,6 @@ class Handler:
     async def on_unrecognized(self, server: SMTPServer, command: str) -> str:
         conn = server.conn
         assert conn is not None
-        conn.notes["unrecognized"] = int(conn.notes.get("unrecognized", 0)) + 1  # type: ignore[call-overload]
         result = await self._pipeline(conn).run("unrecognized_command", conn, command)
         if result.rejects:
             if result.verdict.disconnects:
@@ -371,7 +369,7 @@ class Handler:
         if conn.authenticated:
             parts.append(f"auth={conn.auth_user}")
         if conn.tls:
-            parts.append("tls")
+            parts.append(f"tls={conn.tls_version or 'yes'}")
         if txn is not None:
             parts.append(f"from=<{txn.sender}>")
             parts.append("to=" + (",".join(f"<{r}>" for r in txn.recipients) or "-"))

@@ -165,6 +165,7 @@ class Daemon:
                     proto.transport.write(replies.SHUTTING_DOWN.encode() + b"\r\n")
                     proto.transport.close()
         await self.handoff.close()
+        self.handler.state.pipelines.close()
 
 
 def _configure_logging() -> None:

@@ -75,8 +75,6 @@ class Pipelines:
 
     def __init__(self, daemon: str, settings: dict[str, Any], ctx: Context) -> None:
         plugin_settings = settings.get("plugin_settings", {})
-        self.daemon = daemon
-        self.ctx = ctx
         self.local = peers.LocalNetworks(settings["local_networks"])
         names = {p: peers.chain(daemon, p, plugin_settings) for p in peers.PEERS}
         instances: dict[str, BasePlugin] = {}
@@ -93,13 +91,12 @@ class Pipelines:
     def peer_of(self, ip: str) -> str:
         return peers.peer_of(ip, self.local)
 
-    async def close(self) -> None:
+    def close(self) -> None:
+        """Release what plugins hold open (their SQLite stores) at shutdown."""
         for plugin in self.instances.values():
             closer = getattr(plugin, "close", None)
             if closer is not None:
-                res = closer()
-                if hasattr(res, "__await__"):
-                    await res
+                closer()
 
 
 def context(settings: dict[str, Any]) -> Context:

@@ -20,6 +20,7 @@ from aiosmtpd.smtp import SMTP, syntax
 
 from appliance.smtpd import replies
 from appliance.smtpd.hooks import Connection
+from appliance.smtpd.peers import ip_address
 
 if TYPE_CHECKING:
     from appliance.smtpd.handler import Handler
@@ -105,7 +106,9 @@ class SMTPServer(SMTP):
         if self.conn is None:  # a new client (not the TLS layer after STARTTLS)
             peer = transport.get_extra_info("peername") or ("?", 0)
             sock = transport.get_extra_info("sockname") or ("?", 0)
-            ip = str(peer[0])
+            # IPv4-mapped IPv6 as plain IPv4: counted, logged and judged in one spelling.
+            addr = ip_address(str(peer[0]))
+            ip = str(addr) if addr is not None else str(peer[0])
             refusal = self.limits.acquire(ip)
             if refusal:
                 self._refused = True
@@ -113,8 +116,6 @@ class SMTPServer(SMTP):
                 transport.write(refusal.encode() + b"\r\n")  # type: ignore[attr-defined]
                 transport.close()
                 return
-            if ip.startswith("::ffff:"):
-                ip = ip[7:]
             self.conn = Connection(
                 daemon=self.daemon,
                 remote_ip=ip,

@@ -180,6 +180,9 @@ class FixedPipelines:
     def for_peer(self, peer: str) -> Pipeline:
         return self.pipeline
 
+    def close(self) -> None:
+        pass
+
 
 def _install(daemon: Any, plugins: list[BasePlugin]) -> None:
     """Swap the running daemon's chains (new connections use them)."""

@@ -182,3 +182,14 @@ async def test_reports_are_dkim_signed(db, tmp_path):
     record = dkim_keys.dns_records("example.com", tmp_path / "keys")[0]
     value = "".join(record.split('"')[1::2]).encode()
     assert dkim.verify(m.content, dnsfunc=lambda name, timeout=5: value)
+
+
+def test_a_failed_consent_lookup_keeps_the_rows_for_the_next_run(db):
+    dmarc_report.store(db, row(rua="x@agreed.example"))
+
+    def txt(name):
+        raise OSError("DNS lookup timed out")
+
+    assert dmarc_report.run(db, org_name="m", sender="p@example.com", now=NOW,
+                            port=free_port(), txt=txt) == 0
+    assert count(db) == 1

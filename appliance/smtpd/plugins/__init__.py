@@ -12,7 +12,7 @@ from __future__ import annotations
 import importlib
 import logging
 import pkgutil
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +31,6 @@ class Context:
     resolver: Resolver
     state_dir: Path  # on the volume: karma, greylisting, DMARC records
     hostname: str = "localhost"
-    shared: dict[str, Any] = field(default_factory=dict)  # e.g. open databases
 
 
 class BasePlugin:

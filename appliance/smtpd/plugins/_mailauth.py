@@ -200,27 +200,39 @@ def token(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9._@+-]", "", text)[:253] or "unknown"
 
 
+def _authserv_id(value: bytes) -> bytes:
+    """The authserv-id of an Authentication-Results value: unfolded, comments skipped."""
+    text = re.sub(rb"\s+", b" ", value)
+    while True:  # drop (comments), innermost first
+        shorter = re.sub(rb"\([^()]*\)", b" ", text)
+        if shorter == text:
+            break
+        text = shorter
+    words = text.split(b";", 1)[0].split()
+    return words[0].lower() if words else b""
+
+
 def _drop_our_headers(data: bytes, authserv_id: str) -> bytes:
     """Remove Authentication-Results fields that claim our authserv-id (RFC 8601 §5)."""
     end = data.find(b"\r\n\r\n")
     head, rest = (data, b"") if end < 0 else (data[: end + 2], data[end + 2:])
-    lines = head.split(b"\r\n")
-    out: list[bytes] = []
-    drop = False
     ours = authserv_id.lower().encode()
-    for line in lines:
-        if line[:1] in (b" ", b"\t"):
-            if not drop:
-                out.append(line)
+    fields: list[list[bytes]] = []  # each header field with its continuation lines
+    for line in head.split(b"\r\n"):
+        if line[:1] in (b" ", b"\t") and fields:
+            fields[-1].append(line)
+        else:
+            fields.append([line])
+    kept = []
+    for field in fields:
+        name, sep, value = b"\r\n".join(field).partition(b":")
+        if sep and name.strip().lower() == b"authentication-results" and (
+                _authserv_id(value) == ours):
             continue
-        name, sep, value = line.partition(b":")
-        drop = bool(sep) and name.strip().lower() == b"authentication-results" and (
-            value.split(b";", 1)[0].strip().split(b" ", 1)[0].lower() == ours)
-        if not drop:
-            out.append(line)
-    if len(out) == len(lines):
+        kept.append(b"\r\n".join(field))
+    if len(kept) == len(fields):
         return data
-    return b"\r\n".join(out) + rest
+    return b"\r\n".join(kept) + rest
 
 
 def write_header(txn: Transaction, authserv_id: str) -> None:

@@ -14,7 +14,7 @@ import re
 from typing import Any
 
 from appliance.smtpd import replies
-from appliance.smtpd.address import AddressPatterns, split_address
+from appliance.smtpd.address import AddressPatterns, mailbox_of, split_address
 from appliance.smtpd.hooks import Connection, Transaction
 from appliance.smtpd.plugins import BasePlugin, Context, PluginError
 from appliance.smtpd.results import Result, deny
@@ -43,12 +43,9 @@ class Plugin(BasePlugin):
         local, domain = split_address(recipient)
         if not self.internal or domain not in self.domains:
             return False
-        if f"{local}@{domain}" in self.addresses:
-            return local in self.internal  # a group, pseudonym or visible user otherwise
-        if self.separator and self.separator in local:
-            base = local.split(self.separator, 1)[0]
-            return base in self.internal and f"{base}@{domain}" in self.addresses
-        return False
+        mailbox = mailbox_of(local, domain, self.addresses, self.separator)
+        # the user it reaches is internal (groups and pseudonyms have their own names)
+        return mailbox is not None and mailbox.rpartition("@")[0] in self.internal
 
     async def hook_rcpt(self, conn: Connection, txn: Transaction,
                         recipient: str) -> Result | None:

@@ -42,6 +42,13 @@ class Plugin(BasePlugin):
             raise PluginError(f"bcc: user {user!r} is not a user name or an address")
         self.address = user
         self.domains = frozenset(d.lower() for d in settings["local_domains"])
+        # A copy Postfix cannot deliver would defer every message (the hand-off queues
+        # all recipients or none): refuse the setting instead.
+        delegated = {d.lower() for d in settings.get("delegated_domains", {})}
+        if (domain in self.domains and domain not in delegated
+                and user.lower() not in {a.lower() for a in settings.get("addresses", {})}):
+            raise PluginError(f"bcc: {user} does not exist here; add the user "
+                              f"(appliance user add {local}) or set smtpd.bcc.user")
 
     def _applies(self, conn: Connection, txn: Transaction) -> bool:
         if self.direction == "all":

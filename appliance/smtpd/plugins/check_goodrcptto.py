@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from appliance.smtpd import replies
-from appliance.smtpd.address import split_address
+from appliance.smtpd.address import mailbox_of, split_address
 from appliance.smtpd.hooks import Connection, Transaction
 from appliance.smtpd.plugins import BasePlugin, Context
 from appliance.smtpd.results import DECLINED, Result, deny
@@ -28,12 +28,7 @@ class Plugin(BasePlugin):
         self.separator = self.config.get("extension_separator", "-")
 
     def exists(self, local: str, domain: str) -> bool:
-        if f"{local}@{domain}" in self.addresses:
-            return True
-        if self.separator and self.separator in local:
-            base = local.split(self.separator, 1)[0]
-            return bool(base) and f"{base}@{domain}" in self.addresses
-        return False
+        return mailbox_of(local, domain, self.addresses, self.separator) is not None
 
     async def hook_rcpt(self, conn: Connection, txn: Transaction, recipient: str) -> Result:
         local, domain = split_address(recipient)

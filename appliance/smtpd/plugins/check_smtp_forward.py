@@ -53,6 +53,11 @@ def smtp_reply(code: int, text: str, default_enhanced: str) -> str:
     return f"{code} {text}"
 
 
+def _about_the_mailbox(reply: str) -> bool:
+    parts = reply.split(maxsplit=2)
+    return len(parts) > 1 and parts[1].startswith("5.1.")
+
+
 class Plugin(BasePlugin):
     name = "check_smtp_forward"
     timeout = 30.0  # seconds for the whole check
@@ -137,7 +142,10 @@ class Plugin(BasePlugin):
                 self.log.info("cannot verify %s with %s:%d: %s", recipient, host, port,
                               str(e)[:200] or type(e).__name__)
                 return denysoft(CANNOT_VERIFY.format(recipient=recipient, host=host))
-            if stage == "rcpt":
+            # Remember what depends on the recipient alone: accepted, or "no such user"
+            # (5.1.x). A refusal about the sender or client (Postfix reports those at
+            # RCPT too) must not be served to the next sender.
+            if stage == "rcpt" and (reply is None or _about_the_mailbox(reply)):
                 self._remember(key, reply)
         if reply is None:
             self.log.info("%s accepted by %s", recipient, server[0])

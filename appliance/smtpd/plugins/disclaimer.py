@@ -93,7 +93,10 @@ def _append_html(content: str, text: str) -> str:
 def add_text(part: EmailMessage, text: str, root: bool) -> None:
     """Append `text` to a text/plain or text/html part, keeping its encoding."""
     subtype = part.get_content_subtype()
-    content = part.get_content()
+    raw = part.get_payload(decode=True) or b""
+    # Strictly in the declared charset: text the email package would decode with
+    # replacement characters (8-bit text labelled us-ascii...) is left untouched.
+    content = raw.decode(part.get_content_charset() or "us-ascii")
     new = _append_plain(content, text) if subtype == "plain" else _append_html(content, text)
     charset = part.get_content_charset() or "us-ascii"
     try:
@@ -129,7 +132,10 @@ def rewrite(data: bytes, text: str) -> tuple[bytes | None, str]:
     if not parts:
         return None, f"no text body to add to ({msg.get_content_type()})"
     for part in parts:
-        add_text(part, text, part is msg)
+        try:
+            add_text(part, text, part is msg)
+        except (LookupError, UnicodeError) as e:
+            return None, f"a text part cannot be decoded as labelled ({e}): left unchanged"
     out = serialize(msg)
     if out is None:
         return None, "result would not have CRLF line ends"

@@ -22,7 +22,7 @@ from typing import Any
 
 import dkim
 
-from appliance import dkim_keys
+from appliance import dkim_keys, paths
 from appliance.smtpd.address import split_address
 from appliance.smtpd.hooks import Connection, Transaction
 from appliance.smtpd.plugins import BasePlugin, Context, PluginError
@@ -52,7 +52,7 @@ class Plugin(BasePlugin):
             raise PluginError(f"dkim_sign: selector {selector!r} is not one DNS label")
         self.enabled = enabled
         self.selector = selector
-        self.keys_dir = Path(settings.get("dkim_keys") or "/var/lib/appliance/dkim")
+        self.keys_dir = Path(settings.get("dkim_keys") or paths.DKIM_KEYS)
         domains = {d.lower(): e for d, e in (settings.get("domains") or {}).items()}
         self.domains = frozenset(
             d.lower() for d in settings.get("local_domains", [])
@@ -60,21 +60,23 @@ class Plugin(BasePlugin):
         self._keys: dict[str, tuple[str, bytes] | None] = {}
 
     def key(self, domain: str) -> tuple[str, bytes] | None:
-        """(selector, PEM private key) for a domain; None (logged once) if there is none."""
+        """(selector, PEM private key) for a domain; None (logged once) if there is none.
+
+        Any trouble with the key files means unsigned mail, never a refused one.
+        """
         if domain not in self._keys:
-            found = dkim_keys.key_for(self.keys_dir, domain, self.selector)
-            if found is None:
-                self.log.error("no DKIM key for %s in %s: mail goes out unsigned",
-                               domain, self.keys_dir)
-                self._keys[domain] = None
-            else:
-                selector, path = found
-                try:
+            self._keys[domain] = None
+            try:
+                found = dkim_keys.key_for(self.keys_dir, domain, self.selector)
+                if found is None:
+                    self.log.error("no DKIM key for %s in %s: mail goes out unsigned",
+                                   domain, self.keys_dir)
+                else:
+                    selector, path = found
                     self._keys[domain] = (selector, path.read_bytes())
-                except OSError as e:
-                    self.log.error("cannot read DKIM key %s: %s: mail goes out unsigned",
-                                   path, e.strerror)
-                    self._keys[domain] = None
+            except OSError as e:
+                self.log.error("cannot read the DKIM key of %s in %s: %s: mail goes out "
+                               "unsigned", domain, self.keys_dir, e)
         return self._keys[domain]
 
     def signing_domain(self, txn: Transaction) -> str:

@@ -46,7 +46,7 @@ from appliance.smtpd.plugins._mailauth import (
     is_domain,
     write_header,
 )
-from appliance.smtpd.results import Result, deny
+from appliance.smtpd.results import Result, deny, denysoft
 
 QUARANTINE_HEADER = "X-DMARC"
 SOFTER = {"reject": "quarantine", "quarantine": "none", "none": "none"}
@@ -117,6 +117,19 @@ class Plugin(BasePlugin):
                       for s in sigs)  # type: ignore[attr-defined]
         passed = spf_ok or dkim_ok
         policy = record.policy_for(domain)
+        # An identifier that would align but could not be checked (DNS timeout) makes
+        # the verdict unknown, not "fail": a timeout never becomes a 5xx.
+        unknown = not passed and (
+            (spf_result == "temperror" and aligned(spf_domain, domain, record.aspf))
+            or any(s.result == "temperror" and aligned(s.domain, domain, record.adkim)
+                   for s in sigs))  # type: ignore[attr-defined]
+        if unknown:
+            add_result(txn, f"dmarc=temperror header.from={domain}")
+            self.log.info("%s: not judged, an aligned identifier hit a DNS error", domain)
+            if policy == "reject" and self.reject:
+                return denysoft(f"451 4.7.5 Cannot check the DMARC policy of {domain} now, "
+                                "try again later")
+            return None
         disposition, reason = "none", ""
         if not passed and policy != "none":
             if record.pct < 100 and self.random() * 100 >= record.pct:

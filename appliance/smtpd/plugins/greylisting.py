@@ -24,6 +24,7 @@ import sqlite3
 import time
 from typing import Any
 
+from appliance.smtpd.address import split_address
 from appliance.smtpd.hooks import Connection, Transaction
 from appliance.smtpd.peers import ip_address
 from appliance.smtpd.plugins import BasePlugin, Context, PluginError
@@ -66,6 +67,9 @@ class Plugin(BasePlugin):
                               "or no retry could ever pass")
         self.store = Store(ctx.state_dir / "greylist.sqlite", SCHEMA)
         self._pruned = 0.0
+        # Only mail we would take: a relay attempt must meet rcpt_ok's 5.7.1, not a 451
+        # that invites a retry (and a database row per probe).
+        self.domains = frozenset(d.lower() for d in settings["local_domains"])
 
     def _seconds(self, key: str, default: int) -> int:
         value = self.config.get(key, default)
@@ -100,7 +104,7 @@ class Plugin(BasePlugin):
 
     async def hook_rcpt(self, conn: Connection, txn: Transaction, recipient: str
                         ) -> Result | None:
-        if conn.trusted or txn.whitelisted:
+        if conn.trusted or txn.whitelisted or split_address(recipient)[1] not in self.domains:
             return None
         triplet = "\t".join((client_network(conn.remote_ip), txn.sender.lower(),
                              recipient.lower()))

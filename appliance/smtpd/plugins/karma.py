@@ -99,8 +99,10 @@ class Plugin(BasePlugin):
         if conn.trusted:
             return
         ip, now = self.key(conn.remote_ip), self.clock()
-        good = int(conn.karma >= self.strikes)
-        bad = int(conn.karma <= -self.strikes)
+        # A connection another plugin marked naughty was refused for it: bad, whatever
+        # its points (marking plugins charge only one point, below the default strikes).
+        bad = int(conn.karma <= -self.strikes or conn.naughty is not None)
+        good = int(not bad and conn.karma >= self.strikes)
         prune = now - self._pruned > PRUNE_EVERY
         if prune:
             self._pruned = now

@@ -19,8 +19,6 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
-import time
-from collections import OrderedDict
 from typing import Any
 
 from appliance.smtpd.address import split_address
@@ -28,6 +26,7 @@ from appliance.smtpd.dns import DNSTempError
 from appliance.smtpd.hooks import Connection, Transaction
 from appliance.smtpd.plugins import BasePlugin, Context, PluginError
 from appliance.smtpd.plugins._dnslist import ascii_domain
+from appliance.smtpd.recent import MISSING, Recent
 from appliance.smtpd.results import Result, denysoft, refuse
 
 REJECT_MODES = ("deny", "naughty", "off")
@@ -64,9 +63,6 @@ class _Temp(Exception):
     """Some lookup timed out and nothing else decided."""
 
 
-CACHE_TTL_S = 60.0
-CACHE_SIZE = 10_000
-
 
 class Plugin(BasePlugin):
     name = "resolvable_fromhost"
@@ -78,21 +74,16 @@ class Plugin(BasePlugin):
         if self.reject not in REJECT_MODES:
             raise PluginError(f"resolvable_fromhost: reject must be one of "
                               f"{', '.join(REJECT_MODES)}, not {self.reject!r}")
-        # domain -> (until, problem): a busy sender domain is judged once a minute, not
-        # once per message (temporary failures are never remembered).
-        self._recent: OrderedDict[str, tuple[float, tuple[str, str] | None]] = OrderedDict()
+        # A busy sender domain is judged once a minute, not once per message (temporary
+        # failures are never remembered).
+        self._recent: Recent[tuple[str, str] | None] = Recent()
 
     async def _judged(self, domain: str) -> tuple[str, str] | None:
-        now = time.monotonic()
-        hit = self._recent.get(domain)
-        if hit is not None and hit[0] > now:
-            return hit[1]
-        problem = await self._check(domain)  # _Temp propagates: not remembered
-        self._recent[domain] = (now + CACHE_TTL_S, problem)
-        self._recent.move_to_end(domain)
-        if len(self._recent) > CACHE_SIZE:
-            self._recent.popitem(last=False)
-        return problem
+        problem = self._recent.get(domain)
+        if problem is MISSING:
+            problem = await self._check(domain)  # _Temp propagates: not remembered
+            self._recent.put(domain, problem)
+        return problem  # type: ignore[return-value]
 
     async def hook_mail(self, conn: Connection, txn: Transaction,
                         sender: str) -> Result | None:

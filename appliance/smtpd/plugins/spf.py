@@ -27,8 +27,6 @@ from __future__ import annotations
 import concurrent.futures
 import ipaddress
 import threading
-import time
-from collections import OrderedDict
 from typing import Any
 
 import spf
@@ -38,6 +36,7 @@ from appliance.smtpd.dns import DNSTempError, Resolver
 from appliance.smtpd.hooks import Connection, Transaction
 from appliance.smtpd.plugins import BasePlugin, Context, PluginError
 from appliance.smtpd.plugins._mailauth import add_result, find_record, is_domain
+from appliance.smtpd.recent import MISSING, Recent
 from appliance.smtpd.results import Result, deny, denysoft
 
 NOTE = "spf"  # txn.notes: (result, explanation, domain)
@@ -96,9 +95,6 @@ def _ip_literal(helo: str) -> bool:
     return True
 
 
-CACHE_TTL_S = 60.0
-CACHE_SIZE = 10_000
-
 
 class Plugin(BasePlugin):
     name = "spf"
@@ -112,8 +108,7 @@ class Plugin(BasePlugin):
         self.refused = REFUSED[policy]
         # Recent verdicts per (client, sender, HELO): repeat senders (lists, bulk, the
         # same correspondent) skip pyspf and its thread. Short-lived, as DNS TTLs are.
-        self._recent: OrderedDict[tuple[str, str, str], tuple[float, tuple[str, str, str]]] = (
-            OrderedDict())
+        self._recent: Recent[tuple[str, str, str]] = Recent()
 
     # -- the check (worker thread) ------------------------------------------------------
 
@@ -138,17 +133,12 @@ class Plugin(BasePlugin):
 
     async def _cached_check(self, ip: str, sender: str, helo: str) -> tuple[str, str, str]:
         key = (ip, sender.lower(), helo)
-        now = time.monotonic()
-        hit = self._recent.get(key)
-        if hit is not None and hit[0] > now:
-            self._recent.move_to_end(key)
-            return hit[1]
-        verdict = await self.ctx.resolver.in_thread(self._check, ip, sender, helo)
-        if verdict[0] != "temperror":  # a DNS hiccup is asked again next time
-            self._recent[key] = (now + CACHE_TTL_S, verdict)
-            if len(self._recent) > CACHE_SIZE:
-                self._recent.popitem(last=False)
-        return verdict
+        verdict = self._recent.get(key)
+        if verdict is MISSING:
+            verdict = await self.ctx.resolver.in_thread(self._check, ip, sender, helo)
+            if verdict[0] != "temperror":  # a DNS hiccup is asked again next time
+                self._recent.put(key, verdict)
+        return verdict  # type: ignore[return-value]
 
     # -- hooks --------------------------------------------------------------------------
 
@@ -160,7 +150,8 @@ class Plugin(BasePlugin):
             domain, scope = split_address(sender)[1], "mailfrom"
         else:
             domain, scope = helo, "helo"  # pyspf checks postmaster@helo
-        if not is_domain(domain) or _ip_literal(domain):
+        checked = is_domain(domain) and not _ip_literal(domain)
+        if not checked:
             result, explanation = "none", f"no domain to check ({scope})"
             why = f"{self.ctx.hostname}: {explanation}"
         else:
@@ -174,8 +165,8 @@ class Plugin(BasePlugin):
             conn.karma -= 1
         self.log.info("%s for %s from %s (%s)", result, domain or "-", conn.remote_ip,
                       explanation)
-        if result not in self.refused:
-            return None
+        if result not in self.refused or not checked:
+            return None  # nothing was checked (e.g. a bounce from an address literal)
         return await self._refuse(result, domain, conn.remote_ip)
 
     async def _refuse(self, result: str, domain: str, ip: str) -> Result | None:

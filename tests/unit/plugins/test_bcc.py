@@ -76,3 +76,21 @@ async def test_never_copies_twice(make_plugin, conn, txn):
 def test_bad_settings_are_refused(make_plugin, config):
     with pytest.raises(PluginError):
         make_plugin("bcc", enabled=True, **config)
+
+
+
+@pytest.fixture(autouse=True)
+def maillog_exists(base_settings):
+    """SME's archive user, created as the SME wiki says before enabling Bcc."""
+    base_settings["addresses"]["maillog@example.com"] = ["maillog@example.com"]
+
+
+def test_an_archive_address_that_does_not_exist_is_refused_at_load(make_plugin,
+                                                                   base_settings):
+    from appliance.smtpd.plugins import PluginError
+
+    del base_settings["addresses"]["maillog@example.com"]
+    with pytest.raises(PluginError, match="does not exist"):
+        make_plugin("bcc", user="maillog")  # SME's default: the user must be created
+    assert make_plugin("bcc", user="archive@elsewhere.example").address == (
+        "archive@elsewhere.example")

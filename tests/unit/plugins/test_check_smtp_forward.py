@@ -203,3 +203,16 @@ def test_server_forms(value, expected):
 def test_bad_server_is_refused(forward, value):
     with pytest.raises(PluginError):
         forward(value)
+
+
+async def test_a_sender_refused_at_rcpt_is_not_served_to_the_next_sender(forward, inner, conn,
+                                                                        txn):
+    # Postfix (smtpd_delay_reject) reports a sender or client refusal at RCPT.
+    plugin = forward(f"127.0.0.1:{inner.port}")
+    inner.special["carol@delegated.example"] = "554 5.7.1 Client host rejected"
+    refused = await plugin.hook_rcpt(conn(), txn(sender="spam@sender.example"),
+                                     "carol@delegated.example")
+    assert refused.verdict is Verdict.DENY
+    del inner.special["carol@delegated.example"]
+    assert await plugin.hook_rcpt(conn(), txn(), "carol@delegated.example") is None
+    assert inner.connections == 2

@@ -166,3 +166,13 @@ async def test_signed_and_non_text_messages_are_left_alone(disclaimer, conn, txn
                + PDF_B64)
     for data in (signed, pdf):
         assert await run(disclaimer(), conn, txn, data) == data
+
+
+def test_mislabelled_8bit_text_is_left_unchanged_not_corrupted():
+    from appliance.smtpd.plugins.disclaimer import rewrite
+
+    data = ("From: alice@example.com\r\nTo: x@elsewhere.example\r\nSubject: hi\r\n"
+            "MIME-Version: 1.0\r\nContent-Type: text/plain\r\n"
+            "Content-Transfer-Encoding: 8bit\r\n\r\nGr\u00fc\u00dfe\r\n").encode("utf-8")
+    out, why = rewrite(data, "Confidential.")
+    assert out is None and "left unchanged" in why

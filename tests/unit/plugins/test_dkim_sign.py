@@ -154,3 +154,20 @@ def test_bad_selector(signer):
 
     with pytest.raises(PluginError):
         signer(selector="a b")
+
+
+async def test_unreadable_key_files_mean_unsigned_mail_never_a_refusal(
+        make_plugin, base_settings, conn, txn, tmp_path, keydir, caplog):
+    d = tmp_path / "keys"
+    (d / "example.com").mkdir(parents=True)
+    (d / "example.com" / "private").write_bytes((keydir / "default" / "private").read_bytes())
+    (d / "example.com" / "selector").mkdir()  # a directory where a file belongs
+    plugin = make_plugin("dkim_sign", settings=dict(base_settings, dkim_keys=str(d)),
+                         enabled=True)
+    caplog.set_level(logging.ERROR, "appliance.smtpd.dkim_sign")
+    for _ in range(2):
+        t = ours(txn)
+        before = t.data
+        assert await plugin.hook_queue(conn(auth_user="alice"), t) is None
+        assert t.data == before
+    assert len([r for r in caplog.records if "cannot read" in r.message]) == 1

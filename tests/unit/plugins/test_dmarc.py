@@ -259,3 +259,30 @@ async def test_whole_chain_one_header(make_plugin, conn, txn, dns):
         "Received-SPF: pass (mail.example.com: domain of sender.example designates "
         f"{IP} as permitted sender) client-ip={IP};")
     assert head.count("Authentication-Results") == 1
+
+
+@pytest.mark.parametrize("identifier", ["spf", "dkim"])
+async def test_an_aligned_identifier_that_timed_out_defers_never_rejects(
+        make_plugin, conn, txn, dns, identifier):
+    dns.add("_dmarc.sender.example", "TXT", "v=DMARC1; p=reject")
+    plugin = make_plugin("dmarc", reject=True)
+    if identifier == "spf":
+        t = mail(txn, spf="temperror")
+    else:
+        t = mail(txn)
+        t.notes["dkim"] = [Signature("sender.example", "s1", False, "temperror (DNS timeout)")]
+    res = await plugin.hook_data_post(conn(ip=IP), t)
+    assert res is not None and res.verdict is Verdict.DENYSOFT and res.reply.startswith("451")
+    assert "dmarc=temperror header.from=sender.example" in header(t)
+
+
+@pytest.mark.parametrize("forged", [
+    "\r\n\tmail.example.com; dmarc=pass",  # folded before the authserv-id
+    "(trust me) mail.example.com; dmarc=pass",  # a comment first
+])
+async def test_forged_auth_results_in_any_spelling_are_removed(make_plugin, conn, txn, forged):
+    plugin = make_plugin("dmarc")
+    t = mail(txn, extra={"Authentication-Results": forged})
+    await plugin.hook_data_post(conn(ip=IP), t)
+    assert "dmarc=pass" not in header(t)
+    assert header(t).count("Authentication-Results:") == 1

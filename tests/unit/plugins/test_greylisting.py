@@ -96,3 +96,10 @@ async def test_database_trouble_lets_mail_through(make_plugin, conn, txn, tmp_pa
 async def test_grey_window_must_outlast_the_black_one(make_plugin):
     with pytest.raises(PluginError, match="grey_timeout"):
         make_plugin("greylisting", black_timeout=3000, grey_timeout=600)
+
+
+async def test_relay_attempts_are_not_greylisted(grey, conn, txn):
+    plugin = grey()
+    t = txn(recipients=())
+    # not ours: left to rcpt_ok's relay refusal, never a 451 that invites a retry
+    assert await plugin.hook_rcpt(conn(), t, "victim@elsewhere.example") is None

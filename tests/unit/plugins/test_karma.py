@@ -120,3 +120,25 @@ async def test_marked_message_earns_nothing_at_queue(karma, conn, txn):
     c.naughty = ("550 5.7.1 listed", "dnsbl")
     await karma().hook_queue(c, txn())
     assert c.karma == 0
+
+
+async def test_connections_refused_as_naughty_count_as_bad_with_default_strikes(
+        karma, conn, make_plugin):
+    from appliance.smtpd.pipeline import Pipeline
+    from appliance.smtpd.results import naughty
+
+    plugin = karma(negative=2, strikes=3)  # SME's defaults
+    dnsbl_like = make_plugin("whitelists")  # any plugin object; we give its verdict by hand
+
+    async def listed(c):
+        return naughty("550 5.7.1 Listed")
+
+    dnsbl_like.hook_connect = listed
+    chain = Pipeline([plugin, dnsbl_like, make_plugin("naughty")])
+    for _ in range(2):
+        c = conn()
+        await chain.run("connect", c)
+        assert c.naughty is not None and c.karma == -1  # one point only
+        await plugin.hook_disconnect(c)
+    result = await plugin.hook_connect(conn())
+    assert result is not None and result.verdict is Verdict.NAUGHTY

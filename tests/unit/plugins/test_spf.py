@@ -209,3 +209,12 @@ async def test_a_temporary_error_is_not_remembered(make_plugin, conn, txn, dns):
         await plugin.hook_mail(c, t, t.sender)
         assert t.notes["spf"][0] == "temperror"
     assert dns.asked.count(("sender.example", "TXT")) >= 2
+
+
+async def test_a_bounce_from_an_address_literal_helo_is_not_refused_by_policy_4(
+        make_plugin, conn, txn, dns):
+    plugin = make_plugin("spf", reject_policy=4)  # 4 refuses "none" results too
+    c, t = conn(ip=IP, helo="[198.51.100.7]"), txn(sender="")
+    assert await plugin.hook_mail(c, t, "") is None
+    assert t.notes["spf"][0] == "none"
+    assert not [q for q in dns.asked if q[0].startswith("_dmarc.")]
