@@ -22,6 +22,9 @@ def _reloads(appliance: Appliance) -> int:
 def configured(appliance: Appliance, **settings: str | list[str]) -> Iterator[None]:
     """Set smtpd settings (keys with __ for dots) for the block, then unset them.
 
+    Each is applied on its own, in order, so order them so every step is valid (e.g.
+    the bcc archive user before enabling bcc).
+
     `appliance config set` applies at once; we wait until the port-25 daemon has
     logged its reload, so the next connection sees the new settings.
     """
@@ -38,7 +41,7 @@ def configured(appliance: Appliance, **settings: str | list[str]) -> Iterator[No
     try:
         yield
     finally:
-        apply([["unset", k] for k in keys])
+        apply([["unset", k] for k in reversed(keys)])  # undo in reverse: each step valid
 
 
 @dataclass

@@ -469,7 +469,8 @@ def test_delegated_domain_recipients_are_checked_with_its_server(appliance: Appl
 
 
 def test_bcc_copies_incoming_mail_to_the_archive_user(appliance: Appliance, bob: str) -> None:
-    with configured(appliance, smtpd__bcc__enabled="true", smtpd__bcc__user="bob"):
+    # the archive user first: enabling bcc towards a user that does not exist is refused
+    with configured(appliance, smtpd__bcc__user="bob", smtpd__bcc__enabled="true"):
         subject = f"bcc-{uid()}"
         d = dialogue(appliance.ip, data=body(subject))
     assert d.code("data") == 250
