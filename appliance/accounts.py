@@ -1,8 +1,11 @@
-"""Mail users in appliance.toml: add, delete, set a password, list.
+"""Accounts in appliance.toml: who exists, and where each address delivers.
 
 Edits go through tomlkit so the user's comments and layout survive. Each change is
 validated and applied before the file is written: a change that fails leaves both the
 file and the running services as they were.
+
+`addresses()` is the one answer to "which addresses exist here and who gets their
+mail"; the SMTP daemons (recipient checks) and Postfix (virtual aliases) both use it.
 """
 
 from __future__ import annotations
@@ -12,6 +15,69 @@ from tomlkit.items import Table
 
 from appliance.config import Config, ConfigError
 from appliance.config.schema import USERNAME_RE, collection
+
+# Addresses every domain has (RFC 2142), delivered to system.admin unless an account
+# or pseudonym of that name exists.
+ROLE_ADDRESSES = ("postmaster", "abuse")
+EVERYONE = "everyone"
+
+
+def group_recipients(config: Config, name: str) -> list[str]:
+    """User names that get the group's mail: members minus the exclusions."""
+    groups = config.data["groups"]
+    group = groups[name]
+    excluded = set(group["exclude_users"])
+    for other in group["exclude_groups"]:
+        excluded.update(groups[other]["members"])
+    return [m for m in group["members"] if m not in excluded]
+
+
+def addresses(config: Config) -> dict[str, list[str]]:
+    """Every deliverable address here -> the user mailboxes (user@primary) it reaches.
+
+    Users, groups (minus exclusions), pseudonyms, everyone@ (SME EveryoneEmail),
+    postmaster@/abuse@ (system.admin), and "@domain" for the catch-all when
+    delivery.unknown_user names an account (SME EmailUnknownUser). Forwarding is not
+    here: Postfix does it after the address is accepted.
+    """
+    d = config.data
+    primary = d["system"]["domain"]
+    users, groups = d["users"], d["groups"]
+    accounts: dict[str, list[str]] = {u: [f"{u}@{primary}"] for u in users}
+    for name in groups:
+        accounts[name] = [f"{m}@{primary}" for m in group_recipients(config, name)]
+    implicit: dict[str, list[str]] = {}
+    if EVERYONE not in accounts:
+        implicit[EVERYONE] = [f"{u}@{primary}" for u, e in sorted(users.items())
+                              if e["everyone_email"]]
+    if config.admin:
+        for role in ROLE_ADDRESSES:
+            if role not in accounts:
+                implicit[role] = [f"{config.admin}@{primary}"]
+    out: dict[str, list[str]] = {}
+    for domain in config.mailbox_domains:
+        for name, targets in (implicit | accounts).items():
+            out[f"{name}@{domain}"] = targets
+    for name, pseudonym in d["pseudonyms"].items():
+        targets = accounts[pseudonym["account"]]
+        if "@" in name:
+            if name.partition("@")[2] in config.mailbox_domains:
+                out[name] = targets
+        else:
+            for domain in config.mailbox_domains:
+                out[f"{name}@{domain}"] = targets
+    unknown = d["delivery"]["unknown_user"]
+    if unknown != "returntosender":
+        for domain in config.mailbox_domains:
+            out[f"@{domain}"] = accounts[unknown]
+    return out
+
+
+def internal_accounts(config: Config) -> list[str]:
+    """Users and groups that the internet may not write to (SME Visible internal)."""
+    d = config.data
+    return sorted(n for table in (d["users"], d["groups"])
+                  for n, e in table.items() if e["visible"] == "internal")
 
 
 def _users(config: Config) -> Table:

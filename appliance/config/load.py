@@ -80,8 +80,21 @@ class Config:
     @property
     def delegated_domains(self) -> dict[str, str]:
         """Domains whose mail goes on to another server (SME MailServer): domain -> server."""
-        return {d: e["mail_server"] for d, e in sorted(self.data["domains"].items())
-                if e["mail_server"] and d != self.data["system"]["domain"]}
+        every = self.data["delivery"]["delegate_mail_server"]
+        out = {}
+        for domain in self.local_domains:
+            entry = self.data["domains"].get(domain)
+            own = entry["mail_server"] if entry and domain != self.data["system"]["domain"] \
+                else ""
+            if own or every:
+                out[domain] = own or every
+        return out
+
+    @property
+    def admin(self) -> str | None:
+        """The user who receives postmaster@ and abuse@ (SME admin)."""
+        users = self.data["users"]
+        return self.data["system"]["admin"] or (min(users) if users else None)
 
     @property
     def mailbox_domains(self) -> list[str]:
@@ -244,6 +257,22 @@ def _check_references(v: _Validator, data: dict[str, Any]) -> None:
             if member not in users:
                 v.fail("no such user; must be one of [users.*]", f"groups.{name}", "members",
                        member)
+    for name, group in groups.items():
+        for user in group["exclude_users"]:
+            if user not in users:
+                v.fail("no such user", f"groups.{name}", "exclude_users", user)
+        for other in group["exclude_groups"]:
+            if other not in groups:
+                v.fail("no such group", f"groups.{name}", "exclude_groups", other)
+    admin = data["system"]["admin"]
+    if admin and admin not in users:
+        v.fail("no such user; must be one of [users.*]", "system", "admin", admin)
+    bounce_to = data["queue"]["double_bounce_to"]
+    if bounce_to not in ("postmaster", "devnull") and bounce_to not in users:
+        v.fail("no such user", "queue", "double_bounce_to", bounce_to)
+    unknown = data["delivery"]["unknown_user"]
+    if unknown != "returntosender" and unknown not in users and unknown not in groups:
+        v.fail("no such user or group", "delivery", "unknown_user", unknown)
     for name, pseudonym in data["pseudonyms"].items():
         account = pseudonym["account"]
         if account not in users and account not in groups:

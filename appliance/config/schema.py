@@ -96,18 +96,62 @@ def _networks(values: list[str]) -> str | None:
     return None
 
 
+def parse_server(value: str, default_port: int = 25) -> tuple[str, int]:
+    """'host', '[ip]', 'host:port' or '[ip]:port' -> (host, port). ValueError if not."""
+    value = value.strip()
+    if value.startswith("["):
+        host, _, rest = value[1:].partition("]")
+        if rest and not rest.startswith(":"):
+            raise ValueError(f"{value!r} is not host, [ip] or host:port")
+        port = rest[1:]
+    elif value.count(":") == 1:
+        host, _, port = value.partition(":")
+    else:
+        host, port = value, ""
+    if not host or (port and not port.isdigit()) or not 0 < int(port or default_port) < 65536:
+        raise ValueError(f"{value!r} is not host, [ip] or host:port")
+    return host, int(port or default_port)
+
+
 def _mail_server(value: str) -> str | None:
     if not value:
         return None
-    host, _, port = value.rpartition(":") if value.count(":") == 1 else (value, "", "")
-    if port and not port.isdigit():
-        return f"port {port!r} is not a number"
-    host = host.strip("[]")
+    try:
+        host, _ = parse_server(value)
+    except ValueError as e:
+        return str(e)
     try:
         ipaddress.ip_address(host)
         return None
     except ValueError:
         return None if DOMAIN_RE.match(host) else f"{host!r} is not a host name or address"
+
+
+def _fqdn_or_empty(value: str) -> str | None:
+    return None if not value or DOMAIN_RE.match(value) else "not a fully qualified host name"
+
+
+def _account_or_keyword(*keywords: str) -> Check:
+    def check(value: str) -> str | None:
+        if value in keywords or USERNAME_RE.match(value):
+            return None
+        return f"not {', '.join(keywords)} or an account name"
+    return check
+
+
+def _addresses(values: list[str]) -> str | None:
+    for v in values:
+        local, at, domain = v.rpartition("@")
+        if not at or not local or not DOMAIN_RE.match(domain) or any(c.isspace() for c in v):
+            return f"{v!r} is not an e-mail address"
+    return None
+
+
+def _user_names(values: list[str]) -> str | None:
+    for v in values:
+        if not USERNAME_RE.match(v):
+            return f"{v!r} is not an account name"
+    return None
 
 
 def _password_hash(value: str) -> str | None:
@@ -195,6 +239,10 @@ SECTIONS: tuple[Section, ...] = (
                 allowed="one DNS label"),
             Key("domain", str, "example.com", "primary mail domain", check=_domain,
                 allowed="a domain name"),
+            Key("admin", str, "", "the user who gets mail for postmaster@ and abuse@ "
+                "(SME admin); empty: the first user by name",
+                check=lambda v: None if not v or USERNAME_RE.match(v) else "not a user name",
+                allowed="a user name"),
         ),
     ),
     Section(
@@ -250,6 +298,38 @@ SECTIONS: tuple[Section, ...] = (
                 minimum=1, maximum=1000),
             Key("concurrency_local", int, 20, "parallel local deliveries (SME ConcurrencyLocal)",
                 minimum=1, maximum=1000),
+            Key("double_bounce_to", str, "postmaster",
+                "who gets bounces that could not be returned: postmaster (system.admin), "
+                "devnull (discard them) or a user (SME DoubleBounceTo)",
+                check=_account_or_keyword("postmaster", "devnull"),
+                allowed="postmaster, devnull or an account name"),
+        ),
+    ),
+    Section(
+        "delivery",
+        "Where mail goes (SME e-mail delivery settings).",
+        (
+            Key("smarthost", str, "", "send all outgoing mail through this server, host or "
+                "host:port (SME SMTPSmartHost); empty: deliver directly by MX",
+                check=_mail_server, allowed="host, [ip] or host:port"),
+            Key("smarthost_user", str, "", "user name for AUTH at the smarthost "
+                "(SME SMTPAUTHPROXY Userid); empty: no AUTH"),
+            Key("smarthost_password", str, "", "password for AUTH at the smarthost "
+                "(SME SMTPAUTHPROXY Passwd); this file is readable by root only"),
+            Key("smarthost_tls", str, "may", "TLS to the smarthost: may (when offered), "
+                "encrypt (refuse to send without it) or none", choices=("may", "encrypt",
+                                                                         "none")),
+            Key("delegate_mail_server", str, "", "deliver mail of every local domain to this "
+                "internal or external server instead of the mailboxes here, unless the domain "
+                "has its own mail_server (SME DelegateMailServer)",
+                check=_mail_server, allowed="host, [ip] or host:port"),
+            Key("helo_host", str, "", "the name given in HELO to other servers; empty: "
+                "hostname.domain (SME HeloHost)", check=_fqdn_or_empty,
+                allowed="a fully qualified host name"),
+            Key("unknown_user", str, "returntosender", "mail for an address that does not "
+                "exist here: returntosender (refused at RCPT) or an account that gets it "
+                "(SME EmailUnknownUser)", check=_account_or_keyword("returntosender"),
+                allowed="returntosender or an account name"),
         ),
     ),
     Section(
@@ -492,6 +572,14 @@ COLLECTIONS: tuple[Collection, ...] = (
             Key("full_name", str, "", "the user's full name"),
             Key("visible", str, "public", "internal: unreachable from the internet "
                 "(SME Visible)", choices=("public", "internal")),
+            Key("forward", list, [], "forward the user's mail to these addresses "
+                "(SME ForwardAddress)", check=_addresses, allowed="e-mail addresses"),
+            Key("keep_copy", bool, False, "with forward: keep a copy here too "
+                "(SME EmailForward both)"),
+            Key("quota_mb", int, 0, "mailbox size limit in MB; 0: none (SME MaxBlocks)",
+                minimum=0, maximum=10_000_000),
+            Key("everyone_email", bool, True, "receive mail sent to everyone@ "
+                "(SME EveryoneEmail)"),
         ),
         USERNAME_RE,
         "lower-case letters, digits, '.', '_' or '-', starting with a letter, at most 32",
@@ -502,6 +590,13 @@ COLLECTIONS: tuple[Collection, ...] = (
         (
             Key("members", list, [], "user names", allowed="existing users"),
             Key("description", str, "", "what this group is"),
+            Key("visible", str, "public", "internal: unreachable from the internet "
+                "(SME Visible)", choices=("public", "internal")),
+            Key("exclude_users", list, [], "members who do not get the group's mail "
+                "(SME EmailExcludeUsers)", check=_user_names, allowed="existing users"),
+            Key("exclude_groups", list, [], "members of these groups do not get the "
+                "group's mail (SME EmailExcludeGroups)", check=_user_names,
+                allowed="existing groups"),
         ),
         USERNAME_RE,
         "lower-case letters, digits, '.', '_' or '-', starting with a letter, at most 32",

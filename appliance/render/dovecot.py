@@ -54,6 +54,8 @@ userdb {{
 }}
 
 mail_location = maildir:~/Maildir
+# Per-user limits come from the users file (quota_mb); LMTP refuses mail over it.
+mail_plugins = $mail_plugins quota
 first_valid_uid = {VMAIL_UID}
 last_valid_uid = {VMAIL_UID}
 namespace inbox {{
@@ -104,6 +106,7 @@ service lmtp {{
   }}
 }}
 protocol imap {{
+  mail_plugins = $mail_plugins imap_quota
   mail_max_userip_connections = {d['imap']['connections_per_ip']}
 }}
 protocol pop3 {{
@@ -116,6 +119,7 @@ protocol lmtp {{
 }}
 plugin {{
   sieve = file:~/sieve;active=~/.dovecot.sieve
+  quota = maildir:User quota
 }}
 """
 
@@ -125,9 +129,13 @@ def users_file(config: Config) -> str:
     for name, user in sorted(config.data["users"].items()):
         # user:password:uid:gid:gecos:home:shell:extra (empty fields take default_fields)
         gecos = user["full_name"].replace(":", " ")
-        # A user with no password yet still receives mail but cannot log in.
-        extra = "" if user["password"] else ":nologin"
-        lines.append(f"{name}:{user['password']}:::{gecos}::{extra}")
+        extra = []
+        if not user["password"]:
+            extra.append("nologin")  # still receives mail, cannot log in
+        if user["quota_mb"]:
+            extra.append(f"userdb_quota_rule=*:storage={user['quota_mb']}M")
+        tail = (":" + " ".join(extra)) if extra else ""
+        lines.append(f"{name}:{user['password']}:::{gecos}::{tail}")
     return "\n".join(lines) + ("\n" if lines else "")
 
 

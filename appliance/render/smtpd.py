@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 
 from appliance import paths
+from appliance.accounts import addresses, internal_accounts
 from appliance.config import Config
 from appliance.config.schema import PLUGIN_SECTIONS
 from appliance.render.files import RenderedFile
@@ -16,27 +17,6 @@ from appliance.render.postfix import HANDOFF_ADDRESS
 
 SERVICE = "smtpd"
 RUN_AS = "qpsmtpd"
-
-
-def addresses(config: Config) -> dict[str, list[str]]:
-    """Every deliverable address here -> where it goes (users, groups, pseudonyms)."""
-    d = config.data
-    out: dict[str, list[str]] = {}
-    primary = d["system"]["domain"]
-    for domain in config.mailbox_domains:
-        for user in d["users"]:
-            out[f"{user}@{domain}"] = [f"{user}@{primary}"]
-        for name, group in d["groups"].items():
-            out[f"{name}@{domain}"] = [f"{m}@{primary}" for m in group["members"]]
-    for name, pseudonym in d["pseudonyms"].items():
-        targets = out.get(f"{pseudonym['account']}@{primary}", [])
-        if "@" in name:
-            if name.partition("@")[2] in config.mailbox_domains:
-                out[name] = targets
-        else:
-            for domain in config.mailbox_domains:
-                out[f"{name}@{domain}"] = targets
-    return out
 
 
 def plugin_settings(config: Config) -> dict[str, dict]:
@@ -66,7 +46,7 @@ def settings(config: Config) -> dict:
         "primary_domain": d["system"]["domain"],
         "delegated_domains": config.delegated_domains,
         "addresses": addresses(config),
-        "internal_users": sorted(n for n, u in d["users"].items() if u["visible"] == "internal"),
+        "internal_users": internal_accounts(config),
         "domains": {name: dict(e) for name, e in sorted(d["domains"].items())},
         "users": {name: u["password"] for name, u in sorted(d["users"].items())},
         "tls": {"cert": str(paths.TLS_CERT), "key": str(paths.TLS_KEY)},

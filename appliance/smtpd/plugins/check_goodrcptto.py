@@ -28,7 +28,9 @@ class Plugin(BasePlugin):
         self.separator = self.config.get("extension_separator", "-")
 
     def exists(self, local: str, domain: str) -> bool:
-        return mailbox_of(local, domain, self.addresses, self.separator) is not None
+        # "@domain" is the catch-all of delivery.unknown_user (SME EmailUnknownUser)
+        return (mailbox_of(local, domain, self.addresses, self.separator) is not None
+                or f"@{domain}" in self.addresses)
 
     async def hook_rcpt(self, conn: Connection, txn: Transaction, recipient: str) -> Result:
         local, domain = split_address(recipient)

@@ -19,6 +19,7 @@ from typing import Any
 
 import aiosmtplib
 
+from appliance.config.schema import parse_server
 from appliance.smtpd.address import split_address
 from appliance.smtpd.hooks import Connection, Transaction
 from appliance.smtpd.plugins import BasePlugin, Context, PluginError
@@ -26,23 +27,6 @@ from appliance.smtpd.results import Result, deny, denysoft
 
 CANNOT_VERIFY = "451 4.4.1 Cannot verify <{recipient}> with {host} now, try again later"
 ENHANCED = re.compile(r"^[245]\.\d{1,3}\.\d{1,3}(\s|$)")
-
-
-def parse_server(value: str) -> tuple[str, int]:
-    """'host', '[ip]', 'host:port' or '[ip]:port' -> (host, port); port 25 by default."""
-    value = value.strip()
-    if value.startswith("["):
-        host, _, rest = value[1:].partition("]")
-        if rest and not rest.startswith(":"):
-            raise ValueError(f"{value!r} is not host, [ip] or host:port")
-        port = rest[1:]
-    elif value.count(":") == 1:
-        host, _, port = value.partition(":")
-    else:
-        host, port = value, ""
-    if not host or (port and not port.isdigit()) or not 0 < int(port or 25) < 65536:
-        raise ValueError(f"{value!r} is not host, [ip] or host:port")
-    return host, int(port or 25)
 
 
 def smtp_reply(code: int, text: str, default_enhanced: str) -> str:

@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 import pytest
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
+from appliance.config.schema import parse_server
 from appliance.smtpd.plugins import PluginError
-from appliance.smtpd.plugins.check_smtp_forward import parse_server
 from appliance.smtpd.results import Verdict
 
 

@@ -1,0 +1,162 @@
+"""Accounts and delivery settings as Postfix and Dovecot see them (SME e-mail settings)."""
+
+from __future__ import annotations
+
+import pytest
+
+from appliance.accounts import addresses, group_recipients
+from appliance.config import ConfigError, parse
+from appliance.render import render_all
+
+BASE = """
+[system]
+hostname = "mx"
+domain = "corp.example"
+[domains."other.example"]
+[users.alice]
+[users.bob]
+[users.carol]
+[users.dave]
+"""
+
+
+def files(extra: str = "") -> dict[str, str]:
+    return {f.path: f.text for fs in render_all(parse(BASE + extra)).values() for f in fs}
+
+
+def alias_map(extra: str = "") -> dict[str, str]:
+    text = files(extra)["/etc/postfix/appliance/aliases"]
+    return dict(line.split(" ", 1) for line in text.splitlines() if not line.startswith("#"))
+
+
+def test_group_mail_skips_excluded_users_and_members_of_excluded_groups() -> None:
+    config = parse(BASE + """
+[groups.sales]
+members = ["alice", "bob", "carol", "dave"]
+exclude_users = ["alice"]
+exclude_groups = ["managers"]
+[groups.managers]
+members = ["bob"]
+""")
+    assert group_recipients(config, "sales") == ["carol", "dave"]
+    assert alias_map("""
+[groups.sales]
+members = ["alice", "bob", "carol"]
+exclude_users = ["alice"]
+""")["sales@other.example"] == "bob@corp.example, carol@corp.example"
+
+
+def test_exclusions_must_name_existing_accounts() -> None:
+    with pytest.raises(ConfigError, match="exclude_groups"):
+        parse(BASE + '[groups.sales]\nmembers = ["alice"]\nexclude_groups = ["nobody"]\n')
+
+
+def test_everyone_reaches_users_who_did_not_opt_out() -> None:
+    assert alias_map()["everyone@corp.example"] == (
+        "alice@corp.example, bob@corp.example, carol@corp.example, dave@corp.example")
+    config = parse(BASE.replace("[users.dave]", "[users.dave]\neveryone_email = false"))
+    assert "dave@corp.example" not in addresses(config)["everyone@corp.example"]
+
+
+def test_postmaster_and_abuse_reach_the_admin() -> None:
+    assert alias_map()["postmaster@corp.example"] == "alice@corp.example"  # first by name
+    config = BASE.replace('domain = "corp.example"', 'domain = "corp.example"\nadmin = "bob"')
+    aliases = {f.path: f.text for fs in render_all(parse(config)).values() for f in fs}
+    assert "abuse@other.example bob@corp.example" in aliases["/etc/postfix/appliance/aliases"]
+    with pytest.raises(ConfigError, match="admin"):
+        parse(BASE.replace('domain = "corp.example"', 'domain = "corp.example"\nadmin = "x"'))
+
+
+def test_forwarding_with_and_without_a_copy() -> None:
+    assert "alice@corp.example" not in alias_map()  # its own mailbox, nothing to alias
+    text = BASE.replace("[users.alice]", '[users.alice]\nforward = ["a@remote.test"]')
+    text = text.replace("[users.bob]", '[users.bob]\nforward = ["b@remote.test"]\n'
+                        "keep_copy = true")
+    aliases = {f.path: f.text for fs in render_all(parse(text)).values() for f in fs}
+    lines = aliases["/etc/postfix/appliance/aliases"].splitlines()
+    assert "alice@corp.example a@remote.test" in lines
+    assert "alice@other.example alice@corp.example" in lines
+    assert "bob@corp.example b@remote.test, bob@corp.example" in lines
+
+
+def test_unknown_user_catch_all_keeps_real_users_first() -> None:
+    aliases = alias_map('[delivery]\nunknown_user = "carol"\n')
+    assert aliases["@corp.example"] == "carol@corp.example"
+    assert aliases["alice@corp.example"] == "alice@corp.example"
+    text = files('[delivery]\nunknown_user = "carol"\n')["/etc/postfix/appliance/aliases"]
+    body = [line for line in text.splitlines() if not line.startswith("#")]
+    assert body[-1].startswith("@")  # catch-alls last, for readers of the file
+
+
+def test_returntosender_has_no_catch_all() -> None:
+    assert not any(a.startswith("@") for a in alias_map())
+
+
+def test_smarthost_with_auth_and_required_tls() -> None:
+    out = files("""
+[delivery]
+smarthost = "relay.isp.test:587"
+smarthost_user = "office"
+smarthost_password = "s3cret"
+smarthost_tls = "encrypt"
+helo_host = "mail.corp.example"
+""")
+    main = out["/etc/postfix/main.cf"]
+    assert "relayhost = [relay.isp.test]:587" in main
+    assert "smtp_sasl_auth_enable = yes" in main
+    assert "smtp_helo_name = mail.corp.example" in main
+    assert "[relay.isp.test]:587 office:s3cret" in out["/etc/postfix/appliance/smarthost_auth"]
+    assert "[relay.isp.test]:587 encrypt" in out["/etc/postfix/appliance/tls_policy"]
+
+
+def test_smarthost_credentials_are_root_only() -> None:
+    modes = {f.path: f.mode for fs in render_all(parse(BASE)).values() for f in fs}
+    assert modes["/etc/postfix/appliance/smarthost_auth"] == 0o600
+
+
+def test_no_smarthost_delivers_by_mx() -> None:
+    main = files()["/etc/postfix/main.cf"]
+    assert "relayhost = \n" in main
+    assert "smtp_sasl_auth_enable = no" in main
+    assert "smtp_helo_name = $myhostname" in main
+
+
+def test_delegate_mail_server_takes_every_domain_without_its_own() -> None:
+    out = files("""
+[delivery]
+delegate_mail_server = "10.0.0.5"
+[domains."third.example"]
+mail_server = "[192.0.2.7]:2525"
+""")
+    transport = out["/etc/postfix/appliance/transport"].splitlines()
+    assert "corp.example smtp:[10.0.0.5]:25" in transport
+    assert "other.example smtp:[10.0.0.5]:25" in transport
+    assert "third.example smtp:[192.0.2.7]:2525" in transport
+    main = out["/etc/postfix/main.cf"]
+    assert "virtual_mailbox_domains = \n" in main
+    assert "relay_domains = corp.example, other.example, third.example" in main
+
+
+@pytest.mark.parametrize(("value", "expected"), [
+    ("postmaster", "2bounce_notice_recipient = alice@corp.example"),
+    ("bob", "2bounce_notice_recipient = bob@corp.example"),
+    ("devnull", "notify_classes = resource, software\n"),
+])
+def test_double_bounces_go_where_double_bounce_to_says(value: str, expected: str) -> None:
+    assert expected in files(f'[queue]\ndouble_bounce_to = "{value}"\n')["/etc/postfix/main.cf"]
+
+
+def test_quota_reaches_dovecot_users_file() -> None:
+    out = files().get("/etc/dovecot/appliance/users")
+    assert "quota" not in out
+    text = BASE.replace("[users.bob]", "[users.bob]\nquota_mb = 250")
+    out = {f.path: f.text for fs in render_all(parse(text)).values() for f in fs}
+    users = out["/etc/dovecot/appliance/users"]
+    assert "bob:::::::nologin userdb_quota_rule=*:storage=250M" in users
+    assert "quota = maildir:User quota" in out["/etc/dovecot/dovecot.conf"]
+
+
+def test_internal_groups_are_hidden_from_the_internet_too() -> None:
+    text = BASE + '[groups.staff]\nmembers = ["alice"]\nvisible = "internal"\n'
+    out = {f.path: f.text for fs in render_all(parse(text)).values() for f in fs}
+    assert '"staff"' in out["/etc/appliance/smtpd.json"].split('"internal_users"')[1][:80]
