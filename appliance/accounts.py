@@ -116,3 +116,27 @@ def set_password(config: Config, name: str, password_hash: str) -> None:
     if name not in config.data["users"]:
         raise ConfigError("no such user", key=f"users.{name}")
     _users(config)[name]["password"] = password_hash  # type: ignore[index]
+
+
+def add_entry(config: Config, table: str, name: str, fields: dict[str, object]) -> None:
+    """Add [table.name] with `fields`; validation (names, references) happens on commit."""
+    spec = collection(table)
+    assert spec is not None
+    if not spec.name_pattern.match(name):
+        raise ConfigError(f"bad name; must be {spec.name_allowed}", key=f"{table}.{name}")
+    doc = config.document
+    if table not in doc:
+        doc.add(table, tomlkit.table(is_super_table=True))
+    if name in doc[table]:  # type: ignore[operator]
+        raise ConfigError("already exists", key=f"{table}.{name}")
+    entry = tomlkit.table()
+    for key, value in fields.items():
+        entry.add(key, value)
+    doc[table].add(name, entry)  # type: ignore[union-attr]
+
+
+def delete_entry(config: Config, table: str, name: str) -> None:
+    doc = config.document
+    if table not in doc or name not in doc[table]:  # type: ignore[operator]
+        raise ConfigError("no such entry", key=f"{table}.{name}")
+    del doc[table][name]  # type: ignore[union-attr]

@@ -4,7 +4,15 @@
     appliance apply [--dry-run]      make the running services match appliance.toml
     appliance check                  validate appliance.toml, change nothing
     appliance user add|del|passwd|list
+    appliance group add|del|list|member-add|member-del
+    appliance pseudonym add|del|list
+    appliance domain add|del|list
     appliance config get|set|unset KEY [VALUE...]   one setting, applied at once
+    appliance config show [SECTION]  every setting with its current value
+    appliance queue list|flush|delete|hold|release [ID...|ALL]
+    appliance status                 services, queue, disk, certificate
+    appliance backup [FILE]          the data volume as tar.gz (default: stdout)
+    appliance restore [FILE]         replace the data volume from a backup
     appliance print-dns [DOMAIN]     DKIM, SPF and DMARC records to publish
     appliance dmarc-report           send DMARC aggregate reports now
     appliance smtpd smtp|smtps|submission   one SMTP daemon (run by supervisord)
@@ -116,6 +124,10 @@ def cmd_config(args: argparse.Namespace) -> int:
     from appliance.config import edit
 
     config = _load()
+    if args.action == "show":
+        return cmd_config_show(config, args.key)
+    if not args.key:
+        raise ConfigError(f"`appliance config {args.action}` needs a key")
     if args.action == "get":
         value = edit.get_value(config, args.key)
         print(tomlkit.item(value).as_string())
@@ -127,6 +139,152 @@ def cmd_config(args: argparse.Namespace) -> int:
     else:
         edit.unset_value(config, args.key)
     _commit(config, dry_run=args.dry_run)
+    return 0
+
+
+def cmd_config_show(config: Config, section: str | None) -> int:
+    """Every setting with its effective value (defaults included), as toml."""
+    from appliance.config.schema import COLLECTIONS, SECTIONS
+
+    def wanted(path: str) -> bool:
+        return not section or path == section or path.startswith(section + ".")
+
+    text = ""
+    for spec in SECTIONS:
+        if wanted(spec.path):
+            text += f"[{spec.path}]\n{tomlkit.dumps(config.get(spec.path))}\n"
+    for coll in COLLECTIONS:
+        if not wanted(coll.path):
+            continue
+        for name, entry in sorted(config.data[coll.path].items()):
+            if coll.path == "users":  # never print the hash
+                entry = entry | {"password": "(set)" if entry["password"] else "(none)"}
+            header = tomlkit.item(name).as_string() if "." in name or "@" in name else name
+            text += f"[{coll.path}.{header}]\n{tomlkit.dumps(entry)}\n"
+    if not text:
+        raise ConfigError("no such section (see docs/settings.md)", key=section)
+    sys.stdout.write(text)
+    return 0
+
+
+def cmd_group(args: argparse.Namespace) -> int:
+    from appliance import accounts
+
+    config = _load()
+    if args.action == "list":
+        for name, group in sorted(config.data["groups"].items()):
+            gets = accounts.group_recipients(config, name)
+            print(f"{name}\t{', '.join(group['members'])}" +
+                  (f"\t(mail to: {', '.join(gets)})" if gets != group["members"] else ""))
+        return 0
+    if not args.name:
+        raise ConfigError(f"`appliance group {args.action}` needs a group name")
+    key = f"groups.{args.name}"
+    if args.action == "add":
+        accounts.add_entry(config, "groups", args.name, {"members": args.users})
+    elif args.action == "del":
+        accounts.delete_entry(config, "groups", args.name)
+    else:
+        if args.name not in config.data["groups"]:
+            raise ConfigError("no such group", key=key)
+        members = list(config.data["groups"][args.name]["members"])
+        if args.action == "member-add":
+            members += [u for u in args.users if u not in members]
+        else:
+            members = [m for m in members if m not in args.users]
+        config.document["groups"][args.name]["members"] = members  # type: ignore[index]
+    _commit(config)
+    print(f"group {args.name}: {args.action} done")
+    return 0
+
+
+def cmd_pseudonym(args: argparse.Namespace) -> int:
+    from appliance import accounts
+
+    config = _load()
+    if args.action == "list":
+        for name, entry in sorted(config.data["pseudonyms"].items()):
+            print(f"{name}\t-> {entry['account']}")
+        return 0
+    if not args.name:
+        raise ConfigError(f"`appliance pseudonym {args.action}` needs NAME")
+    if args.action == "add":
+        if not args.account:
+            raise ConfigError("`appliance pseudonym add NAME ACCOUNT`")
+        accounts.add_entry(config, "pseudonyms", args.name, {"account": args.account})
+    else:
+        accounts.delete_entry(config, "pseudonyms", args.name)
+    _commit(config)
+    print(f"pseudonym {args.name}: {args.action} done")
+    return 0
+
+
+def cmd_domain(args: argparse.Namespace) -> int:
+    from appliance import accounts
+
+    config = _load()
+    if args.action == "list":
+        print(f"{config.data['system']['domain']}\t(primary)")
+        for name, entry in sorted(config.data["domains"].items()):
+            where = f"-> {entry['mail_server']}" if entry["mail_server"] else "mailboxes here"
+            print(f"{name}\t{where}")
+        return 0
+    if not args.name:
+        raise ConfigError(f"`appliance domain {args.action}` needs a domain name")
+    if args.action == "add":
+        fields = {"mail_server": args.mail_server} if args.mail_server else {}
+        accounts.add_entry(config, "domains", args.name, fields)
+    else:
+        accounts.delete_entry(config, "domains", args.name)
+    _commit(config)
+    print(f"domain {args.name}: {args.action} done")
+    return 0
+
+
+def cmd_queue(args: argparse.Namespace) -> int:
+    from appliance import queue
+
+    if args.action == "list":
+        sys.stdout.write(queue.format_list(queue.messages()))
+    else:
+        sys.stdout.write(queue.act(args.action, args.ids))
+    return 0
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from appliance import status
+
+    s = status.collect()
+    sys.stdout.write(status.format_status(s))
+    return 0 if s.healthy else 1
+
+
+def cmd_backup(args: argparse.Namespace) -> int:
+    from appliance import backup
+
+    if args.file in (None, "-"):
+        if sys.stdout.isatty():
+            raise ConfigError("the archive is binary: redirect it (appliance backup > FILE)")
+        sys.stdout.flush()
+        count = backup.backup(sys.stdout.buffer)
+    else:
+        with open(args.file, "wb") as f:
+            count = backup.backup(f)
+    print(f"backup: {count} files and folders of {paths.DATA}", file=sys.stderr)
+    return 0
+
+
+def cmd_restore(args: argparse.Namespace) -> int:
+    from appliance import backup
+
+    if args.file in (None, "-"):
+        backup.restore(sys.stdin.buffer)
+    else:
+        with open(args.file, "rb") as f:
+            backup.restore(f)
+    services = backup.restart_after_restore()
+    print("restore: done; rendered " + (", ".join(services) or "nothing new") +
+          "; every service restarted")
     return 0
 
 
@@ -190,11 +348,39 @@ def parser() -> argparse.ArgumentParser:
                    help="read the password from the first line of standard input")
     u.set_defaults(fn=cmd_user)
     c = sub.add_parser("config", help="read or change one setting, then apply")
-    c.add_argument("action", choices=["get", "set", "unset"])
-    c.add_argument("key", help="dotted name, e.g. smtpd.dnsbl.enabled")
+    c.add_argument("action", choices=["get", "set", "unset", "show"])
+    c.add_argument("key", nargs="?", help="dotted name, e.g. smtpd.dnsbl.enabled "
+                   "(show: a section, e.g. delivery)")
     c.add_argument("values", nargs="*", help="the value (lists: items or a,b,c)")
     c.add_argument("--dry-run", action="store_true", help="show the diff, change nothing")
     c.set_defaults(fn=cmd_config)
+    g = sub.add_parser("group", help="groups: NAME@ every domain reaches the members")
+    g.add_argument("action", choices=["add", "del", "list", "member-add", "member-del"])
+    g.add_argument("name", nargs="?")
+    g.add_argument("users", nargs="*", help="member user names")
+    g.set_defaults(fn=cmd_group)
+    ps = sub.add_parser("pseudonym", help="extra addresses for a user or group")
+    ps.add_argument("action", choices=["add", "del", "list"])
+    ps.add_argument("name", nargs="?", help="local part, or local@domain")
+    ps.add_argument("account", nargs="?", help="the user or group that gets the mail")
+    ps.set_defaults(fn=cmd_pseudonym)
+    dm = sub.add_parser("domain", help="more mail domains")
+    dm.add_argument("action", choices=["add", "del", "list"])
+    dm.add_argument("name", nargs="?")
+    dm.add_argument("--mail-server", help="deliver this domain to that server (host[:port])")
+    dm.set_defaults(fn=cmd_domain)
+    q = sub.add_parser("queue", help="Postfix's queue: list, flush, delete, hold, release")
+    q.add_argument("action", choices=["list", "flush", "delete", "hold", "release"])
+    q.add_argument("ids", nargs="*", help="queue ids from `queue list`, or ALL")
+    q.set_defaults(fn=cmd_queue)
+    sub.add_parser("status", help="services, queue, disk, certificate; exit 1 on problems"
+                   ).set_defaults(fn=cmd_status)
+    b = sub.add_parser("backup", help="the data volume as tar.gz")
+    b.add_argument("file", nargs="?", help="default: standard output")
+    b.set_defaults(fn=cmd_backup)
+    rs = sub.add_parser("restore", help="replace the data volume from a backup")
+    rs.add_argument("file", nargs="?", help="default: standard input")
+    rs.set_defaults(fn=cmd_restore)
     d = sub.add_parser("print-dns", help="DKIM, SPF and DMARC records to publish for a domain "
                        "(SME qpsmtpd-print-dns)")
     d.add_argument("domain", nargs="?", help="default: the primary domain")

@@ -87,8 +87,10 @@ def unset_value(config: Config, dotted: str) -> None:
 
 
 def get_value(config: Config, dotted: str) -> Any:
+    """The value in the document (edits included), else the schema's default."""
     names, key = resolve(dotted)
-    node: Any = config.data
-    for name in names:
-        node = node.get(name, {})
-    return node.get(key.name, key.default)
+    table = _table(config.document, names, create=False)
+    if table is None or key.name not in table:
+        return key.default
+    value = table[key.name]
+    return value.unwrap() if hasattr(value, "unwrap") else value

@@ -1,0 +1,512 @@
+"""SME Server's `config`, `db` and `signal-event`, on top of appliance.toml.
+
+    config setprop qpsmtpd DNSBL enabled RBLList zen.spamhaus.org
+    db accounts setprop alice Visible internal
+    db domains setprop test.com MailServer a.b.c.d
+    signal-event email-update
+
+As on SME Server, `setprop` and friends only change the database (here: the toml,
+validated, comments kept) and `signal-event` makes the services follow (here:
+`appliance apply`). Property names map onto toml keys through the tables below, the
+only place that knows SME's names; a property this appliance does not have is refused
+with the reason, never silently ignored.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import tomlkit
+
+from appliance import paths
+from appliance.config import Config, ConfigError, edit, load, save
+from appliance.config.schema import DOMAIN_RE, USERNAME_RE
+
+
+@dataclass(frozen=True)
+class Prop:
+    """One SME property: the toml key it is (`{}` is the account or domain name)."""
+
+    key: str
+    true: str = "enabled"  # how SME spells a true boolean ...
+    false: str = "disabled"  # ... and a false one
+
+    def path(self, name: str = "") -> str:
+        return self.key.replace("{}", name)
+
+
+
+
+def _yes_no(key: str) -> Prop:
+    return Prop(key, "yes", "no")
+
+
+def _daemon(name: str) -> dict[str, Prop]:
+    return {
+        "status": Prop(f"smtpd.{name}.enabled"),
+        "TCPPort": Prop(f"smtpd.{name}.port"),
+        "Instances": Prop(f"smtpd.{name}.instances"),
+        "InstancesPerIP": Prop(f"smtpd.{name}.instances_per_ip"),
+        "TlsBeforeAuth": Prop(f"smtpd.{name}.tls_before_auth", "1", "0"),
+    }
+
+
+# config / db configuration: KEY -> PROPERTY -> toml key
+CONFIGURATION: dict[str, dict[str, Prop]] = {
+    "qpsmtpd": _daemon("smtp") | {
+        "LogLevel": Prop("smtpd.log_level"),
+        "MaximumDateOffset": Prop("smtpd.headers.maximum_date_offset"),
+        "RelayRequiresAuth": Prop("smtpd.relay.require_auth"),
+        "Bcc": Prop("smtpd.bcc.enabled"),
+        "BccMode": Prop("smtpd.bcc.mode"),
+        "BccUser": Prop("smtpd.bcc.user"),
+        "DNSBL": Prop("smtpd.dnsbl.enabled"),
+        "RBLList": Prop("smtpd.dnsbl.zones"),
+        "RHSBL": Prop("smtpd.rhsbl.enabled"),
+        "SBLList": Prop("smtpd.rhsbl.zones"),
+        "URIBL": Prop("smtpd.uribl.enabled"),
+        "UBLList": Prop("smtpd.uribl.zones"),
+        "HeloPolicy": Prop("smtpd.helo.policy"),
+        "Karma": Prop("smtpd.karma.enabled"),
+        "KarmaNegative": Prop("smtpd.karma.negative"),
+        "DKIMSigning": Prop("smtpd.dkim_sign.enabled"),
+        "DMARCReject": Prop("smtpd.dmarc.reject"),
+        "DMARCReporting": Prop("smtpd.dmarc.reporting"),
+        "SPFRejectPolicy": Prop("smtpd.spf.reject_policy"),
+        "Greylisting": Prop("smtpd.greylisting.enabled"),
+    },
+    "sqpsmtpd": _daemon("smtps"),
+    "uqpsmtpd": _daemon("submission"),
+    "smtpd": {
+        "HeloHost": Prop("delivery.helo_host"),
+        "disclaimer": Prop("smtpd.disclaimer.enabled"),
+        "InstancesPerIP": Prop("smtpd.smtp.instances_per_ip"),
+    },
+    "qmail": {
+        "ConcurrencyLocal": Prop("queue.concurrency_local"),
+        "ConcurrencyRemote": Prop("queue.concurrency_remote"),
+        "DoubleBounceTo": Prop("queue.double_bounce_to"),
+        "MaxMessageSize": Prop("smtpd.max_message_size"),
+        "QueueLifetime": Prop("queue.lifetime"),
+    },
+    "imap": {"status": Prop("imap.enabled"),
+             "ConcurrencyLimitPerIP": Prop("imap.connections_per_ip")},
+    "imaps": {"ConcurrencyLimitPerIP": Prop("imap.connections_per_ip")},
+    "pop3": {"status": Prop("pop3.enabled")},
+    "SMTPAUTHPROXY": {"Userid": Prop("delivery.smarthost_user"),
+                      "Passwd": Prop("delivery.smarthost_password")},
+}
+
+# config keys that hold a value instead of properties (`config set DomainName x`)
+VALUES: dict[str, Prop] = {
+    "DomainName": Prop("system.domain"),
+    "SystemName": Prop("system.hostname"),
+    "DelegateMailServer": Prop("delivery.delegate_mail_server"),
+    "SMTPSmartHost": Prop("delivery.smarthost"),
+    "EmailUnknownUser": Prop("delivery.unknown_user"),
+}
+
+ACCOUNTS: dict[str, dict[str, Prop]] = {
+    "user": {
+        "FirstName": Prop("users.{}.full_name"),
+        "Visible": Prop("users.{}.visible"),
+        "EveryoneEmail": _yes_no("users.{}.everyone_email"),
+        "ForwardAddress": Prop("users.{}.forward"),
+        "EmailForward": Prop("users.{}.forward"),  # local|forward|both: see _email_forward
+        "Quota": Prop("users.{}.quota_mb"),
+    },
+    "group": {
+        "Description": Prop("groups.{}.description"),
+        "Members": Prop("groups.{}.members"),
+        "Visible": Prop("groups.{}.visible"),
+        "EmailExcludeUsers": Prop("groups.{}.exclude_users"),
+        "EmailExcludeGroups": Prop("groups.{}.exclude_groups"),
+    },
+    "pseudonym": {"Account": Prop("pseudonyms.{}.account")},
+}
+TABLE_OF = {"user": "users", "group": "groups", "pseudonym": "pseudonyms"}
+
+DOMAINS: dict[str, Prop] = {
+    "Description": Prop("domains.{}.description"),
+    "MailServer": Prop("domains.{}.mail_server"),
+    "DKIMSigning": Prop("domains.{}.dkim_signing"),
+    "Disclaimer": Prop("domains.{}.disclaimer"),
+}
+
+_NO_SPAMASSASSIN = ("this appliance does not run SpamAssassin yet: spam scanning, junkmail "
+                    "sorting and learning are not available (see README, 'Not yet')")
+_NO_CLAMAV = "this appliance does not run ClamAV yet: virus scanning is not available"
+_NO_WEBMAIL = "this appliance has no webmail yet, so there is no horde or php to configure"
+# Keys and properties from SME's documentation that do not apply here, and why.
+NOT_HERE: dict[tuple[str, str | None], str] = {
+    ("spamassassin", None): _NO_SPAMASSASSIN,
+    ("LearnAsSpam", None): _NO_SPAMASSASSIN,
+    ("LearnAsHam", None): _NO_SPAMASSASSIN,
+    ("wbl.global", None): _NO_SPAMASSASSIN,
+    ("clamav", None): _NO_CLAMAV,
+    ("qpsmtpd", "VirusScan"): _NO_CLAMAV,
+    ("qpsmtpd", "MaxScannerSize"): _NO_CLAMAV,
+    ("qpsmtpd", "PatternsScan"): "attachment blocking (PatternsScan) is not available yet",
+    ("horde", None): _NO_WEBMAIL,
+    ("php", None): _NO_WEBMAIL,
+    ("user", "SortSpam"): _NO_SPAMASSASSIN,
+    ("imap", "access"): "IMAP logins need TLS (STARTTLS on 143, or 993) from every network "
+                        "here; a private/public switch for plaintext is not available yet",
+    ("pop3", "access"): "POP3 logins need TLS (STARTTLS on 110, or 995) from every network "
+                        "here; a private/public switch for plaintext is not available yet",
+    ("InternalInterface", None): "the container's interface is Docker's; an MTU setting "
+                                 "is not available yet",
+    ("qpsmtpd", "Authentication"): "AUTH is always on: 465 and 587 require it and 25 offers "
+                                   "it after STARTTLS; local networks relay without it "
+                                   "(network.local_networks)",
+    ("qpsmtpd", "Proxy"): "no transparent SMTP proxy: the container does not route traffic",
+    ("qpsmtpd", "TCPProxyPort"): "no transparent SMTP proxy: the container does not route "
+                                 "traffic",
+}
+
+EVENTS_THAT_APPLY = ("email-update", "user-modify", "user-create", "user-delete",
+                     "password-modify", "group-modify", "group-create", "group-delete",
+                     "pseudonym-modify", "pseudonym-create", "pseudonym-delete",
+                     "domain-modify", "domain-create", "domain-delete", "post-upgrade",
+                     "remoteaccess-update", "console-save")
+EVENTS_NOT_HERE = {
+    "reboot": "restart the container instead: docker compose restart appliance",
+    "post-install": "nothing to do: the image is installed; use signal-event email-update",
+}
+
+
+def _not_here(key: str, prop: str | None = None) -> ConfigError:
+    reason = NOT_HERE.get((key, prop)) or NOT_HERE.get((key, None))
+    return ConfigError(f"not available here: {reason}" if reason else
+                       f"unknown {'property ' + prop + ' of ' if prop else 'key '}{key}")
+
+
+# ---- values: SME spelling <-> toml -----------------------------------------------------
+
+def _split_list(value: str) -> list[str]:
+    """SME lists are comma-separated; old SBLList values are colon-separated zones."""
+    if "," not in value and ":" in value:
+        parts = value.split(":")
+        if all("." in p for p in parts):
+            return parts
+    return [v.strip() for v in value.split(",") if v.strip()]
+
+
+def to_toml(prop: Prop, dotted: str, value: str) -> list[str]:
+    """An SME property value as arguments for edit.set_value."""
+    _, key = edit.resolve(dotted)
+    if key.kind is bool:
+        if value == prop.true:
+            return ["true"]
+        if value == prop.false:
+            return ["false"]
+        return [value]  # edit.convert accepts enabled/disabled, yes/no, 1/0 too
+    if key.kind is list:
+        return _split_list(value) or [""]
+    return [value]
+
+
+def from_toml(prop: Prop, value: Any) -> str:
+    if isinstance(value, bool):
+        return prop.true if value else prop.false
+    if isinstance(value, list):
+        return ",".join(value)
+    return str(value)
+
+
+# ---- the databases ----------------------------------------------------------------------
+
+def _names(config: Config, table: str) -> list[str]:
+    """Entries of a collection as the (possibly just edited) document has them."""
+    return sorted(config.document.get(table, {}))
+
+
+class Database:
+    """One SME database over the toml: entries (KEY=TYPE) with properties."""
+
+    name = ""
+
+    def __init__(self, config: Config) -> None:
+        self.config = config
+
+    def entries(self) -> dict[str, tuple[str, dict[str, Prop]]]:
+        """key -> (type, properties)."""
+        raise NotImplementedError
+
+    def entry(self, key: str) -> tuple[str, dict[str, Prop]]:
+        found = self.entries().get(key)
+        if found is None:
+            raise _not_here(key)
+        return found
+
+    def prop(self, key: str, name: str) -> tuple[Prop, str]:
+        kind, props = self.entry(key)
+        prop = props.get(name)
+        if prop is None:
+            raise _not_here(kind if (kind, name) in NOT_HERE else key, name)
+        return prop, prop.path(key)
+
+    def get(self, key: str) -> str:
+        return self.entry(key)[0]
+
+    def getprop(self, key: str, name: str) -> str:
+        prop, dotted = self.prop(key, name)
+        return from_toml(prop, edit.get_value(self.config, dotted))
+
+    def setprop(self, key: str, pairs: list[str]) -> None:
+        if not pairs or len(pairs) % 2:
+            raise ConfigError(f"setprop {key} needs PROPERTY VALUE pairs")
+        for name, value in zip(pairs[::2], pairs[1::2], strict=True):
+            self.set_one(key, name, value)
+
+    def set_one(self, key: str, name: str, value: str) -> None:
+        prop, dotted = self.prop(key, name)
+        edit.set_value(self.config, dotted, to_toml(prop, dotted, value))
+
+    def delprop(self, key: str, names: list[str]) -> None:
+        for name in names:
+            _, dotted = self.prop(key, name)
+            edit.unset_value(self.config, dotted)
+
+    def show(self, key: str | None = None) -> str:
+        out = []
+        for name, (kind, props) in self.entries().items():
+            if key is not None and name != key:
+                continue
+            if kind == "value":
+                out.append(f"{name}={self.getprop_value(name)}")
+                continue
+            out.append(f"{name}={kind}")
+            for prop_name in sorted(props):
+                out.append(f"    {prop_name}={self.getprop(name, prop_name)}")
+        if key is not None and not out:
+            raise _not_here(key)
+        return "\n".join(out) + "\n"
+
+    def getprop_value(self, key: str) -> str:
+        raise _not_here(key)
+
+    def set(self, key: str, args: list[str]) -> None:
+        raise ConfigError(f"`set` of {self.name} entries is not supported; use setprop")
+
+    def delete(self, key: str) -> None:
+        raise ConfigError(f"`delete` of {self.name} entries is not supported")
+
+
+class Configuration(Database):
+    name = "configuration"
+
+    def entries(self) -> dict[str, tuple[str, dict[str, Prop]]]:
+        out: dict[str, tuple[str, dict[str, Prop]]] = {k: ("value", {}) for k in VALUES}
+        out |= {k: ("service", props) for k, props in CONFIGURATION.items()}
+        return out
+
+    def entry(self, key: str) -> tuple[str, dict[str, Prop]]:
+        if key in VALUES:
+            raise ConfigError(f"{key} holds a value, not properties: "
+                              f"use `config get {key}` / `config set {key} VALUE`")
+        return super().entry(key)
+
+    def get(self, key: str) -> str:
+        if key in VALUES:
+            return self.getprop_value(key)
+        return super().get(key)
+
+    def getprop_value(self, key: str) -> str:
+        prop = VALUES[key]
+        return from_toml(prop, edit.get_value(self.config, prop.key))
+
+    def set(self, key: str, args: list[str]) -> None:
+        if key in VALUES:
+            if len(args) != 1:
+                raise ConfigError(f"`config set {key} VALUE` takes one value")
+            edit.set_value(self.config, VALUES[key].key, [args[0]])
+            return
+        kind, _ = super().entry(key)
+        if not args or args[0] != kind:
+            raise ConfigError(f"{key} is a {kind}: `config set {key} {kind} PROP VALUE...`")
+        if args[1:]:
+            self.setprop(key, args[1:])
+
+    def delete(self, key: str) -> None:
+        if key not in VALUES:
+            raise ConfigError(f"{key} is built in and cannot be deleted")
+        edit.unset_value(self.config, VALUES[key].key)
+
+
+class Accounts(Database):
+    name = "accounts"
+
+    def entries(self) -> dict[str, tuple[str, dict[str, Prop]]]:
+        out = {}
+        for kind, table in TABLE_OF.items():
+            for name in _names(self.config, table):
+                out[name] = (kind, ACCOUNTS[kind])
+        return out
+
+    def set_one(self, key: str, name: str, value: str) -> None:
+        if name == "EmailForward":
+            self._email_forward(key, value)
+        else:
+            super().set_one(key, name, value)
+
+    def getprop(self, key: str, name: str) -> str:
+        if name == "EmailForward":
+            self.prop(key, name)
+            if not edit.get_value(self.config, f"users.{key}.forward"):
+                return "local"
+            return "both" if edit.get_value(self.config, f"users.{key}.keep_copy") \
+                else "forward"
+        return super().getprop(key, name)
+
+    def _email_forward(self, user: str, value: str) -> None:
+        self.prop(user, "EmailForward")  # a user?
+        if value == "local":
+            edit.unset_value(self.config, f"users.{user}.forward")
+            edit.unset_value(self.config, f"users.{user}.keep_copy")
+        elif value in ("forward", "both"):
+            if not edit.get_value(self.config, f"users.{user}.forward"):
+                raise ConfigError(f"EmailForward {value} needs a ForwardAddress first",
+                                  key=f"users.{user}.forward")
+            edit.set_value(self.config, f"users.{user}.keep_copy",
+                           ["true" if value == "both" else "false"])
+        else:
+            raise ConfigError("EmailForward must be local, forward or both",
+                              key=f"users.{user}", value=value)
+
+    def set(self, key: str, args: list[str]) -> None:
+        """`db accounts set NAME user|group|pseudonym [PROP VALUE...]` creates it."""
+        if not args or args[0] not in TABLE_OF:
+            raise ConfigError("`db accounts set NAME TYPE`: TYPE is user, group or pseudonym")
+        kind, pairs = args[0], args[1:]
+        if key in self.entries():
+            raise ConfigError(f"{key} already exists as a {self.entries()[key][0]}")
+        if kind != "pseudonym" and not USERNAME_RE.match(key):
+            raise ConfigError("bad account name: lower-case letters, digits, . _ -", key=key)
+        table = TABLE_OF[kind]
+        if table not in self.config.document:
+            self.config.document.add(table, tomlkit.table(is_super_table=True))
+        self.config.document[table].add(key, tomlkit.table())  # type: ignore[union-attr]
+        if pairs:
+            self.setprop(key, pairs)
+
+    def delete(self, key: str) -> None:
+        kind, _ = self.entry(key)
+        del self.config.document[TABLE_OF[kind]][key]  # type: ignore[union-attr]
+
+
+class Domains(Database):
+    name = "domains"
+
+    def entries(self) -> dict[str, tuple[str, dict[str, Prop]]]:
+        return {name: ("domain", DOMAINS) for name in _names(self.config, "domains")}
+
+    def set(self, key: str, args: list[str]) -> None:
+        if not args or args[0] != "domain":
+            raise ConfigError("`db domains set NAME domain [PROP VALUE...]`")
+        if not DOMAIN_RE.match(key):
+            raise ConfigError("not a domain name", key=key)
+        if key not in self.entries():
+            edit.set_value(self.config, f"domains.{key}.description", [""])
+        if args[1:]:
+            self.setprop(key, args[1:])
+
+    def delete(self, key: str) -> None:
+        self.entry(key)
+        del self.config.document["domains"][key]  # type: ignore[union-attr]
+
+
+DATABASES: dict[str, type[Database]] = {
+    "configuration": Configuration, "accounts": Accounts, "domains": Domains,
+}
+OTHER_DATABASES = {"spamassassin": _NO_SPAMASSASSIN, "hosts": "there is no hosts database "
+                   "here: DNS comes from the resolver", "networks": "local networks are "
+                   "network.local_networks in appliance.toml: appliance config set "
+                   "network.local_networks NET..."}
+
+ACTIONS = ("get", "set", "setprop", "getprop", "delprop", "show", "print", "delete", "keys")
+
+
+def run_db(db_name: str, argv: list[str], out: Callable[[str], Any] = sys.stdout.write) -> int:
+    """One `db DATABASE ACTION ...` command. Changes are saved (validated), not applied."""
+    if db_name in OTHER_DATABASES:
+        raise ConfigError(f"not available here: {OTHER_DATABASES[db_name]}")
+    if db_name not in DATABASES:
+        raise ConfigError(f"unknown database {db_name!r}; there are: {', '.join(DATABASES)}")
+    if not argv or argv[0] not in ACTIONS:
+        raise ConfigError(f"usage: db {db_name} {'|'.join(ACTIONS)} [KEY [PROP [VALUE]...]]")
+    action, args = argv[0], argv[1:]
+    config = load(paths.CONFIG)
+    db = DATABASES[db_name](config)
+    if action in ("show", "print"):
+        out(db.show(args[0] if args else None))
+        return 0
+    if action == "keys":
+        out("".join(f"{k}\n" for k in db.entries()))
+        return 0
+    if not args:
+        raise ConfigError(f"`{action}` needs a key")
+    key, rest = args[0], args[1:]
+    if action == "get":
+        out(db.get(key) + "\n")
+        return 0
+    if action == "getprop":
+        if len(rest) != 1:
+            raise ConfigError("usage: getprop KEY PROPERTY")
+        out(db.getprop(key, rest[0]) + "\n")
+        return 0
+    if action == "setprop":
+        db.setprop(key, rest)
+    elif action == "delprop":
+        db.delprop(key, rest)
+    elif action == "set":
+        db.set(key, rest)
+    elif action == "delete":
+        db.delete(key)
+    save(config.document, paths.CONFIG)
+    return 0
+
+
+def signal_event(argv: list[str], out: Callable[[str], Any] = sys.stdout.write) -> int:
+    if not argv:
+        raise ConfigError("usage: signal-event EVENT [ARGS]")
+    event = argv[0]
+    if event in EVENTS_NOT_HERE:
+        raise ConfigError(f"{event}: not here: {EVENTS_NOT_HERE[event]}")
+    if event not in EVENTS_THAT_APPLY:
+        raise ConfigError(f"unknown event {event!r}; events that apply the configuration: "
+                          + ", ".join(EVENTS_THAT_APPLY))
+    from appliance.apply import apply
+
+    plan = apply(load(paths.CONFIG))
+    out(f"{event}: " + (", ".join(plan.services) + " updated" if plan.services
+                        else "nothing changed") + "\n")
+    return 0
+
+
+def _main(fn: Callable[[], int]) -> int:
+    try:
+        return fn()
+    except ConfigError as e:
+        sys.stderr.write(f"{sys.argv[0].rsplit('/', 1)[-1]}: {e}\n")
+        return 2
+
+
+def config_main() -> int:
+    """`config ACTION ...` = `db configuration ACTION ...`."""
+    return _main(lambda: run_db("configuration", sys.argv[1:]))
+
+
+def db_main() -> int:
+    args = sys.argv[1:]
+    if not args:
+        sys.stderr.write("usage: db DATABASE ACTION ...\n")
+        return 2
+    return _main(lambda: run_db(args[0], args[1:]))
+
+
+def signal_event_main() -> int:
+    return _main(lambda: signal_event(sys.argv[1:]))

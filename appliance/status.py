@@ -1,0 +1,117 @@
+"""`appliance status`: one screen that says whether the appliance is well.
+
+Every supervised service with its state and uptime, the queue, the data volume, the
+TLS certificate's expiry and the DKIM key. `collect()` is also what the console shows.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import shutil
+import subprocess
+from dataclasses import dataclass, field
+
+from appliance import paths
+
+
+@dataclass
+class Service:
+    name: str
+    state: str  # RUNNING, STOPPED, FATAL, BACKOFF, ...
+    detail: str  # "pid 12, uptime 1:02:03" or the error
+
+
+@dataclass
+class Status:
+    services: list[Service] = field(default_factory=list)
+    queue: dict[str, int] | None = None
+    queue_error: str = ""
+    disk_used: int = 0  # bytes under the data volume
+    disk_free: int = 0  # bytes free on its file system
+    certificate_expires: dt.datetime | None = None
+    certificate_subject: str = ""
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def healthy(self) -> bool:
+        return not self.problems
+
+
+def services() -> list[Service]:
+    proc = subprocess.run(["supervisorctl", "status"], capture_output=True, text=True,
+                          timeout=30)
+    out = []
+    for line in proc.stdout.splitlines():
+        parts = line.split(None, 2)
+        if len(parts) >= 2 and parts[1].isupper():
+            out.append(Service(parts[0], parts[1], parts[2] if len(parts) > 2 else ""))
+    return out
+
+
+def _du(path: str) -> int:
+    proc = subprocess.run(["du", "-sb", path], capture_output=True, text=True, timeout=120)
+    try:
+        return int(proc.stdout.split()[0])
+    except (IndexError, ValueError):
+        return 0
+
+
+def collect() -> Status:
+    from appliance import queue
+
+    s = Status()
+    try:
+        s.services = services()
+    except (OSError, subprocess.SubprocessError) as e:
+        s.problems.append(f"supervisord does not answer: {e}")
+    for svc in s.services:
+        if svc.state != "RUNNING":
+            s.problems.append(f"{svc.name} is {svc.state}")
+    try:
+        s.queue = queue.counts()
+    except Exception as e:  # noqa: BLE001 - status reports, it never fails
+        s.queue_error = str(e)
+        s.problems.append(f"queue: {e}")
+    s.disk_used = _du(str(paths.DATA))
+    s.disk_free = shutil.disk_usage(paths.DATA).free
+    try:
+        from cryptography import x509
+
+        cert = x509.load_pem_x509_certificate(paths.TLS_CERT.read_bytes())
+        s.certificate_expires = cert.not_valid_after_utc
+        s.certificate_subject = cert.subject.rfc4514_string()
+        days = (s.certificate_expires - dt.datetime.now(dt.UTC)).days
+        if days < 14:
+            s.problems.append(f"the TLS certificate expires in {days} days")
+    except (OSError, ValueError) as e:
+        s.problems.append(f"TLS certificate unreadable: {e}")
+    return s
+
+
+def _size(n: int) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if n < 1024:
+            return f"{n:.0f} {unit}"
+        n /= 1024  # type: ignore[assignment]
+    return f"{n:.1f} TB"
+
+
+def format_status(s: Status) -> str:
+    lines = ["services:"]
+    width = max((len(x.name) for x in s.services), default=10)
+    for svc in s.services:
+        lines.append(f"  {svc.name:<{width}}  {svc.state:<8}  {svc.detail}")
+    if s.queue is not None:
+        q = s.queue
+        lines.append(f"queue: {q['active']} active, {q['deferred']} deferred, "
+                     f"{q['hold']} on hold, {q['incoming']} incoming")
+    else:
+        lines.append(f"queue: unknown ({s.queue_error})")
+    lines.append(f"data volume {paths.DATA}: {_size(s.disk_used)} used, "
+                 f"{_size(s.disk_free)} free")
+    if s.certificate_expires:
+        lines.append(f"TLS certificate ({s.certificate_subject}): expires "
+                     f"{s.certificate_expires:%Y-%m-%d}")
+    lines.append("virus signatures: ClamAV is not in this appliance yet")
+    lines.append("problems: " + ("none" if s.healthy else "; ".join(s.problems)))
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,187 @@
+"""SME Server's config/db/signal-event commands, run verbatim against a toml file."""
+
+from __future__ import annotations
+
+import shlex
+from pathlib import Path
+
+import pytest
+
+from appliance import paths, sme
+from appliance.config import ConfigError, load
+
+START = """\
+# my own comment, kept
+[system]
+hostname = "mail"
+domain = "corp.example"
+
+[users.alice]
+[users.tom]
+[users.jack]
+[groups.group1]
+members = ["alice", "tom", "jack"]
+[groups.group2]
+members = ["jack"]
+[domains."test.com"]
+"""
+
+
+@pytest.fixture
+def toml(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    path = tmp_path / "appliance.toml"
+    path.write_text(START)
+    monkeypatch.setattr(paths, "CONFIG", path)
+    return path
+
+
+def run(command: str) -> str:
+    """One SME command line, as an admin would type it."""
+    argv = shlex.split(command)
+    out: list[str] = []
+    if argv[0] == "config":
+        sme.run_db("configuration", argv[1:], out.append)
+    elif argv[0] == "db":
+        sme.run_db(argv[1], argv[2:], out.append)
+    return "".join(out)
+
+
+def value(toml: Path, dotted: str):
+    from appliance.config import edit
+
+    return edit.get_value(load(toml), dotted)
+
+
+def test_setprop_enables_plugins_and_keeps_comments(toml: Path) -> None:
+    run("config setprop qpsmtpd DNSBL enabled RHSBL enabled")
+    assert value(toml, "smtpd.dnsbl.enabled") is True
+    assert value(toml, "smtpd.rhsbl.enabled") is True
+    assert "# my own comment, kept" in toml.read_text()
+    assert run("config getprop qpsmtpd DNSBL") == "enabled\n"
+
+
+def test_colon_separated_sbllist_and_quoted_rbllist_with_message(toml: Path) -> None:
+    run("config setprop qpsmtpd SBLList multi.surbl.org:rhsbl.sorbs.net:dbl.spamhaus.org")
+    assert value(toml, "smtpd.rhsbl.zones") == [
+        "multi.surbl.org", "rhsbl.sorbs.net", "dbl.spamhaus.org"]
+    run("config setprop qpsmtpd RBLList server1.test,'b.barracudacentral.org:Blocked - see "
+        "<http://bbl.barracudacentral.com/q.cgi?ip=%IP%>'")
+    assert value(toml, "smtpd.dnsbl.zones")[1].startswith("b.barracudacentral.org:Blocked")
+    run("config setprop qpsmtpd UBLList multi.surbl.org:8-16-64-128,black.uribl.com")
+    assert value(toml, "smtpd.uribl.zones") == ["multi.surbl.org:8-16-64-128",
+                                                "black.uribl.com"]
+
+
+def test_show_lists_every_property_in_sme_format(toml: Path) -> None:
+    shown = run("config show qpsmtpd")
+    assert shown.startswith("qpsmtpd=service\n")
+    assert "    DNSBL=disabled\n" in shown
+    assert "    Instances=40\n" in shown
+    assert "    TlsBeforeAuth=1\n" in shown
+
+
+def test_value_keys_get_and_set(toml: Path) -> None:
+    run("config set DelegateMailServer 192.0.2.25")
+    assert run("config show DelegateMailServer") == "DelegateMailServer=192.0.2.25\n"
+    assert run("config get DomainName") == "corp.example\n"
+    run("config set DomainName example.org")
+    assert value(toml, "system.domain") == "example.org"
+
+
+def test_qmail_and_smtpd_properties(toml: Path) -> None:
+    run("config setprop qmail ConcurrencyRemote 10")
+    run("config setprop qmail DoubleBounceTo devnull")
+    run("config setprop smtpd HeloHost mx.corp.example")
+    assert value(toml, "queue.concurrency_remote") == 10
+    assert value(toml, "queue.double_bounce_to") == "devnull"
+    assert value(toml, "delivery.helo_host") == "mx.corp.example"
+
+
+def test_accounts_show_works_with_the_wikis_awk_pipeline(toml: Path) -> None:
+    shown = run("db accounts show")
+    users = [line.split("=")[0] for line in shown.splitlines() if "=user" in line]
+    assert users == ["alice", "jack", "tom"]
+    for user in users:
+        run(f"db accounts setprop {user} Visible internal")
+    assert value(toml, "users.tom.visible") == "internal"
+    run("db accounts delprop tom Visible")
+    assert value(toml, "users.tom.visible") == "public"
+
+
+def test_group_exclusions_and_everyone(toml: Path) -> None:
+    run("db accounts setprop group1 EmailExcludeUsers tom,jack")
+    run("db accounts setprop group1 EmailExcludeGroups group2")
+    run("db accounts setprop alice EveryoneEmail no")
+    assert value(toml, "groups.group1.exclude_users") == ["tom", "jack"]
+    assert value(toml, "groups.group1.exclude_groups") == ["group2"]
+    assert value(toml, "users.alice.everyone_email") is False
+    assert run("db accounts getprop alice EveryoneEmail") == "no\n"
+
+
+def test_forwarding_like_the_server_manager(toml: Path) -> None:
+    run("db accounts setprop alice ForwardAddress alice@remote.test EmailForward both")
+    assert value(toml, "users.alice.forward") == ["alice@remote.test"]
+    assert run("db accounts getprop alice EmailForward") == "both\n"
+    run("db accounts setprop alice EmailForward local")
+    assert value(toml, "users.alice.forward") == []
+    with pytest.raises(ConfigError, match="ForwardAddress"):
+        run("db accounts setprop tom EmailForward forward")
+
+
+def test_domain_mail_server_set_and_removed(toml: Path) -> None:
+    run("db domains setprop test.com MailServer a.b.c.d")
+    assert value(toml, 'domains.test.com.mail_server') == "a.b.c.d"
+    run("db domains setprop test.com DKIMSigning disabled")
+    assert value(toml, "domains.test.com.dkim_signing") is False
+    run("db domains delprop test.com MailServer")
+    assert value(toml, "domains.test.com.mail_server") == ""
+
+
+def test_accounts_and_domains_can_be_created_and_deleted(toml: Path) -> None:
+    run("db accounts set bob user Visible internal")
+    run("db accounts set sales group Members alice,bob")
+    run("db accounts set info pseudonym Account sales")
+    run("db domains set new.example domain Description 'second shop'")
+    config = load(toml)
+    assert config.data["users"]["bob"]["visible"] == "internal"
+    assert config.data["groups"]["sales"]["members"] == ["alice", "bob"]
+    assert config.data["pseudonyms"]["info"]["account"] == "sales"
+    assert config.data["domains"]["new.example"]["description"] == "second shop"
+    run("db accounts delete info")
+    assert "info" not in load(toml).data["pseudonyms"]
+
+
+def test_bad_value_is_refused_and_the_file_is_untouched(toml: Path) -> None:
+    with pytest.raises(ConfigError, match="HeloPolicy|policy"):
+        run("config setprop qpsmtpd HeloPolicy sloppy")
+    with pytest.raises(ConfigError, match="no such user"):
+        run("db accounts setprop group1 EmailExcludeUsers nobody")
+    assert toml.read_text() == START
+
+
+@pytest.mark.parametrize("command", [
+    "config setprop spamassassin RejectLevel 12",
+    "config setprop clamav HeuristicScanPrecedence yes",
+    "db spamassassin setprop wbl.global *@vonage.com White",
+    "config setprop imap access public",
+    "config setprop horde Name 'MyDomain Mail'",
+    "config setprop InternalInterface MTU 1492",
+    "db configuration getprop LearnAsSpam dir",
+    "db accounts setprop alice SortSpam disabled",
+])
+def test_what_does_not_apply_here_says_why(toml: Path, command: str) -> None:
+    with pytest.raises(ConfigError, match="not available here: .{20,}"):
+        run(command)
+    assert toml.read_text() == START
+
+
+def test_unknown_property_is_refused_by_name(toml: Path) -> None:
+    with pytest.raises(ConfigError, match="unknown property Colour of qpsmtpd"):
+        run("config setprop qpsmtpd Colour blue")
+
+
+def test_signal_event_refuses_unknown_events_and_explains_reboot() -> None:
+    with pytest.raises(ConfigError, match="docker compose restart"):
+        sme.signal_event(["reboot"])
+    with pytest.raises(ConfigError, match="unknown event"):
+        sme.signal_event(["party"])
