@@ -97,3 +97,21 @@ def imap_message(ip: str, user: str, password: str, subject: str,
         return parts[0][1]  # type: ignore[index,return-value]
     finally:
         imap.logout()
+
+
+def imap_find(ip: str, user: str, password: str, text: str,
+              mailbox: str = "INBOX") -> bytes | None:
+    """The newest message whose headers or body contain `text`, or None."""
+    imap = imaplib.IMAP4(ip, 143, timeout=TIMEOUT_S)
+    imap.starttls(ssl_context=tls_context())
+    try:
+        imap.login(user, password)
+        imap.select(mailbox, readonly=True)
+        _, data = imap.search(None, "TEXT", f'"{text}"')
+        nums = data[0].split()
+        if not nums:
+            return None
+        _, parts = imap.fetch(nums[-1], "(BODY.PEEK[])")
+        return parts[0][1]  # type: ignore[index,return-value]
+    finally:
+        imap.logout()

@@ -4,12 +4,23 @@ from __future__ import annotations
 
 import smtplib
 import subprocess
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
-from tests.e2e.conftest import Appliance, wait_for
-from tests.e2e.mail import TIMEOUT_S
+from tests.e2e.conftest import ALICE_PASSWORD, Appliance, wait_for
+from tests.e2e.mail import TIMEOUT_S, imap_message
+
+
+def uid() -> str:
+    return uuid.uuid4().hex[:10]
+
+
+def delivered(appliance: Appliance, subject: str, user: str = "alice",
+              password: str = ALICE_PASSWORD) -> bytes:
+    return wait_for(lambda: imap_message(appliance.ip, user, password, subject), 30,
+                    f"{subject!r} in {user}'s INBOX")
 
 
 def _reloads(appliance: Appliance) -> int:
@@ -42,6 +53,18 @@ def configured(appliance: Appliance, **settings: str | list[str]) -> Iterator[No
         yield
     finally:
         apply([["unset", k] for k in reversed(keys)])  # undo in reverse: each step valid
+
+
+@contextmanager
+def settings(appliance: Appliance, *pairs: tuple[str, str]) -> Iterator[None]:
+    """`appliance config set KEY VALUE` for each pair (applied at once), unset after."""
+    for key, value in pairs:
+        appliance.exec("appliance", "config", "set", key, value)
+    try:
+        yield
+    finally:
+        for key, _ in reversed(pairs):
+            appliance.exec("appliance", "config", "unset", key)
 
 
 @dataclass

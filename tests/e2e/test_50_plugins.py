@@ -7,8 +7,6 @@ test); names are unique per test because the daemons cache answers.
 
 from __future__ import annotations
 
-import uuid
-
 import pytest
 
 from tests.e2e.conftest import (
@@ -20,27 +18,16 @@ from tests.e2e.conftest import (
     sink_messages,
     wait_for,
 )
-from tests.e2e.mail import imap_message
-from tests.e2e.plugins import body, configured, dialogue
+from tests.e2e.plugins import body, configured, delivered, dialogue, uid
 
 ALICE = f"alice@{DOMAIN}"
 REVERSED_CLIENT = ".".join(reversed(CLIENT_IP.split(".")))
-
-
-def uid() -> str:
-    return uuid.uuid4().hex[:10]
 
 
 def remote_domain(zones: TestDNS, name: str) -> str:
     """A sender domain that resolves (so resolvable_fromhost lets it through)."""
     zones.set(name, "MX", "10 sink.remote.test.")
     return name
-
-
-def delivered(appliance: Appliance, subject: str, user: str = "alice",
-              password: str = ALICE_PASSWORD) -> bytes:
-    return wait_for(lambda: imap_message(appliance.ip, user, password, subject), 30,
-                    f"{subject!r} in {user}'s INBOX")
 
 
 # -- DNS block lists ---------------------------------------------------------------------
