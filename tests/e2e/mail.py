@@ -84,30 +84,23 @@ def send_port25(ip: str, msg: EmailMessage) -> dict:
 def imap_message(ip: str, user: str, password: str, subject: str,
                  mailbox: str = "INBOX") -> bytes | None:
     """The whole message with this subject in a mailbox, or None."""
-    imap = imaplib.IMAP4(ip, 143, timeout=TIMEOUT_S)
-    imap.starttls(ssl_context=tls_context())
-    try:
-        imap.login(user, password)
-        imap.select(mailbox, readonly=True)
-        _, data = imap.search(None, "SUBJECT", f'"{subject}"')
-        nums = data[0].split()
-        if not nums:
-            return None
-        _, parts = imap.fetch(nums[-1], "(BODY.PEEK[])")
-        return parts[0][1]  # type: ignore[index,return-value]
-    finally:
-        imap.logout()
+    return _imap_newest(ip, user, password, ("SUBJECT", f'"{subject}"'), mailbox)
 
 
 def imap_find(ip: str, user: str, password: str, text: str,
               mailbox: str = "INBOX") -> bytes | None:
     """The newest message whose headers or body contain `text`, or None."""
+    return _imap_newest(ip, user, password, ("TEXT", f'"{text}"'), mailbox)
+
+
+def _imap_newest(ip: str, user: str, password: str, criteria: tuple[str, ...],
+                 mailbox: str) -> bytes | None:
     imap = imaplib.IMAP4(ip, 143, timeout=TIMEOUT_S)
     imap.starttls(ssl_context=tls_context())
     try:
         imap.login(user, password)
         imap.select(mailbox, readonly=True)
-        _, data = imap.search(None, "TEXT", f'"{text}"')
+        _, data = imap.search(None, *criteria)
         nums = data[0].split()
         if not nums:
             return None
