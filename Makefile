@@ -9,7 +9,8 @@ IMAGE ?= appliance:latest
 COMPOSE := docker compose
 E2E := $(COMPOSE) -p appliance-e2e -f compose.yaml -f tests/e2e/compose.e2e.yaml
 
-.PHONY: help up down image test unit e2e bench logs shell lint engine base wheels venv clean docs
+.PHONY: help up down image test unit e2e bench logs shell status backup restore lint engine base \
+	wheels venv clean docs
 
 help:
 	@echo "make up       build the image and start the appliance (docker compose up)"
@@ -20,6 +21,9 @@ help:
 	@echo "make bench    SMTP throughput: our pipeline vs Postfix alone"
 	@echo "make logs     follow the appliance's logs"
 	@echo "make shell    a shell inside the appliance"
+	@echo "make status   services, queue, disk, certificate"
+	@echo "make backup   the data volume to backup-DATE.tar.gz"
+	@echo "make restore FILE=backup.tar.gz   replace the data volume from a backup"
 
 $(BIN)/.installed: pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -56,6 +60,17 @@ logs: engine
 
 shell: engine
 	$(COMPOSE) exec appliance bash -l
+
+status: engine
+	$(COMPOSE) exec -T appliance appliance status
+
+backup: engine
+	f=backup-$$(date +%Y%m%d-%H%M%S).tar.gz; \
+	$(COMPOSE) exec -T appliance appliance backup > $$f.part && mv $$f.part $$f && echo "wrote $$f"
+
+restore: engine
+	@test -n "$(FILE)" || { echo "usage: make restore FILE=backup.tar.gz"; exit 2; }
+	$(COMPOSE) exec -T appliance appliance restore < "$(FILE)"
 
 unit: venv
 	$(BIN)/pytest -q tests/unit tests/smtpd
