@@ -54,22 +54,30 @@ def addresses(config: Config) -> dict[str, list[str]]:
         for role in ROLE_ADDRESSES:
             if role not in accounts:
                 implicit[role] = [f"{config.admin}@{primary}"]
+    # An address whose group has no one left (all excluded, or no members) goes to
+    # the admin; with no users at all there is no one, and the address does not exist.
+    admin = [f"{config.admin}@{primary}"] if config.admin else []
     out: dict[str, list[str]] = {}
+
+    def add(address: str, targets: list[str]) -> None:
+        if targets or admin:
+            out[address] = targets or admin
+
     for domain in config.mailbox_domains:
         for name, targets in (implicit | accounts).items():
-            out[f"{name}@{domain}"] = targets
+            add(f"{name}@{domain}", targets)
     for name, pseudonym in d["pseudonyms"].items():
         targets = accounts[pseudonym["account"]]
         if "@" in name:
             if name.partition("@")[2] in config.mailbox_domains:
-                out[name] = targets
+                add(name, targets)
         else:
             for domain in config.mailbox_domains:
-                out[f"{name}@{domain}"] = targets
+                add(f"{name}@{domain}", targets)
     unknown = d["delivery"]["unknown_user"]
     if unknown != "returntosender":
         for domain in config.mailbox_domains:
-            out[f"@{domain}"] = accounts[unknown]
+            add(f"@{domain}", accounts[unknown])
     return out
 
 

@@ -33,14 +33,21 @@ RESTORE_PREFIX = ".restore-"
 
 
 def _ctl(*args: str) -> None:
-    if paths.SUPERVISOR_SOCKET.exists():
-        subprocess.run(["supervisorctl", *args], capture_output=True, timeout=120)
+    """supervisorctl; a failure is an error (a service left stopped must be said)."""
+    if not paths.SUPERVISOR_SOCKET.exists():
+        return  # nothing supervised runs (tests, or before first boot)
+    proc = subprocess.run(["supervisorctl", *args], capture_output=True, text=True,
+                          timeout=120)
+    if proc.returncode != 0:
+        raise ConfigError(f"supervisorctl {' '.join(args)} failed: "
+                          f"{(proc.stdout + proc.stderr).strip()}")
 
 
 @contextmanager
 def quiesced(programs: tuple[str, ...]) -> Iterator[None]:
-    _ctl("stop", *programs)
+    """Stop `programs` for the block and always start them again."""
     try:
+        _ctl("stop", *programs)
         yield
     finally:
         _ctl("start", *programs)
@@ -97,19 +104,46 @@ def restore(src: BinaryIO) -> Path:
         if not toml.exists():
             raise ConfigError("not a backup of this appliance: no appliance.toml inside")
         load(toml)  # refuse an archive whose configuration would not start
-        _ctl("stop", "all")
-        old = paths.DATA / f"{RESTORE_PREFIX}old"
-        shutil.rmtree(old, ignore_errors=True)
-        old.mkdir()
+        with quiesced_all():
+            _swap_in(staging)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return paths.CONFIG
+
+
+@contextmanager
+def quiesced_all() -> Iterator[None]:
+    """Stop every service; start them again only if the block fails (on success the
+    caller renders the restored configuration first: restart_after_restore)."""
+    _ctl("stop", "all")
+    try:
+        yield
+    except BaseException:
+        _ctl("start", "all")
+        raise
+
+
+def _swap_in(staging: Path) -> None:
+    """Replace the volume's entries with staging's; on failure put the old ones back."""
+    old = paths.DATA / f"{RESTORE_PREFIX}old"
+    shutil.rmtree(old, ignore_errors=True)
+    old.mkdir()
+    moved: list[str] = []
+    try:
         for entry in paths.DATA.iterdir():
             if not entry.name.startswith(RESTORE_PREFIX):
                 entry.rename(old / entry.name)
         for entry in staging.iterdir():
             entry.rename(paths.DATA / entry.name)
-        shutil.rmtree(old, ignore_errors=True)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-    return paths.CONFIG
+            moved.append(entry.name)
+    except OSError:
+        for name in moved:
+            (paths.DATA / name).rename(staging / name)
+        for entry in old.iterdir():
+            entry.rename(paths.DATA / entry.name)
+        old.rmdir()
+        raise
+    shutil.rmtree(old, ignore_errors=True)
 
 
 def restart_after_restore() -> list[str]:

@@ -19,11 +19,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-import tomlkit
-
-from appliance import paths
+from appliance import accounts, paths
 from appliance.config import Config, ConfigError, edit, load, save
-from appliance.config.schema import DOMAIN_RE, USERNAME_RE
 
 
 @dataclass(frozen=True)
@@ -384,18 +381,13 @@ class Accounts(Database):
         kind, pairs = args[0], args[1:]
         if key in self.entries():
             raise ConfigError(f"{key} already exists as a {self.entries()[key][0]}")
-        if kind != "pseudonym" and not USERNAME_RE.match(key):
-            raise ConfigError("bad account name: lower-case letters, digits, . _ -", key=key)
-        table = TABLE_OF[kind]
-        if table not in self.config.document:
-            self.config.document.add(table, tomlkit.table(is_super_table=True))
-        self.config.document[table].add(key, tomlkit.table())  # type: ignore[union-attr]
+        accounts.add_entry(self.config, TABLE_OF[kind], key, {})
         if pairs:
             self.setprop(key, pairs)
 
     def delete(self, key: str) -> None:
         kind, _ = self.entry(key)
-        del self.config.document[TABLE_OF[kind]][key]  # type: ignore[union-attr]
+        accounts.delete_entry(self.config, TABLE_OF[kind], key)
 
 
 class Domains(Database):
@@ -407,16 +399,14 @@ class Domains(Database):
     def set(self, key: str, args: list[str]) -> None:
         if not args or args[0] != "domain":
             raise ConfigError("`db domains set NAME domain [PROP VALUE...]`")
-        if not DOMAIN_RE.match(key):
-            raise ConfigError("not a domain name", key=key)
         if key not in self.entries():
-            edit.set_value(self.config, f"domains.{key}.description", [""])
+            accounts.add_entry(self.config, "domains", key, {})
         if args[1:]:
             self.setprop(key, args[1:])
 
     def delete(self, key: str) -> None:
         self.entry(key)
-        del self.config.document["domains"][key]  # type: ignore[union-attr]
+        accounts.delete_entry(self.config, "domains", key)
 
 
 DATABASES: dict[str, type[Database]] = {

@@ -562,6 +562,9 @@ PLUGIN_SECTIONS: tuple[Section, ...] = (
 
 SECTIONS = SECTIONS + PLUGIN_SECTIONS
 
+VISIBLE = Key("visible", str, "public", "internal: unreachable from the internet (SME Visible)",
+              choices=("public", "internal"))
+
 COLLECTIONS: tuple[Collection, ...] = (
     Collection(
         "users",
@@ -570,8 +573,7 @@ COLLECTIONS: tuple[Collection, ...] = (
             Key("password", str, "", "password hash; set with `appliance user passwd NAME`",
                 check=_password_hash, allowed="{BLF-CRYPT} hash"),
             Key("full_name", str, "", "the user's full name"),
-            Key("visible", str, "public", "internal: unreachable from the internet "
-                "(SME Visible)", choices=("public", "internal")),
+            VISIBLE,
             Key("forward", list, [], "forward the user's mail to these addresses "
                 "(SME ForwardAddress)", check=_addresses, allowed="e-mail addresses"),
             Key("keep_copy", bool, False, "with forward: keep a copy here too "
@@ -590,8 +592,7 @@ COLLECTIONS: tuple[Collection, ...] = (
         (
             Key("members", list, [], "user names", allowed="existing users"),
             Key("description", str, "", "what this group is"),
-            Key("visible", str, "public", "internal: unreachable from the internet "
-                "(SME Visible)", choices=("public", "internal")),
+            VISIBLE,
             Key("exclude_users", list, [], "members who do not get the group's mail "
                 "(SME EmailExcludeUsers)", check=_user_names, allowed="existing users"),
             Key("exclude_groups", list, [], "members of these groups do not get the "

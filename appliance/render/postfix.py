@@ -152,19 +152,16 @@ def aliases(config: Config) -> str:
     users = d["users"]
     every = addresses(config)
     catch_all = any(a.startswith("@") for a in every)
-    fallback = [f"{config.admin}@{primary}"] if config.admin else []
     lines = ["# Generated: groups, pseudonyms, role addresses, forwarding, catch-all."]
     for address, targets in sorted(every.items(), key=lambda i: (i[0].startswith("@"), i[0])):
         local, _, domain = address.partition("@")
-        if local in users and targets == [f"{local}@{primary}"]:
+        if local in users and targets == [f"{local}@{primary}"]:  # a user's own address
             user = users[local]
-            if domain == primary and user["forward"]:
+            if user["forward"] and domain == primary:
                 targets = list(user["forward"]) + ([address] if user["keep_copy"] else [])
-            elif not (catch_all or user["forward"] or domain != primary):
-                continue  # its own mailbox: virtual_mailbox_maps has it
-        targets = targets or fallback
-        if targets:
-            lines.append(f"{address} {', '.join(targets)}")
+            elif not (user["forward"] or catch_all):
+                continue  # virtual_mailbox_maps delivers it
+        lines.append(f"{address} {', '.join(targets)}")
     return "\n".join(lines) + "\n"
 
 

@@ -72,3 +72,26 @@ def test_bad_archives_are_refused_and_nothing_changes(data: Path, archive, messa
         backup.restore(archive())
     assert sorted(str(p) for p in data.rglob("*")) == before
     assert "corp.example" in (data / "appliance.toml").read_text()
+
+
+def test_a_failed_swap_puts_the_old_volume_back(data: Path, monkeypatch: pytest.MonkeyPatch
+                                                ) -> None:
+    archive = io.BytesIO()
+    backup.backup(archive)
+    (data / "appliance.toml").write_text('[system]\ndomain = "current.example"\n')
+    archive.seek(0)
+    real_rename = Path.rename
+
+    def failing_rename(self: Path, target: Path) -> Path:
+        staged = self.parent.name.startswith(backup.RESTORE_PREFIX) \
+            and self.parent.name != f"{backup.RESTORE_PREFIX}old"
+        if self.name == "tls" and staged:
+            raise OSError("disk trouble")  # the staged tls/ cannot move in
+        return real_rename(self, target)
+
+    monkeypatch.setattr(Path, "rename", failing_rename)
+    with pytest.raises(OSError, match="disk trouble"):
+        backup.restore(archive)
+    assert "current.example" in (data / "appliance.toml").read_text()
+    assert (data / "mail/alice/Maildir/cur/1.eml").exists()
+    assert not [p for p in data.iterdir() if p.name.startswith(backup.RESTORE_PREFIX)]

@@ -160,3 +160,13 @@ def test_internal_groups_are_hidden_from_the_internet_too() -> None:
     text = BASE + '[groups.staff]\nmembers = ["alice"]\nvisible = "internal"\n'
     out = {f.path: f.text for fs in render_all(parse(text)).values() for f in fs}
     assert '"staff"' in out["/etc/appliance/smtpd.json"].split('"internal_users"')[1][:80]
+
+
+def test_a_group_with_no_one_left_goes_to_the_admin_for_postfix_and_smtpd_alike() -> None:
+    text = BASE + '[groups.ghosts]\nmembers = ["bob"]\nexclude_users = ["bob"]\n'
+    config = parse(text)
+    assert addresses(config)["ghosts@corp.example"] == ["alice@corp.example"]
+    out = {f.path: f.text for fs in render_all(config).values() for f in fs}
+    assert "ghosts@corp.example alice@corp.example" in out["/etc/postfix/appliance/aliases"]
+    nobody = parse('[system]\ndomain = "corp.example"\n[groups.empty]\n')
+    assert "empty@corp.example" not in addresses(nobody)  # no one to deliver to: unknown

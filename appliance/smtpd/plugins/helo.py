@@ -36,6 +36,7 @@ import dns.exception
 
 from appliance.smtpd.dns import DNSTempError
 from appliance.smtpd.hooks import Connection
+from appliance.smtpd.peers import ip_address
 from appliance.smtpd.plugins import BasePlugin, Context, PluginError
 from appliance.smtpd.plugins.whitelists import HELO_NOTE, name_pattern
 from appliance.smtpd.results import Result, refuse
@@ -53,16 +54,6 @@ RESULT_NOTE = "helo_result"  # (name, result): a repeated EHLO (after STARTTLS) 
 FQDN_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789-.")
 
 
-def ip_of(text: str) -> IPAddress | None:
-    try:
-        addr = ipaddress.ip_address(text)
-    except ValueError:
-        return None
-    if addr.version == 6 and addr.ipv4_mapped:
-        return addr.ipv4_mapped
-    return addr
-
-
 def literal_ip(host: str) -> IPAddress | None:
     """The address in an address literal: [192.0.2.1] or [IPv6:2001:db8::1]."""
     if not (host.startswith("[") and host.endswith("]")):
@@ -70,7 +61,7 @@ def literal_ip(host: str) -> IPAddress | None:
     inner = host[1:-1]
     if inner[:5].lower() == "ipv6:":
         inner = inner[5:]
-    return ip_of(inner)
+    return ip_address(inner)
 
 
 def same_network(a: IPAddress, b: IPAddress) -> bool:
@@ -134,7 +125,7 @@ class Plugin(BasePlugin):
         return None
 
     def is_plain_ip(self, host: str, facts: Facts) -> str | None:
-        if ip_of(host) is not None:
+        if ip_address(host) is not None:
             return "a bare IP address is not a valid HELO name (use [address])"
         return None
 
@@ -175,7 +166,7 @@ class Plugin(BasePlugin):
     def forward_match(facts: Facts) -> bool:
         client = facts.client
         return client is not None and any(
-            (ip := ip_of(a)) is not None and (ip == client or same_network(ip, client))
+            (ip := ip_address(a)) is not None and (ip == client or same_network(ip, client))
             for a in facts.addresses)
 
     @staticmethod
@@ -231,7 +222,7 @@ class Plugin(BasePlugin):
         return result
 
     async def _check(self, conn: Connection, host: str) -> Result | None:
-        facts = Facts(client=ip_of(conn.remote_ip))
+        facts = Facts(client=ip_address(conn.remote_ip))
         for test in self.tests:
             if test in DNS_TESTS and not facts.looked_up:
                 await self._lookup(conn, host, facts)
