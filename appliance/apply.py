@@ -30,6 +30,7 @@ from pathlib import Path
 from appliance import paths
 from appliance.config import Config, ConfigError, write_atomic
 from appliance.render import RenderedFile, render_all
+from appliance.render.fetchmail import RC
 from appliance.render.supervisord import SMTP_DAEMONS
 
 log = logging.getLogger("appliance.apply")
@@ -112,9 +113,14 @@ def check_staged(staging: Path, changed: dict[str, list[RenderedFile]]) -> None:
     if "postfix" in changed:
         conf_dir = staging / "etc/postfix"
         _run_check(["postconf", "-c", str(conf_dir), "-n"], "postfix")
+        # -b expands the bounce templates: a broken one is refused here, not at bounce time
+        _run_check(["postconf", "-c", str(conf_dir), "-b"], "postfix")
     if "dovecot" in changed:
         _run_check(["doveconf", "-n", "-c", str(staging / "etc/dovecot/dovecot.conf")],
                    "dovecot")
+    if "fetchmail" in changed:
+        _run_check(["fetchmail", "--configdump", "--nosyslog", "-f",
+                    str(staging / RC.lstrip("/"))], "fetchmail")
     if "smtpd" in changed:
         from appliance.smtpd.main import build_state  # the daemons' own loader
 
@@ -137,6 +143,7 @@ def _stage(config: Config, p: Plan, staging: Path) -> None:
             target = staging / f.path.lstrip("/")
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_text(f.text, encoding="utf-8")
+            target.chmod(f.mode)  # checkers such as fetchmail refuse an open secret file
     # Paths inside the staged Postfix main.cf point at the live maps; rewrite them to
     # the staged ones so a broken map is caught here.
     main_cf = staging / "etc/postfix/main.cf"

@@ -294,6 +294,12 @@ def cmd_scheduler(args: argparse.Namespace) -> int:
     return main()
 
 
+def cmd_fetchmail(args: argparse.Namespace) -> int:
+    from appliance import fetchmail
+
+    return fetchmail.run(_load())
+
+
 def cmd_print_dns(args: argparse.Namespace) -> int:
     from appliance.dkim_keys import main
 
@@ -389,6 +395,9 @@ def parser() -> argparse.ArgumentParser:
                        "(the scheduler does it daily)")
     r.add_argument("rest", nargs=argparse.REMAINDER)
     r.set_defaults(fn=cmd_dmarc_report)
+    sub.add_parser("fetchmail", help="retrieve mail from the secondary server now "
+                   "(the scheduler does it at the fetchmail.freq_* intervals)"
+                   ).set_defaults(fn=cmd_fetchmail)
     sub.add_parser("scheduler", help="run the periodic jobs (supervisord does this)"
                    ).set_defaults(fn=cmd_scheduler)
     s = sub.add_parser("smtpd", help="run one SMTP daemon (supervisord does this)")

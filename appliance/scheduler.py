@@ -14,6 +14,7 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
 from appliance import paths
@@ -37,6 +38,20 @@ JOBS = (
 )
 
 
+def jobs(now: float, config_path: Path = paths.CONFIG) -> tuple[Job, ...]:
+    """The fixed jobs, plus retrieval at the interval of the current period (SME's
+    office hours, outside them, weekend), read from appliance.toml every tick."""
+    from appliance import fetchmail
+    from appliance.config import ConfigError, load
+
+    try:
+        every = fetchmail.interval(load(config_path), datetime.fromtimestamp(now))
+    except ConfigError as e:
+        log.error("fetchmail not scheduled: %s", e)
+        every = None
+    return JOBS + ((Job("fetchmail", every, ("fetchmail",)),) if every else ())
+
+
 def _load(path: Path) -> dict[str, float]:
     try:
         return {k: float(v) for k, v in json.loads(path.read_text()).items()}
@@ -48,12 +63,12 @@ def due(jobs: tuple[Job, ...], last: dict[str, float], now: float) -> list[Job]:
     return [j for j in jobs if now - last.get(j.name, 0.0) >= j.every_s]
 
 
-def run_once(jobs: tuple[Job, ...] = JOBS, state: Path = STATE, now: float | None = None
-             ) -> list[tuple[str, int]]:
+def run_once(todo: tuple[Job, ...] | None = None, state: Path = STATE,
+             now: float | None = None) -> list[tuple[str, int]]:
     now = time.time() if now is None else now
     last = _load(state)
     results = []
-    for job in due(jobs, last, now):
+    for job in due(jobs(now) if todo is None else todo, last, now):
         exe = str(Path(sys.executable).with_name("appliance"))
         try:
             proc = subprocess.run([exe, *job.argv], capture_output=True, text=True,
@@ -82,7 +97,7 @@ def main() -> int:
         stop = True
 
     signal.signal(signal.SIGTERM, _stop)
-    log.info("running %s", ", ".join(f"{j.name} every {j.every_s}s" for j in JOBS))
+    log.info("running %s", ", ".join(f"{j.name} every {j.every_s}s" for j in jobs(time.time())))
     while not stop:
         run_once()
         for _ in range(TICK_S):

@@ -273,6 +273,13 @@ def _check_references(v: _Validator, data: dict[str, Any]) -> None:
     unknown = data["delivery"]["unknown_user"]
     if unknown != "returntosender" and unknown not in users and unknown not in groups:
         v.fail("no such user or group", "delivery", "unknown_user", unknown)
+    fetch = data["fetchmail"]
+    if fetch["enabled"] and fetch["method"] != "standard":
+        if not fetch["secondary_mail_server"]:
+            v.fail(f"method {fetch['method']} needs the secondary mail server", "fetchmail",
+                   "secondary_mail_server", "")
+        if fetch["method"] == "multidrop" and not fetch["account"]:
+            v.fail("multidrop needs the POP3 account", "fetchmail", "account", "")
     for name, pseudonym in data["pseudonyms"].items():
         account = pseudonym["account"]
         if account not in users and account not in groups:

@@ -77,6 +77,9 @@ _LABEL = r"(?!-)[A-Za-z0-9-]{1,63}(?<!-)"
 HOSTNAME_RE = re.compile(rf"^{_LABEL}$")
 DOMAIN_RE = re.compile(rf"^{_LABEL}(\.{_LABEL})+$")
 USERNAME_RE = re.compile(r"^[a-z][a-z0-9._-]{0,31}$")
+# SME's choices for how often fetchmail runs
+FETCH_FREQUENCIES = ("never", "every5min", "every15min", "every30min", "everyhour",
+                     "every2hrs")
 
 
 def _hostname(value: str) -> str | None:
@@ -137,6 +140,29 @@ def _account_or_keyword(*keywords: str) -> Check:
             return None
         return f"not {', '.join(keywords)} or an account name"
     return check
+
+
+def _one_line(value: str) -> str | None:
+    return "must be one line" if "\n" in value or "\r" in value else None
+
+
+def _bounce_from(value: str) -> str | None:
+    local, at, domain = value.rpartition("@")
+    if not value or any(c.isspace() or c in '<>()"' for c in value) or (
+            at and (not local or not DOMAIN_RE.match(domain))):
+        return "not a local part or an e-mail address"
+    return None
+
+
+def _bounce_text(value: str) -> str | None:
+    # The text sits in a Postfix template between <<EOF and EOF.
+    if any(line.strip() == "EOF" for line in value.splitlines()):
+        return "a line that is only EOF would end Postfix's template early"
+    return None
+
+
+def _header_name_or_empty(value: str) -> str | None:
+    return None if re.fullmatch(r"[A-Za-z0-9-]*", value) else "not a header name"
 
 
 def _addresses(values: list[str]) -> str | None:
@@ -303,6 +329,16 @@ SECTIONS: tuple[Section, ...] = (
                 "devnull (discard them) or a user (SME DoubleBounceTo)",
                 check=_account_or_keyword("postmaster", "devnull"),
                 allowed="postmaster, devnull or an account name"),
+            Key("bounce_from", str, "MAILER-DAEMON", "From of the bounces this server sends: "
+                "a name (@domain is added) or an address (H-Sphere bouncefrom)",
+                check=_bounce_from, allowed="a local part or an e-mail address"),
+            Key("bounce_subject", str, "Undelivered Mail Returned to Sender",
+                "Subject of those bounces (bouncesubject)", check=_one_line,
+                allowed="one line"),
+            Key("bounce_text", str, "", "text a bounce starts with, before the list of "
+                "failed addresses and the returned message (bouncemessage); empty: "
+                "Postfix's standard explanation", check=_bounce_text,
+                allowed="text without a line that is only EOF"),
         ),
     ),
     Section(
@@ -330,6 +366,40 @@ SECTIONS: tuple[Section, ...] = (
                 "exist here: returntosender (refused at RCPT) or an account that gets it "
                 "(SME EmailUnknownUser)", check=_account_or_keyword("returntosender"),
                 allowed="returntosender or an account name"),
+        ),
+    ),
+    Section(
+        "fetchmail",
+        "E-mail retrieval from a secondary mail server, for sites that are not their "
+        "domain's MX (SME fetchmail). Office hours are 08:00-18:00 Monday to Friday, "
+        "in the container's time zone (TZ).",
+        (
+            Key("enabled", bool, False, "retrieve mail at all (SME fetchmail status); "
+                "with method standard nothing is retrieved either"),
+            Key("method", str, "standard", "standard: mail arrives by SMTP, nothing to "
+                "retrieve; etrn: ask the secondary server to send its queue (ETRN); "
+                "multidrop: collect one POP3 mailbox holding the mail of the whole domain",
+                choices=("standard", "etrn", "multidrop")),
+            Key("secondary_mail_server", str, "", "the secondary server, host or host:port "
+                "(SME SecondaryMailServer)", check=_mail_server,
+                allowed="host, [ip] or host:port"),
+            Key("freq_office", str, "every15min", "how often during office hours "
+                "(SME FreqOffice)", choices=FETCH_FREQUENCIES),
+            Key("freq_outside", str, "everyhour", "how often outside office hours on weekdays "
+                "(SME FreqOutside)", choices=FETCH_FREQUENCIES),
+            Key("freq_weekend", str, "everyhour", "how often on Saturday and Sunday "
+                "(SME FreqWeekend)", choices=FETCH_FREQUENCIES),
+            Key("account", str, "", "multidrop: the POP3 user (SME SecondaryMailAccount)"),
+            Key("password", str, "", "multidrop: the POP3 password (SME "
+                "SecondaryMailPassword); this file is readable by root only"),
+            Key("sort_header", str, "", "multidrop: the header that holds each message's "
+                "recipient, e.g. Delivered-To or X-Original-To (SME SecondaryMailEnvelope); "
+                "empty: fetchmail's default (its Received lines, else To and Cc)",
+                check=_header_name_or_empty, allowed="a header name"),
+            Key("tls", str, "starttls", "multidrop: starttls (required, certificate checked "
+                "against the system CAs, fetchmail's default), implicit (POP3S, port 995 "
+                "unless given) or none (plain text, password readable on the wire)",
+                choices=("starttls", "implicit", "none")),
         ),
     ),
     Section(

@@ -79,6 +79,8 @@ maximal_queue_lifetime = {q['lifetime']}s
 bounce_queue_lifetime = {q['lifetime']}s
 # Bounces that cannot be returned (SME DoubleBounceTo).
 {double_bounce}
+# Sender, subject and text of bounces; empty: Postfix's own.
+bounce_template_file = {f"{MAPS}/bounce_templates" if bounce_customised(config) else ""}
 
 smtp_helo_name = {dl['helo_host'] or '$myhostname'}
 # Smarthost (SME SMTPSmartHost); empty: deliver by MX.
@@ -165,6 +167,41 @@ def aliases(config: Config) -> str:
     return "\n".join(lines) + "\n"
 
 
+BOUNCE_DEFAULTS = {"bounce_from": "MAILER-DAEMON",
+                   "bounce_subject": "Undelivered Mail Returned to Sender", "bounce_text": ""}
+# Used when only the sender or subject was changed: the reasons and the returned
+# message follow it in the bounce either way.
+BOUNCE_TEXT = """\
+This is the mail system at host $myhostname.
+
+Your message could not be delivered to one or more recipients.
+The reasons are given below, followed by the message itself.
+"""
+
+
+def bounce_customised(config: Config) -> bool:
+    return any(config.data["queue"][k] != v for k, v in BOUNCE_DEFAULTS.items())
+
+
+def bounce_templates(config: Config) -> str:
+    """bounce(5) failure template; `$` in the user's text is literal, not a parameter."""
+    q = config.data["queue"]
+    head = "# Generated: bounce sender, subject and text (queue.bounce_*).\n"
+    if not bounce_customised(config):
+        return head
+    text = q["bounce_text"].replace("$", "$$") if q["bounce_text"] else BOUNCE_TEXT
+    charset = "us-ascii" if (q["bounce_subject"] + text).isascii() else "utf-8"
+    return f"""{head}failure_template = <<EOF
+Charset: {charset}
+From: {q['bounce_from']} (Mail Delivery System)
+Subject: {q['bounce_subject'].replace('$', '$$')}
+Postmaster-Subject: Postmaster Copy: Undelivered Mail
+
+{text.rstrip()}
+EOF
+"""
+
+
 def transport(config: Config) -> str:
     lines = ["# Generated: domains delivered to another server (SME MailServer, "
              "DelegateMailServer)."]
@@ -205,4 +242,5 @@ def render(config: Config) -> list[RenderedFile]:
         RenderedFile(f"{MAPS}/transport", transport(config)),
         RenderedFile(f"{MAPS}/smarthost_auth", smarthost_auth(config), mode=0o600),
         RenderedFile(f"{MAPS}/tls_policy", tls_policy(config)),
+        RenderedFile(f"{MAPS}/bounce_templates", bounce_templates(config)),
     ]

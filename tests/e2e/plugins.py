@@ -9,8 +9,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
-from tests.e2e.conftest import ALICE_PASSWORD, Appliance, wait_for
-from tests.e2e.mail import TIMEOUT_S, imap_message
+from tests.e2e.conftest import ALICE_PASSWORD, Appliance, sink_messages, wait_for
+from tests.e2e.mail import TIMEOUT_S, imap_message, message, tls_context
 
 
 def uid() -> str:
@@ -18,9 +18,24 @@ def uid() -> str:
 
 
 def delivered(appliance: Appliance, subject: str, user: str = "alice",
-              password: str = ALICE_PASSWORD) -> bytes:
-    return wait_for(lambda: imap_message(appliance.ip, user, password, subject), 30,
+              password: str = ALICE_PASSWORD, timeout: float = 30) -> bytes:
+    return wait_for(lambda: imap_message(appliance.ip, user, password, subject), timeout,
                     f"{subject!r} in {user}'s INBOX")
+
+
+def submit(appliance: Appliance, sender: str, recipient: str, subject: str) -> dict:
+    """alice sends on 587 (STARTTLS + AUTH)."""
+    msg = message(sender, recipient, subject)
+    with smtplib.SMTP(appliance.ip, 587, timeout=15) as s:
+        s.starttls(context=tls_context())
+        s.login("alice", ALICE_PASSWORD)
+        return s.send_message(msg)
+
+
+def at_sink(recipient: str, subject: str, timeout: float = 60) -> bytes:
+    return wait_for(lambda: next((m for m in sink_messages(recipient)
+                                  if subject.encode() in m), None),
+                    timeout, f"{subject} at the remote server for {recipient}")
 
 
 def _reloads(appliance: Appliance) -> int:

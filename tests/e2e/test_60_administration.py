@@ -12,11 +12,10 @@ from tests.e2e.conftest import (
     DOMAIN,
     SINK_IP,
     Appliance,
-    sink_messages,
     wait_for,
 )
-from tests.e2e.mail import imap_find, message, tls_context
-from tests.e2e.plugins import body, delivered, dialogue, settings, uid
+from tests.e2e.mail import imap_find
+from tests.e2e.plugins import at_sink, body, delivered, dialogue, settings, submit, uid
 
 ALICE = f"alice@{DOMAIN}"
 DORA_PASSWORD = "Dora-e2e-passw0rd"
@@ -34,21 +33,6 @@ def dora(appliance: Appliance) -> str:
 def sme(appliance: Appliance, command: str, check: bool = True):
     """One SME command line, verbatim, in a shell inside the container."""
     return appliance.exec("sh", "-c", command, check=check)
-
-
-def submit(appliance: Appliance, sender: str, recipient: str, subject: str) -> dict:
-    """alice sends on 587 (STARTTLS + AUTH)."""
-    msg = message(sender, recipient, subject)
-    with smtplib.SMTP(appliance.ip, 587, timeout=15) as s:
-        s.starttls(context=tls_context())
-        s.login("alice", ALICE_PASSWORD)
-        return s.send_message(msg)
-
-
-def at_sink(recipient: str, subject: str, timeout: float = 60) -> bytes:
-    return wait_for(lambda: next((m for m in sink_messages(recipient)
-                                  if subject.encode() in m), None),
-                    timeout, f"{subject} at the remote server for {recipient}")
 
 
 # -- mail delivery settings --------------------------------------------------------------

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from appliance.accounts import addresses, group_recipients
@@ -170,3 +172,41 @@ def test_a_group_with_no_one_left_goes_to_the_admin_for_postfix_and_smtpd_alike(
     assert "ghosts@corp.example alice@corp.example" in out["/etc/postfix/appliance/aliases"]
     nobody = parse('[system]\ndomain = "corp.example"\n[groups.empty]\n')
     assert "empty@corp.example" not in addresses(nobody)  # no one to deliver to: unknown
+
+
+def test_bounces_keep_postfix_text_until_something_is_customised() -> None:
+    rendered = files()
+    assert "bounce_template_file = \n" in rendered["/etc/postfix/main.cf"]
+    assert "failure_template" not in rendered["/etc/postfix/appliance/bounce_templates"]
+
+
+def test_custom_bounce_sender_subject_and_text_make_a_failure_template() -> None:
+    rendered = files('[queue]\nbounce_from = "postmaster@corp.example"\n'
+                     'bounce_subject = "Returned: $subject"\n'
+                     'bounce_text = """Sorry.\nCall us on 555 for help, costs $0."""\n')
+    main_cf = rendered["/etc/postfix/main.cf"]
+    assert "bounce_template_file = /etc/postfix/appliance/bounce_templates\n" in main_cf
+    template = rendered["/etc/postfix/appliance/bounce_templates"]
+    assert "failure_template = <<EOF\nCharset: us-ascii\n" in template
+    assert "From: postmaster@corp.example (Mail Delivery System)\n" in template
+    # $ is a literal here, not a Postfix parameter
+    assert "Subject: Returned: $$subject\n" in template
+    assert "\n\nSorry.\nCall us on 555 for help, costs $$0.\nEOF\n" in template
+
+
+def test_only_the_subject_changed_keeps_an_explanation_and_utf8_is_declared() -> None:
+    template = files('[queue]\nbounce_subject = "Non remis à son destinataire"\n'
+                     )["/etc/postfix/appliance/bounce_templates"]
+    assert "Charset: utf-8\nFrom: MAILER-DAEMON (Mail Delivery System)\n" in template
+    assert "This is the mail system at host $myhostname." in template
+
+
+@pytest.mark.parametrize("key, value", [
+    ("bounce_text", "a\nEOF\nb"),
+    ("bounce_subject", "two\nlines"),
+    ("bounce_from", "Mail Daemon"),
+    ("bounce_from", "x@not_a_domain"),
+])
+def test_a_bounce_setting_postfix_would_misread_is_refused(key: str, value: str) -> None:
+    with pytest.raises(ConfigError, match=key):
+        parse(BASE + f"[queue]\n{key} = {json.dumps(value)}\n")
