@@ -288,8 +288,11 @@ SECTIONS: tuple[Section, ...] = (
         "Settings shared by the three SMTP daemons (SME qpsmtpd).",
         (
             Key("greeting", str, "", "text after '220 host' in the banner; empty: ESMTP"),
-            Key("timeout", int, 120, "seconds a client may stay silent (SME timeoutsmtpd)",
-                minimum=5, maximum=3600),
+            Key("timeout", int, 120, "seconds a client may take for one command, or stay "
+                "silent in DATA (SME timeoutsmtpd)", minimum=5, maximum=3600),
+            Key("min_data_rate", int, 500, "bytes per second a message upload must average "
+                "once it has lasted longer than the timeout (as Postfix's "
+                "smtpd_min_data_rate); 0: no minimum", minimum=0, maximum=10_000_000),
             Key(
                 "max_message_size", int, 15000000,
                 "largest message accepted, in bytes (SME qmail MaxMessageSize)",

@@ -30,6 +30,7 @@ def settings(config: Config) -> dict:
         "hostname": config.fqdn,
         "greeting": s["greeting"] or "ESMTP",
         "timeout": s["timeout"],
+        "min_data_rate": s["min_data_rate"],
         "max_message_size": s["max_message_size"],
         "max_recipients": s["max_recipients"],
         "handoff": {

@@ -228,6 +228,7 @@ class Handler:
         return result.reply or "550 5.7.1 Recipient refused"
 
     async def handle_DATA(self, server: SMTPServer, session: Session, envelope: Envelope) -> str:
+        server.data_complete()
         conn = server.conn
         assert conn is not None
         txn = conn.notes.pop("txn", None)

@@ -121,6 +121,7 @@ class Daemon:
             ident=s["greeting"],
             data_size_limit=s["max_message_size"],
             timeout=s["timeout"],
+            min_data_rate=s.get("min_data_rate", 0),
             # 465 is TLS from the first byte: no STARTTLS to offer, AUTH at once.
             tls_context=None if self.implicit_tls else self.ssl,
             require_starttls=self.name == "submission",

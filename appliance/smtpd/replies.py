@@ -12,6 +12,7 @@ QUEUED = "250 2.0.0 Ok: queued as {queue_id}"
 TOO_MANY_CONNECTIONS = "421 4.7.0 Too many connections, try again later"
 TOO_MANY_FROM_ADDRESS = "421 4.7.0 Too many connections from your address, try again later"
 SHUTTING_DOWN = "421 4.3.2 Service shutting down, try again later"
+TIMEOUT = "421 4.4.2 {hostname} Error: timeout exceeded"
 
 TOO_MANY_RECIPIENTS = "452 4.5.3 Too many recipients"
 UNRECOGNIZED = '500 5.5.1 Command "{command}" not recognized'

@@ -89,10 +89,14 @@ class SMTPServer(SMTP):
         daemon: str,
         limits: ConnectionLimits,
         implicit_tls: bool = False,
+        min_data_rate: int = 0,
         **kwargs: Any,
     ) -> None:
         super().__init__(handler, **kwargs)
         self.daemon = daemon
+        self.min_data_rate = min_data_rate
+        self._data_started: float | None = None  # loop time DATA's 354 went out
+        self._data_bytes = 0
         self.limits = limits
         self.implicit_tls = implicit_tls
         self.conn: Connection | None = None
@@ -151,11 +155,33 @@ class SMTPServer(SMTP):
         await super()._handle_client()
 
     def data_received(self, data: bytes) -> None:
-        # aiosmtpd re-arms its idle timer only per command line, so a long DATA upload
-        # would be cut off mid-message: any bytes from the client mean it is not idle.
+        # Between commands the timer is aiosmtpd's: re-armed per complete command line,
+        # so a client trickling a byte at a time still has `timeout` for the line. In
+        # DATA every byte re-arms it (a slow link is not idle), but never past the
+        # deadline the minimum rate gives: timeout + bytes so far / min_data_rate.
+        if self._data_started is not None and self._timeout_handle is not None:
+            self._data_bytes += len(data)
+            wait = self._timeout_duration
+            if self.min_data_rate:
+                deadline = (self._data_started + self._timeout_duration
+                            + self._data_bytes / self.min_data_rate)
+                wait = min(wait, deadline - self.loop.time())
+            self._reset_timeout(max(wait, 0.001))
+        super().data_received(data)
+
+    def data_complete(self) -> None:
+        """The message is in: the rate deadline ends, and the checks and the hand-off
+        that follow get a whole timeout, so a hang-up never hides a queued message."""
+        self._data_started = None
         if self._timeout_handle is not None:
             self._reset_timeout()
-        super().data_received(data)
+
+    def _timeout_cb(self) -> None:
+        # Say why before hanging up, as Postfix does (aiosmtpd just closes).
+        if self.transport is not None and not self.transport.is_closing():
+            line = replies.TIMEOUT.format(hostname=self.hostname)
+            self.transport.write(f"{line}\r\n".encode())
+        super()._timeout_cb()
 
     async def _on_unrecognized(self, command: str, arg: str | None) -> None:
         self._unrecognized += 1
@@ -176,7 +202,11 @@ class SMTPServer(SMTP):
             if refusal is not None:
                 await self.push(refusal)
                 return
-        await super().smtp_DATA(arg)
+        self._data_started, self._data_bytes = self.loop.time(), 0
+        try:
+            await super().smtp_DATA(arg)
+        finally:
+            self._data_started = None
 
     def _input_pending(self) -> bool:
         reader = getattr(self, "_reader", None)

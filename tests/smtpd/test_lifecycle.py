@@ -22,6 +22,7 @@ from tests.smtpd.support import (
 
 QUEUED = replies.QUEUED.format(queue_id=QUEUE_ID)
 GREETING = replies.GREETING.format(hostname=HOSTNAME)
+TIMED_OUT = replies.TIMEOUT.format(hostname=HOSTNAME)
 
 
 async def open_transaction(c: RawClient) -> None:
@@ -42,6 +43,7 @@ async def test_silent_client_is_dropped_after_the_timeout_and_its_slot_freed(
     try:
         assert await c.read_line() == GREETING
         started = time.monotonic()
+        assert await c.read_line() == TIMED_OUT  # says why, as Postfix does
         assert await c.closed_by_server()  # bounded by WAIT
         assert time.monotonic() - started >= 0.25
     finally:
@@ -52,9 +54,10 @@ async def test_silent_client_is_dropped_after_the_timeout_and_its_slot_freed(
 async def test_client_sending_data_steadily_is_not_cut_off_by_the_idle_timeout(
     start_daemon: StartDaemon, fake_postfix: FakePostfix
 ) -> None:
-    """`smtpd.timeout` is "seconds a client may stay silent". A client that uploads a big
-    message over a slow link is never silent, however long DATA takes."""
-    daemon = await start_daemon("smtp", timeout=0.5)
+    """In DATA, `smtpd.timeout` is "seconds a client may stay silent". A client that
+    uploads a big message over a slow link that keeps the minimum rate (scaled down
+    here with the timeout) is never silent, however long DATA takes."""
+    daemon = await start_daemon("smtp", timeout=0.5, extra_toml="[smtpd]\nmin_data_rate = 50\n")
     c = await RawClient.connect(port(daemon))
     try:
         await open_transaction(c)
@@ -75,6 +78,56 @@ async def test_client_sending_data_steadily_is_not_cut_off_by_the_idle_timeout(
         "idle timer only when a command line arrives, not while DATA is received "
         "(see the bug report: appliance/smtpd/server.py should reset it in data_received)"
     )
+
+
+async def test_a_command_trickled_byte_by_byte_is_cut_off_at_the_timeout(
+    start_daemon: StartDaemon,
+) -> None:
+    """Slowloris: bytes that never complete a command do not keep the slot alive."""
+    daemon = await start_daemon("smtp", timeout=0.5)
+    c = await RawClient.connect(port(daemon))
+    started = time.monotonic()
+    try:
+        assert await c.read_line() == GREETING
+        with pytest.raises((ConnectionError, OSError)):
+            for byte in b"EHLO " + b"x" * 100:  # one byte every 0.1 s, never a full line
+                await asyncio.sleep(0.1)
+                await c.send(bytes([byte]))
+                if c.reader.at_eof() or c.reader._buffer:  # noqa: SLF001 - the 421 arrived
+                    raise ConnectionError("server hung up")
+        assert time.monotonic() - started < 2
+    finally:
+        await c.close()
+    await eventually(lambda: daemon.limits.total == 0, what="the slot to be released")
+
+
+async def test_data_slower_than_the_minimum_rate_is_cut_off_with_421(
+    start_daemon: StartDaemon, fake_postfix: FakePostfix
+) -> None:
+    """Never silent, but 20 bytes/s against a minimum of 100: gone after about
+    timeout + bytes/rate, with nothing queued."""
+    daemon = await start_daemon("smtp", timeout=0.5,
+                                extra_toml="[smtpd]\nmin_data_rate = 100\n")
+    c = await RawClient.connect(port(daemon))
+    started = time.monotonic()
+    lines: list[str] = []
+    try:
+        await open_transaction(c)
+        await c.send(HEADERS + b"Subject: trickle\r\n\r\n")
+        try:
+            for _ in range(40):
+                await asyncio.sleep(0.1)
+                await c.send(b"ab")
+                if c.reader._buffer:  # noqa: SLF001 - a reply arrived mid-DATA
+                    break
+            lines.append(await c.read_line())
+        except (ConnectionError, OSError):
+            pass
+    finally:
+        await c.close()
+    assert lines == [TIMED_OUT]
+    assert time.monotonic() - started < 3.5
+    assert fake_postfix.messages == []
 
 
 async def test_stop_refuses_new_connections_and_lets_a_session_finish(
