@@ -29,7 +29,7 @@ $(BIN)/.installed: pyproject.toml
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip 2>&1 | grep -v '^WARNING: Location' || true
 	$(BIN)/pip install -q -e '.[test,console]' 2>&1 | grep -v '^WARNING: Location' || true
-	$(BIN)/python -c 'import aiosmtpd, testinfra, textual'
+	$(BIN)/python -c 'import aiosmtpd, testinfra, textual, hypothesis'
 	touch $@
 
 venv: $(BIN)/.installed
