@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
-import subprocess
 from datetime import datetime
 from pathlib import Path
 
@@ -111,15 +109,3 @@ def test_a_method_without_its_server_or_account_is_refused() -> None:
                      'secondary_mail_server = "pop.isp.example"\n')
     with pytest.raises(ConfigError, match="freq_office"):
         parse(ETRN.replace("every5min", "every3min"))
-
-
-@pytest.mark.skipif(shutil.which("fetchmail") is None, reason="fetchmail not installed here; "
-                    "the e2e tests run it in the container")
-def test_fetchmail_itself_reads_the_generated_file(tmp_path: Path) -> None:
-    rc = tmp_path / "fetchmailrc"
-    rc.write_text(fetchmailrc(parse(MULTIDROP)))
-    rc.chmod(0o600)
-    dump = subprocess.run(["fetchmail", "--configdump", "--nosyslog", "-f", str(rc)],
-                          capture_output=True, text=True, check=True).stdout
-    assert '"password":"pa\\"ss\\\\word"' in dump
-    assert '"envelope":"Delivered-To"' in dump

@@ -1,7 +1,8 @@
 """An ISP's multidrop mailbox for the e2e tests: POP3 (RFC 1939) over /state/drop/.
 
 Every .eml in the folder is one message of the single account (user "office", password
-"drop-pass"); DELE removes the file at QUIT, as a POP3 server's UPDATE state does. The
+`drop"pass\1`: a quote and a backslash, so the appliance's fetchmailrc quoting is
+proven by a real login); DELE removes the file at QUIT, as a POP3 server's UPDATE state does. The
 tests put messages there and read what the appliance's fetchmail left behind.
 """
 
@@ -12,7 +13,7 @@ import os
 from pathlib import Path
 
 DROP = Path(os.environ.get("DROP_DIR", "/state/drop"))
-USER, PASSWORD = "office", "drop-pass"
+USER, PASSWORD = "office", 'drop"pass\\1'
 
 
 class Session:
