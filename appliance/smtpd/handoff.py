@@ -130,6 +130,10 @@ class PostfixHandoff:
                 smtp.close()
                 log.error("hand-off to Postfix failed during the body: %s", e)
                 return HandoffResult(False, replies.HANDOFF_UNAVAILABLE)
+            except BaseException:  # our client hung up and the session was cancelled
+                smtp.close()
+                self._born.pop(id(smtp), None)
+                raise
             self._checkin(smtp)
             return result
         raise AssertionError("unreachable")

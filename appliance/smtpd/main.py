@@ -169,9 +169,15 @@ class Daemon:
         self.handler.state.pipelines.close()
 
 
-def _configure_logging() -> None:
+# smtpd.log_level is syslog's 0-7 (SME LogLevel); Python has fewer levels.
+SYSLOG_TO_PYTHON = {0: logging.CRITICAL, 1: logging.CRITICAL, 2: logging.CRITICAL,
+                    3: logging.ERROR, 4: logging.WARNING, 5: logging.WARNING,
+                    6: logging.INFO, 7: logging.DEBUG}
+
+
+def _configure_logging(level: int = 6) -> None:
     logging.basicConfig(
-        level=logging.INFO,
+        level=SYSLOG_TO_PYTHON[level],
         format="%(name)s: %(message)s",
     )
     # aiosmtpd logs every command line at INFO: far too much, and slow.
@@ -197,6 +203,6 @@ async def serve(name: str) -> None:
 
 
 def main(name: str) -> int:
-    _configure_logging()
+    _configure_logging(read_settings().get("log_level", 6))
     asyncio.run(serve(name))
     return 0

@@ -58,7 +58,9 @@ class Pipeline:
             finally:
                 conn.timings[name] = conn.timings.get(name, 0.0) + time.perf_counter() - t0
             if result is None or result.verdict is Verdict.DECLINED:
+                log.debug("%s %s: declined", name, hook)
                 continue
+            log.debug("%s %s: %s %s", name, hook, result.verdict.name, result.reply)
             if result.verdict is Verdict.NAUGHTY:
                 if not self.has_naughty:
                     return Result(Verdict.DENY, result.reply, name)

@@ -170,11 +170,12 @@ class SMTPServer(SMTP):
         super().data_received(data)
 
     def data_complete(self) -> None:
-        """The message is in: the rate deadline ends, and the checks and the hand-off
-        that follow get a whole timeout, so a hang-up never hides a queued message."""
+        """The message is in: no client timer while the checks and the hand-off run
+        (each is bounded by its own timeouts), so our timeout never cuts off a message
+        Postfix may already have queued. smtp_DATA re-arms it when they are done."""
         self._data_started = None
         if self._timeout_handle is not None:
-            self._reset_timeout()
+            self._timeout_handle.cancel()
 
     def _timeout_cb(self) -> None:
         # Say why before hanging up, as Postfix does (aiosmtpd just closes).
@@ -207,6 +208,8 @@ class SMTPServer(SMTP):
             await super().smtp_DATA(arg)
         finally:
             self._data_started = None
+            if self._timeout_handle is not None and self._timeout_handle.cancelled():
+                self._reset_timeout()  # data_complete() paused it for the checks
 
     def _input_pending(self) -> bool:
         reader = getattr(self, "_reader", None)

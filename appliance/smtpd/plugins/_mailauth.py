@@ -235,6 +235,11 @@ def _drop_our_headers(data: bytes, authserv_id: str) -> bytes:
     return b"\r\n".join(kept) + rest
 
 
+def drop_forged(txn: Transaction, authserv_id: str) -> None:
+    """For mail we do not judge: no verdict of ours, and no forged one in our name."""
+    txn.data = _drop_our_headers(txn.data, authserv_id)
+
+
 def write_header(txn: Transaction, authserv_id: str) -> None:
     """Prepend the single Authentication-Results header with every part collected."""
     parts = list(txn.notes.get(AUTH_RESULTS) or [])  # type: ignore[call-overload]

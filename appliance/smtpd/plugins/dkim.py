@@ -25,7 +25,13 @@ from appliance.smtpd import peers
 from appliance.smtpd.dns import DNSTempError
 from appliance.smtpd.hooks import Connection, Transaction
 from appliance.smtpd.plugins import BasePlugin, Context, PluginError
-from appliance.smtpd.plugins._mailauth import add_result, comment, token, write_header
+from appliance.smtpd.plugins._mailauth import (
+    add_result,
+    comment,
+    drop_forged,
+    token,
+    write_header,
+)
 
 NOTE = "dkim"
 MAX_SIGNATURES = 8  # verify no more than this many signatures per message
@@ -131,6 +137,8 @@ class Plugin(BasePlugin):
 
     async def hook_data_post(self, conn: Connection, txn: Transaction) -> None:
         if not self.enabled or conn.trusted or txn.whitelisted:
+            if self.writes_header:
+                drop_forged(txn, self.ctx.hostname)
             return
         if b"dkim-signature:" in txn.header_bytes.lower():
             sigs = await self.ctx.resolver.in_thread(self.verify, txn.data)

@@ -42,6 +42,7 @@ from appliance.smtpd.plugins._mailauth import (
     add_result,
     aligned,
     author_domains,
+    drop_forged,
     find_record,
     is_domain,
     write_header,
@@ -88,6 +89,9 @@ class Plugin(BasePlugin):
 
     async def hook_data_post(self, conn: Connection, txn: Transaction) -> Result | None:
         if conn.trusted or txn.whitelisted:
+            # Not judged; a whitelisted envelope sender is anyone's to claim, so a
+            # forged Authentication-Results in our name must still go.
+            drop_forged(txn, self.ctx.hostname)
             return None
         try:
             return await self._evaluate(conn, txn)

@@ -198,6 +198,16 @@ async def test_forged_auth_results_removed(make_plugin, conn, txn):
     assert "X-Other: kept" in head
 
 
+async def test_forged_auth_results_removed_even_for_a_whitelisted_sender(make_plugin, conn,
+                                                                         txn):
+    plugin = make_plugin("dmarc")
+    t = mail(txn, extra={"Authentication-Results": "mail.example.com; dmarc=pass"})
+    t.whitelisted = True  # an envelope sender anyone can claim
+    assert await plugin.hook_data_post(conn(ip=IP), t) is None
+    assert "dmarc=pass" not in header(t)
+    assert "Authentication-Results" not in header(t)  # not judged: no verdict of ours
+
+
 async def test_trusted_skipped(make_plugin, conn, txn, dns):
     dns.add("_dmarc.sender.example", "TXT", REJECT)
     plugin = make_plugin("dmarc", reject=True)
