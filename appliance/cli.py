@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import getpass
+import os
 import sys
 
 import tomlkit
@@ -268,7 +269,9 @@ def cmd_backup(args: argparse.Namespace) -> int:
         sys.stdout.flush()
         count = backup.backup(sys.stdout.buffer)
     else:
-        with open(args.file, "wb") as f:
+        # keys, password hashes and service passwords: readable by its owner only
+        fd = os.open(args.file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "wb") as f:
             count = backup.backup(f)
     print(f"backup: {count} files and folders of {paths.DATA}", file=sys.stderr)
     return 0

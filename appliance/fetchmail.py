@@ -14,12 +14,11 @@ from datetime import datetime
 
 from appliance import paths
 from appliance.config import Config
+from appliance.config.schema import FETCH_FREQUENCIES
 from appliance.render.fetchmail import GROUP, RC, USER, active
 
 log = logging.getLogger("appliance.fetchmail")
 
-EVERY_S = {"never": None, "every5min": 300, "every15min": 900, "every30min": 1800,
-           "everyhour": 3600, "every2hrs": 7200}
 OFFICE_HOURS = range(8, 18)  # 08:00 up to 18:00
 HOME = "/var/lib/fetchmail"  # the fetchmail user's home: its pid and id files
 TIMEOUT_S = 1800
@@ -37,7 +36,7 @@ def interval(config: Config, when: datetime) -> int | None:
     """Seconds between retrievals at `when`, or None when nothing is to be retrieved."""
     if not active(config):
         return None
-    return EVERY_S[config.data["fetchmail"][f"freq_{period(when)}"]]
+    return FETCH_FREQUENCIES[config.data["fetchmail"][f"freq_{period(when)}"]]
 
 
 def run(config: Config) -> int:

@@ -40,6 +40,9 @@ class Status:
 def services() -> list[Service]:
     proc = subprocess.run(["supervisorctl", "status"], capture_output=True, text=True,
                           timeout=30)
+    # exit 3: some program is not RUNNING, which the list below reports by name
+    if proc.returncode not in (0, 3):
+        raise OSError((proc.stdout + proc.stderr).strip() or f"exit {proc.returncode}")
     out = []
     for line in proc.stdout.splitlines():
         parts = line.split(None, 2)

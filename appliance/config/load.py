@@ -284,8 +284,13 @@ def _check_references(v: _Validator, data: dict[str, Any]) -> None:
         account = pseudonym["account"]
         if account not in users and account not in groups:
             v.fail("no such user or group", f"pseudonyms.{name}", "account", account)
-        local = name.partition("@")[0]
-        if "@" not in name and (local in users or local in groups):
+        local, at, domain = name.partition("@")
+        ours = [data["system"]["domain"], *data["domains"]]
+        if at and domain not in ours:
+            v.fail("not one of our domains (system.domain, [domains.*])",
+                   f"pseudonyms.{name}")
+        if (not at or domain in ours) and (local in users or local in groups):
+            # it would take over that account's mail (and postmaster@ with it)
             v.fail("already an account's own address", f"pseudonyms.{name}")
 
 

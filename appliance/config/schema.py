@@ -77,9 +77,10 @@ _LABEL = r"(?!-)[A-Za-z0-9-]{1,63}(?<!-)"
 HOSTNAME_RE = re.compile(rf"^{_LABEL}$")
 DOMAIN_RE = re.compile(rf"^{_LABEL}(\.{_LABEL})+$")
 USERNAME_RE = re.compile(r"^[a-z][a-z0-9._-]{0,31}$")
-# SME's choices for how often fetchmail runs
-FETCH_FREQUENCIES = ("never", "every5min", "every15min", "every30min", "everyhour",
-                     "every2hrs")
+# SME's choices for how often fetchmail runs, in seconds (None: not at all)
+FETCH_FREQUENCIES: dict[str, int | None] = {
+    "never": None, "every5min": 300, "every15min": 900, "every30min": 1800,
+    "everyhour": 3600, "every2hrs": 7200}
 
 
 def _hostname(value: str) -> str | None:
@@ -144,6 +145,11 @@ def _account_or_keyword(*keywords: str) -> Check:
 
 def _one_line(value: str) -> str | None:
     return "must be one line" if "\n" in value or "\r" in value else None
+
+
+def _map_token(value: str) -> str | None:
+    # It becomes one field of a Postfix lookup table line.
+    return "no spaces, colons or line breaks" if re.search(r"[\s:]", value) else None
 
 
 def _bounce_from(value: str) -> str | None:
@@ -352,9 +358,11 @@ SECTIONS: tuple[Section, ...] = (
                 "host:port (SME SMTPSmartHost); empty: deliver directly by MX",
                 check=_mail_server, allowed="host, [ip] or host:port"),
             Key("smarthost_user", str, "", "user name for AUTH at the smarthost "
-                "(SME SMTPAUTHPROXY Userid); empty: no AUTH"),
+                "(SME SMTPAUTHPROXY Userid); empty: no AUTH", check=_map_token,
+                allowed="no spaces, colons or line breaks"),
             Key("smarthost_password", str, "", "password for AUTH at the smarthost "
-                "(SME SMTPAUTHPROXY Passwd); this file is readable by root only"),
+                "(SME SMTPAUTHPROXY Passwd); this file is readable by root only",
+                check=_one_line, allowed="one line"),
             Key("smarthost_tls", str, "may", "TLS to the smarthost: may (when offered), "
                 "encrypt (refuse to send without it) or none", choices=("may", "encrypt",
                                                                          "none")),
@@ -387,11 +395,11 @@ SECTIONS: tuple[Section, ...] = (
                 "(SME SecondaryMailServer)", check=_mail_server,
                 allowed="host, [ip] or host:port"),
             Key("freq_office", str, "every15min", "how often during office hours "
-                "(SME FreqOffice)", choices=FETCH_FREQUENCIES),
+                "(SME FreqOffice)", choices=tuple(FETCH_FREQUENCIES)),
             Key("freq_outside", str, "everyhour", "how often outside office hours on weekdays "
-                "(SME FreqOutside)", choices=FETCH_FREQUENCIES),
+                "(SME FreqOutside)", choices=tuple(FETCH_FREQUENCIES)),
             Key("freq_weekend", str, "everyhour", "how often on Saturday and Sunday "
-                "(SME FreqWeekend)", choices=FETCH_FREQUENCIES),
+                "(SME FreqWeekend)", choices=tuple(FETCH_FREQUENCIES)),
             Key("account", str, "", "multidrop: the POP3 user (SME SecondaryMailAccount)"),
             Key("password", str, "", "multidrop: the POP3 password (SME "
                 "SecondaryMailPassword); this file is readable by root only"),

@@ -210,3 +210,22 @@ def test_only_the_subject_changed_keeps_an_explanation_and_utf8_is_declared() ->
 def test_a_bounce_setting_postfix_would_misread_is_refused(key: str, value: str) -> None:
     with pytest.raises(ConfigError, match=key):
         parse(BASE + f"[queue]\n{key} = {json.dumps(value)}\n")
+
+
+@pytest.mark.parametrize("name, why", [
+    ("alice@corp.example", "already an account's own address"),  # would take alice's mail
+    ("bob@other.example", "already an account's own address"),
+    ("sales@elsewhere.example", "not one of our domains"),
+])
+def test_a_pseudonym_cannot_take_over_an_account_or_sit_at_a_foreign_domain(
+        name: str, why: str) -> None:
+    with pytest.raises(ConfigError, match=why):
+        parse(BASE + f'[pseudonyms."{name}"]\naccount = "carol"\n')
+
+
+def test_smarthost_credentials_cannot_add_lines_to_postfix_maps() -> None:
+    with pytest.raises(ConfigError, match="smarthost_password"):
+        parse(BASE + '[delivery]\nsmarthost = "relay.example"\nsmarthost_user = "u"\n'
+                     'smarthost_password = "x\\n[evil.example]:25 a:b"\n')
+    with pytest.raises(ConfigError, match="smarthost_user"):
+        parse(BASE + '[delivery]\nsmarthost_user = "a b:c"\n')
