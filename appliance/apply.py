@@ -30,6 +30,7 @@ from pathlib import Path
 from appliance import paths
 from appliance.config import Config, ConfigError, write_atomic
 from appliance.render import RenderedFile, render_all
+from appliance.render.dovecot import JUNKMAIL_SIEVE
 from appliance.render.fetchmail import RC
 from appliance.render.supervisord import SMTP_DAEMONS
 
@@ -108,6 +109,20 @@ def _run_check(argv: list[str], what: str) -> None:
         raise ConfigError(f"{what} refused the new configuration: {detail}")
 
 
+def _check_clamconf(conf_dir: Path) -> None:
+    # clamconf exits 0 even on an unknown option; it says "ERROR: Parse error ..."
+    try:
+        proc = subprocess.run(["clamconf", "--config-dir", str(conf_dir)], capture_output=True,
+                              text=True, timeout=CHECK_TIMEOUT_S)
+    except (OSError, subprocess.TimeoutExpired) as e:
+        raise ConfigError(f"clamav check could not run: {e}") from None
+    errors = [line for line in (proc.stdout + proc.stderr).splitlines()
+              if line.startswith("ERROR")]
+    if proc.returncode != 0 or errors:
+        raise ConfigError("clamav refused the new configuration: " +
+                          ("; ".join(errors) or f"exit {proc.returncode}"))
+
+
 def check_staged(staging: Path, changed: dict[str, list[RenderedFile]]) -> None:
     """Run each changed service's own checker against the staged files."""
     if "postfix" in changed:
@@ -118,6 +133,11 @@ def check_staged(staging: Path, changed: dict[str, list[RenderedFile]]) -> None:
     if "dovecot" in changed:
         _run_check(["doveconf", "-n", "-c", str(staging / "etc/dovecot/dovecot.conf")],
                    "dovecot")
+    if "spamassassin" in changed:
+        _run_check(["spamassassin", "--lint", "--siteconfigpath",
+                    str(staging / "etc/spamassassin")], "spamassassin")
+    if "clamav" in changed:
+        _check_clamconf(staging / "etc/clamav")
     if "fetchmail" in changed:
         _run_check(["fetchmail", "--configdump", "--nosyslog", "-f",
                     str(staging / RC.lstrip("/"))], "fetchmail")
@@ -134,7 +154,8 @@ def check_staged(staging: Path, changed: dict[str, list[RenderedFile]]) -> None:
 def _stage(config: Config, p: Plan, staging: Path) -> None:
     # Postfix and Dovecot are checked as whole directories: copy the live ones, then
     # overlay our files (includes and maps resolve against the staged copy).
-    for service, conf in (("postfix", "etc/postfix"), ("dovecot", "etc/dovecot")):
+    for service, conf in (("postfix", "etc/postfix"), ("dovecot", "etc/dovecot"),
+                          ("spamassassin", "etc/spamassassin"), ("clamav", "etc/clamav")):
         if service in p.changed and (paths.ROOT / conf).is_dir():
             shutil.copytree(paths.ROOT / conf, staging / conf, symlinks=True,
                             dirs_exist_ok=True)
@@ -151,6 +172,23 @@ def _stage(config: Config, p: Plan, staging: Path) -> None:
         main_cf.write_text(
             main_cf.read_text().replace("/etc/postfix/", f"{staging}/etc/postfix/")
         )
+
+
+def _programs() -> set[str]:
+    """supervisord's programs that are running now."""
+    proc = subprocess.run(["supervisorctl", "status"], check=False, capture_output=True,
+                          text=True, timeout=CHECK_TIMEOUT_S)
+    return {line.split()[0] for line in proc.stdout.splitlines()
+            if len(line.split()) > 1 and line.split()[1] in ("RUNNING", "STARTING")}
+
+
+def compile_sieve() -> None:
+    """Dovecot cannot write compiled scripts next to ours: compile them here."""
+    script = _real(JUNKMAIL_SIEVE, paths.ROOT)
+    proc = subprocess.run(["sievec", str(script)], check=False, capture_output=True,
+                          text=True, timeout=CHECK_TIMEOUT_S)
+    if proc.returncode != 0:
+        raise ConfigError(f"sievec refused {script}: {(proc.stdout + proc.stderr).strip()}")
 
 
 def reload_services(services: list[str], previous_smtpd: dict | None, new_smtpd: dict | None
@@ -170,6 +208,7 @@ def reload_services(services: list[str], previous_smtpd: dict | None, new_smtpd:
     def ctl(*args: str) -> None:
         run("supervisorctl", *args)
 
+    running = _programs()
     if "supervisord" in services:
         ctl("reread")
         ctl("update")
@@ -180,6 +219,15 @@ def reload_services(services: list[str], previous_smtpd: dict | None, new_smtpd:
     if "dovecot" in services:
         run("doveadm", "reload")
         done.append("dovecot: reload")
+    if "spamassassin" in services and "spamd" in running:
+        ctl("signal", "HUP", "spamd")  # spamd re-reads local.cf
+        done.append("spamd: reload")
+    if "clamav" in services:
+        # clamd reads its configuration only at start: mail is deferred meanwhile
+        for program in ("clamd", "freshclam"):
+            if program in running:
+                ctl("restart", program)
+                done.append(f"{program}: restart")
     if "smtpd" in services and new_smtpd is not None:
         for daemon in SMTP_DAEMONS:
             new = new_smtpd["daemons"][daemon]
@@ -225,6 +273,8 @@ def apply(config: Config, *, dry_run: bool = False, check: bool = True,
         for files in p.changed.values():
             for f in files:
                 _write(f, _real(f.path, root), strict)
+        if strict and "dovecot" in p.changed:
+            compile_sieve()
         if reload:
             new = json.loads(p.changed["smtpd"][0].text) if "smtpd" in p.changed else None
             for line in reload_services(p.services, previous, new):

@@ -303,6 +303,22 @@ def cmd_fetchmail(args: argparse.Namespace) -> int:
     return fetchmail.run(_load())
 
 
+def cmd_spam(args: argparse.Namespace) -> int:
+    from appliance import spam
+
+    if args.action == "stats":
+        return spam.stats()
+    if args.action == "learn":
+        return spam.learn(_load())
+    return spam.expire_junkmail(_load())
+
+
+def cmd_clamd(args: argparse.Namespace) -> int:
+    from appliance.virus import run_clamd
+
+    return run_clamd()
+
+
 def cmd_print_dns(args: argparse.Namespace) -> int:
     from appliance.dkim_keys import main
 
@@ -401,6 +417,12 @@ def parser() -> argparse.ArgumentParser:
     sub.add_parser("fetchmail", help="retrieve mail from the secondary server now "
                    "(the scheduler does it at the fetchmail.freq_* intervals)"
                    ).set_defaults(fn=cmd_fetchmail)
+    sp = sub.add_parser("spam", help="learn LearnAsSpam/LearnAsHam now, expire junkmail, "
+                        "or show the Bayes statistics")
+    sp.add_argument("action", choices=("learn", "expire-junkmail", "stats"))
+    sp.set_defaults(fn=cmd_spam)
+    sub.add_parser("clamd", help="wait for virus signatures, then run clamd (supervisord "
+                   "does this)").set_defaults(fn=cmd_clamd)
     sub.add_parser("scheduler", help="run the periodic jobs (supervisord does this)"
                    ).set_defaults(fn=cmd_scheduler)
     s = sub.add_parser("smtpd", help="run one SMTP daemon (supervisord does this)")

@@ -23,6 +23,7 @@ log = logging.getLogger("appliance.scheduler")
 
 STATE = paths.DATA / "scheduler.json"
 TICK_S = 60
+LEARN_EVERY_S = 3600  # LearnAsSpam/LearnAsHam are emptied within the hour
 
 
 @dataclass(frozen=True)
@@ -39,17 +40,27 @@ JOBS = (
 
 
 def jobs(now: float, config_path: Path = paths.CONFIG) -> tuple[Job, ...]:
-    """The fixed jobs, plus retrieval at the interval of the current period (SME's
-    office hours, outside them, weekend), read from appliance.toml every tick."""
+    """The fixed jobs, plus those appliance.toml asks for, read every tick: retrieval at
+    the interval of the current period (SME's office hours, outside them, weekend), the
+    Bayes learner, and junkmail expiry."""
     from appliance import fetchmail
     from appliance.config import ConfigError, load
 
     try:
-        every = fetchmail.interval(load(config_path), datetime.fromtimestamp(now))
+        config = load(config_path)
     except ConfigError as e:
-        log.error("fetchmail not scheduled: %s", e)
-        every = None
-    return JOBS + ((Job("fetchmail", every, ("fetchmail",)),) if every else ())
+        log.error("only the fixed jobs run: %s", e)
+        return JOBS
+    extra = []
+    every = fetchmail.interval(config, datetime.fromtimestamp(now))
+    if every:
+        extra.append(Job("fetchmail", every, ("fetchmail",)))
+    spam = config.data["spamassassin"]
+    if spam["enabled"] and spam["use_bayes"]:
+        extra.append(Job("spam-learn", LEARN_EVERY_S, ("spam", "learn")))
+    if spam["message_retention_days"]:
+        extra.append(Job("junkmail-expire", 86400, ("spam", "expire-junkmail")))
+    return JOBS + tuple(extra)
 
 
 def _load(path: Path) -> dict[str, float]:

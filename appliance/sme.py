@@ -74,6 +74,9 @@ CONFIGURATION: dict[str, dict[str, Prop]] = {
         "DMARCReporting": Prop("smtpd.dmarc.reporting"),
         "SPFRejectPolicy": Prop("smtpd.spf.reject_policy"),
         "Greylisting": Prop("smtpd.greylisting.enabled"),
+        "VirusScan": Prop("clamav.enabled"),
+        "MaxScannerSize": Prop("clamav.max_scanner_size"),
+        "PatternsScan": Prop("smtpd.pattern_filter.enabled"),
     },
     "sqpsmtpd": _daemon("smtps"),
     "uqpsmtpd": _daemon("submission"),
@@ -100,6 +103,30 @@ CONFIGURATION: dict[str, dict[str, Prop]] = {
         "FreqOutside": Prop("fetchmail.freq_outside"),
         "FreqWeekend": Prop("fetchmail.freq_weekend"),
     },
+    "spamassassin": {
+        "status": Prop("spamassassin.enabled"),
+        "Sensitivity": Prop("spamassassin.sensitivity"),
+        "TagLevel": Prop("spamassassin.tag_level"),
+        "RejectLevel": Prop("spamassassin.reject_level"),
+        "SortSpam": Prop("spamassassin.sort_spam"),
+        "SubjectTag": Prop("spamassassin.subject_tag"),
+        "Subject": Prop("spamassassin.subject"),
+        "MaxMessageSize": Prop("spamassassin.max_message_size"),
+        "UseBayes": Prop("spamassassin.use_bayes", "1", "0"),
+        "BayesAutoLearnThresholdSpam": Prop("spamassassin.bayes_auto_learn_threshold_spam"),
+        "BayesAutoLearnThresholdNonspam":
+            Prop("spamassassin.bayes_auto_learn_threshold_nonspam"),
+        "MessageRetentionTime": Prop("spamassassin.message_retention_days"),
+        "PyzorTimeout": Prop("spamassassin.pyzor_timeout"),
+    },
+    "clamav": {
+        "status": Prop("clamav.enabled"),
+        "MaxFileSize": Prop("clamav.max_file_size"),
+        "ArchiveMaxCompressionRatio": Prop("clamav.archive_max_compression_ratio"),
+        "MaxFiles": Prop("clamav.max_files"),
+        "MaxRecursion": Prop("clamav.max_recursion"),
+        "HeuristicScanPrecedence": _yes_no("clamav.heuristic_scan_precedence"),
+    },
     "imap": {"status": Prop("imap.enabled"),
              "ConcurrencyLimitPerIP": Prop("imap.connections_per_ip")},
     "imaps": {"ConcurrencyLimitPerIP": Prop("imap.connections_per_ip")},
@@ -125,6 +152,7 @@ ACCOUNTS: dict[str, dict[str, Prop]] = {
         "ForwardAddress": Prop("users.{}.forward"),
         "EmailForward": Prop("users.{}.forward"),  # local|forward|both: see _email_forward
         "Quota": Prop("users.{}.quota_mb"),
+        "SortSpam": Prop("users.{}.sort_spam"),
     },
     "group": {
         "Description": Prop("groups.{}.description"),
@@ -144,23 +172,15 @@ DOMAINS: dict[str, Prop] = {
     "Disclaimer": Prop("domains.{}.disclaimer"),
 }
 
-_NO_SPAMASSASSIN = ("this appliance does not run SpamAssassin yet: spam scanning, junkmail "
-                    "sorting and learning are not available (see README, 'Not yet')")
-_NO_CLAMAV = "this appliance does not run ClamAV yet: virus scanning is not available"
+_FIXED_LEARN_FOLDERS = ("the learning folders are always LearnAsSpam and LearnAsHam; "
+                        "set spamassassin.use_bayes to have them learned every hour")
 _NO_WEBMAIL = "this appliance has no webmail yet, so there is no horde or php to configure"
 # Keys and properties from SME's documentation that do not apply here, and why.
 NOT_HERE: dict[tuple[str, str | None], str] = {
-    ("spamassassin", None): _NO_SPAMASSASSIN,
-    ("LearnAsSpam", None): _NO_SPAMASSASSIN,
-    ("LearnAsHam", None): _NO_SPAMASSASSIN,
-    ("wbl.global", None): _NO_SPAMASSASSIN,
-    ("clamav", None): _NO_CLAMAV,
-    ("qpsmtpd", "VirusScan"): _NO_CLAMAV,
-    ("qpsmtpd", "MaxScannerSize"): _NO_CLAMAV,
-    ("qpsmtpd", "PatternsScan"): "attachment blocking (PatternsScan) is not available yet",
+    ("LearnAsSpam", None): _FIXED_LEARN_FOLDERS,
+    ("LearnAsHam", None): _FIXED_LEARN_FOLDERS,
     ("horde", None): _NO_WEBMAIL,
     ("php", None): _NO_WEBMAIL,
-    ("user", "SortSpam"): _NO_SPAMASSASSIN,
     ("imap", "access"): "IMAP logins need TLS (STARTTLS on 143, or 993) from every network "
                         "here; a private/public switch for plaintext is not available yet",
     ("pop3", "access"): "POP3 logins need TLS (STARTTLS on 110, or 995) from every network "
@@ -420,10 +440,58 @@ class Domains(Database):
         accounts.delete_entry(self.config, "domains", key)
 
 
+class SpamAssassin(Database):
+    """`db spamassassin setprop wbl.global PATTERN White|Black`: SME's global sender
+    white and black lists, kept as spamassassin.whitelist and .blacklist."""
+
+    name = "spamassassin"
+    KEY = "wbl.global"
+    LISTS = {"White": "spamassassin.whitelist", "Black": "spamassassin.blacklist"}
+
+    def entries(self) -> dict[str, tuple[str, dict[str, Prop]]]:
+        return {self.KEY: ("wbl", {})}
+
+    def _lists(self) -> dict[str, list[str]]:
+        return {colour: list(edit.get_value(self.config, dotted))
+                for colour, dotted in self.LISTS.items()}
+
+    def getprop(self, key: str, name: str) -> str:
+        self.entry(key)
+        return next((c for c, items in self._lists().items() if name in items), "")
+
+    def set_one(self, key: str, name: str, value: str) -> None:
+        self.entry(key)
+        colour = value.capitalize()
+        if colour not in self.LISTS:
+            raise ConfigError("a wbl.global entry is White or Black", key=name, value=value)
+        self._remove(name)
+        edit.set_value(self.config, self.LISTS[colour], self._lists()[colour] + [name])
+
+    def _remove(self, name: str) -> None:
+        for colour, items in self._lists().items():
+            if name in items:
+                items.remove(name)
+                edit.set_value(self.config, self.LISTS[colour], items or [""])
+
+    def delprop(self, key: str, names: list[str]) -> None:
+        self.entry(key)
+        for name in names:
+            self._remove(name)
+
+    def show(self, key: str | None = None) -> str:
+        if key not in (None, self.KEY):
+            raise _not_here(key)
+        out = [f"{self.KEY}=wbl"]
+        for colour, items in self._lists().items():
+            out += [f"    {item}={colour}" for item in items]
+        return "\n".join(out) + "\n"
+
+
 DATABASES: dict[str, type[Database]] = {
     "configuration": Configuration, "accounts": Accounts, "domains": Domains,
+    "spamassassin": SpamAssassin,
 }
-OTHER_DATABASES = {"spamassassin": _NO_SPAMASSASSIN, "hosts": "there is no hosts database "
+OTHER_DATABASES = {"hosts": "there is no hosts database "
                    "here: DNS comes from the resolver", "networks": "local networks are "
                    "network.local_networks in appliance.toml: appliance config set "
                    "network.local_networks NET..."}

@@ -30,6 +30,7 @@ class Status:
     disk_free: int = 0  # bytes free on its file system
     certificate_expires: dt.datetime | None = None
     certificate_subject: str = ""
+    virus_signatures: str = ""  # ClamAV engine, files and age; "" when scanning is off
     problems: list[str] = field(default_factory=list)
 
     @property
@@ -88,7 +89,37 @@ def collect() -> Status:
             s.problems.append(f"the TLS certificate expires in {days} days")
     except (OSError, ValueError) as e:
         s.problems.append(f"TLS certificate unreadable: {e}")
+    spam_on, clamav_on = _filters_enabled()
+    if spam_on and (problem := _spamd_problem()):
+        s.problems.append(problem)
+    if clamav_on:
+        from appliance.virus import signatures
+
+        s.virus_signatures, problems = signatures()
+        s.problems.extend(problems)
     return s
+
+
+def _filters_enabled() -> tuple[bool, bool]:
+    from appliance.config import ConfigError, load
+
+    try:
+        data = load(paths.CONFIG).data
+    except ConfigError:
+        return True, True  # say what we can about them anyway
+    return bool(data["spamassassin"]["enabled"]), bool(data["clamav"]["enabled"])
+
+
+def _spamd_problem() -> str | None:
+    import asyncio
+
+    from appliance.spamd import SpamdError, ping
+
+    try:
+        asyncio.run(ping(paths.SPAMD_SOCKET))
+    except SpamdError as e:
+        return f"spamd does not answer: {e}"
+    return None
 
 
 def _size(n: int) -> str:
@@ -115,6 +146,6 @@ def format_status(s: Status) -> str:
     if s.certificate_expires:
         lines.append(f"TLS certificate ({s.certificate_subject}): expires "
                      f"{s.certificate_expires:%Y-%m-%d}")
-    lines.append("virus signatures: ClamAV is not in this appliance yet")
+    lines.append("virus signatures: " + (s.virus_signatures or "scanning is off"))
     lines.append("problems: " + ("none" if s.healthy else "; ".join(s.problems)))
     return "\n".join(lines) + "\n"

@@ -34,6 +34,9 @@ STALE_RUNTIME = (
     Path("/run/dovecot/master.pid"),
     paths.SUPERVISOR_SOCKET,
     paths.SUPERVISOR_SOCKET.parent / "supervisord.pid",
+    paths.SPAMD_SOCKET,
+    paths.SPAMD_SOCKET.parent / "spamd.pid",
+    paths.CLAMD_SOCKET,
 )
 
 
@@ -62,12 +65,22 @@ def prepare_volume() -> None:
         folder.mkdir(exist_ok=True)
         os.chown(folder, qpsmtpd.pw_uid, qpsmtpd.pw_gid)
         os.chmod(folder, 0o750)
+    # spamd's home (the Bayes database) and ClamAV's signatures.
+    spamd = pwd.getpwnam(paths.SPAMD_USER)
+    for folder in (paths.SPAMASSASSIN_DIR, paths.SPAMASSASSIN_DIR / "bayes"):
+        folder.mkdir(exist_ok=True)
+        os.chown(folder, spamd.pw_uid, spamd.pw_gid)
+        os.chmod(folder, 0o750)
+    from appliance.virus import prepare_dirs
+
+    prepare_dirs()
 
 
 def clean_stale_runtime() -> None:
     for p in STALE_RUNTIME:
         p.unlink(missing_ok=True)
     paths.SUPERVISOR_SOCKET.parent.mkdir(parents=True, exist_ok=True)
+    paths.SPAMD_SOCKET.parent.mkdir(parents=True, exist_ok=True)
 
 
 def run() -> int:

@@ -57,6 +57,11 @@ def convert(key: Key, raw: list[str], dotted: str) -> Any:
             return int(value)
         except ValueError:
             raise ConfigError("must be an integer", key=dotted, value=value) from None
+    if key.kind is float:
+        try:
+            return float(value)
+        except ValueError:
+            raise ConfigError("must be a number", key=dotted, value=value) from None
     return value
 
 

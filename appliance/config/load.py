@@ -138,6 +138,13 @@ def _check_value(key: Key, value: Any) -> str | None:
             key.maximum is not None and value > key.maximum
         ):
             return "must be " + key.describe_allowed()
+    elif key.kind is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            return "must be " + key.describe_allowed()
+        if (key.minimum is not None and value < key.minimum) or (
+            key.maximum is not None and value > key.maximum
+        ):
+            return "must be " + key.describe_allowed()
     elif key.kind is list:
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
             return "must be " + key.describe_allowed()
@@ -178,7 +185,7 @@ class _Validator:
             problem = _check_value(key, value)
             if problem:
                 self.fail(problem, spec.path, name, value)
-            out[name] = value
+            out[name] = float(value) if key.kind is float else value
         for key in spec.keys:
             out.setdefault(key.name, _copy(key.default))
         return out

@@ -21,12 +21,12 @@ class Key:
     """One setting: `name = value` inside a section."""
 
     name: str
-    kind: type  # str, int, bool or list (of str)
+    kind: type  # str, int, float, bool or list (of str)
     default: Any
     doc: str
     choices: tuple[Any, ...] = ()
-    minimum: int | None = None
-    maximum: int | None = None
+    minimum: float | None = None
+    maximum: float | None = None
     check: Check | None = None
     allowed: str = ""  # human wording of what `check` accepts
 
@@ -35,10 +35,11 @@ class Key:
             return "one of " + ", ".join(repr(c) for c in self.choices)
         if self.kind is bool:
             return "true or false"
-        if self.kind is int:
+        if self.kind in (int, float):
             lo = "" if self.minimum is None else f"from {self.minimum}"
             hi = "" if self.maximum is None else f"to {self.maximum}"
-            return " ".join(p for p in ("an integer", lo, hi) if p)
+            what = "an integer" if self.kind is int else "a number"
+            return " ".join(p for p in (what, lo, hi) if p)
         if self.kind is list:
             return "a list of strings" + (f" ({self.allowed})" if self.allowed else "")
         return "a string" + (f" ({self.allowed})" if self.allowed else "")
@@ -77,6 +78,21 @@ _LABEL = r"(?!-)[A-Za-z0-9-]{1,63}(?<!-)"
 HOSTNAME_RE = re.compile(rf"^{_LABEL}$")
 DOMAIN_RE = re.compile(rf"^{_LABEL}(\.{_LABEL})+$")
 USERNAME_RE = re.compile(r"^[a-z][a-z0-9._-]{0,31}$")
+SA_RULE_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
+# SME's spam sensitivity table: the tagging level of each setting; only custom rejects.
+SPAM_SENSITIVITY: dict[str, int | None] = {
+    "veryhigh": 2, "high": 3, "medium": 5, "low": 7, "verylow": 9, "custom": None}
+# Attachment names blocked by [smtpd.pattern_filter]: Windows executable and script
+# types (Outlook's level-1 list, which SME's executable types follow); archives are
+# allowed.
+EXECUTABLE_PATTERNS = [f"*.{ext}" for ext in (
+    "ade adp app application appref-ms asp aspx bas bat cer chm cmd cnt com cpl crt csh "
+    "der diagcab exe fxp gadget grp hlp hpj hta htc inf ins isp its jar jnlp js jse ksh "
+    "lnk mad maf mag mam maq mar mas mat mau mav maw mcf mda mdb mde mdt mdw mdz msc msh "
+    "msh1 msh2 mshxml msh1xml msh2xml msi msp mst msu ops osd pcd pif pl plg prf prg "
+    "printerexport ps1 ps1xml ps2 ps2xml psc1 psc2 psd1 psdm1 pst py pyc pyo pyw pyz pyzw "
+    "reg scf scr sct settingcontent-ms shb shs theme tmp url vb vbe vbp vbs vhd vhdx "
+    "vsmacros vsw webpnp website ws wsb wsc wsf wsh xbap xll xnk").split()]
 # SME's choices for how often fetchmail runs, in seconds (None: not at all)
 FETCH_FREQUENCIES: dict[str, int | None] = {
     "never": None, "every5min": 300, "every15min": 900, "every30min": 1800,
@@ -221,6 +237,25 @@ def _addresses_or_patterns(values: list[str]) -> str | None:
         if not v.strip() or any(c.isspace() for c in v.strip()):
             return f"{v!r} is empty or has spaces"
     return None
+
+
+def _rule_scores(values: list[str]) -> str | None:
+    for v in values:
+        parts = v.split()
+        try:
+            ok = len(parts) == 2 and bool(SA_RULE_RE.match(parts[0])) and float(parts[1]) == \
+                float(parts[1])
+        except ValueError:
+            ok = False
+        if not ok:
+            return f"{v!r} is not 'RULE_NAME score' (e.g. 'SARE_ADULT2 4.0')"
+    return None
+
+
+def _clamav_size(value: str) -> str | None:
+    # clamd's own spelling: bytes, or a number with K or M
+    return None if re.fullmatch(r"[1-9][0-9]{0,9}[KM]?", value) else \
+        "not a size such as 15M, 800K or 15000000"
 
 
 def _from_to_pairs(values: list[str]) -> str | None:
@@ -411,6 +446,98 @@ SECTIONS: tuple[Section, ...] = (
                 "against the system CAs, fetchmail's default), implicit (POP3S, port 995 "
                 "unless given) or none (plain text, password readable on the wire)",
                 choices=("starttls", "implicit", "none")),
+        ),
+    ),
+    Section(
+        "spamassassin",
+        "Spam filtering by SpamAssassin's spamd (SME spamassassin). Mail from the "
+        "internet is scored after DATA; tagged mail gets X-Spam-* headers and can be "
+        "sorted into each user's junkmail folder.",
+        (
+            Key("enabled", bool, True, "score mail with SpamAssassin (SME status)"),
+            Key("sensitivity", str, "medium", "veryhigh, high, medium, low and verylow tag "
+                "mail at 2, 3, 5, 7 and 9 points and never reject; custom uses tag_level and "
+                "reject_level (SME Sensitivity)", choices=tuple(SPAM_SENSITIVITY)),
+            Key("tag_level", float, 4.0, "with sensitivity custom: score from which mail is "
+                "tagged as spam (SME TagLevel)", minimum=-100, maximum=1000),
+            Key("reject_level", float, 12.0, "with sensitivity custom: score from which mail "
+                "is refused with 550 at the end of DATA; 0: never (SME RejectLevel)",
+                minimum=0, maximum=1000),
+            Key("sort_spam", bool, False, "deliver tagged mail into the recipient's "
+                "junkmail folder instead of the inbox; users.NAME.sort_spam overrides it "
+                "(SME SortSpam)"),
+            Key("subject_tag", bool, False, "put a tag in front of the Subject of tagged "
+                "mail (SME SubjectTag)"),
+            Key("subject", str, "[SPAM]", "that tag (SME Subject)", check=_one_line,
+                allowed="one line"),
+            Key("max_message_size", int, 500000, "larger messages are not scanned and get "
+                "an X-Spam-Status header saying so (SME MaxMessageSize)", minimum=1000,
+                maximum=2_000_000_000),
+            Key("scan_local", bool, False, "also scan mail from local networks and "
+                "authenticated users (SME forcespamcheck)"),
+            Key("use_bayes", bool, False, "Bayesian filtering: learn from the auto-learn "
+                "thresholds and the LearnAsSpam/LearnAsHam folders (SME UseBayes)"),
+            Key("bayes_auto_learn_threshold_spam", float, 6.0, "score above which mail is "
+                "learnt as spam (SME BayesAutoLearnThresholdSpam)", minimum=0, maximum=1000),
+            Key("bayes_auto_learn_threshold_nonspam", float, 0.1, "score below which mail "
+                "is learnt as ham (SME BayesAutoLearnThresholdNonspam)", minimum=-1000,
+                maximum=1000),
+            Key("message_retention_days", int, 0, "junkmail older than this many days is "
+                "deleted every night; 0: kept (SME MessageRetentionTime)", minimum=0,
+                maximum=36500),
+            Key("scores", list, [], "custom rule scores, 'RULE_NAME score' (SME "
+                "20localscores)", check=_rule_scores, allowed="'RULE_NAME score' strings"),
+            Key("whitelist", list, [], "senders never treated as spam: user@domain, "
+                "*@domain, *@*.tld (SME wbl.global White); the pipeline skips its spam "
+                "checks for them", check=_addresses_or_patterns, allowed="address patterns"),
+            Key("blacklist", list, [], "senders always refused: user@domain, *@domain, "
+                "*@*.tld (SME wbl.global Black); refused at RCPT, and SpamAssassin scores "
+                "their From: 100", check=_addresses_or_patterns, allowed="address patterns"),
+            Key("pyzor_timeout", int, 0, "seconds SpamAssassin waits for Pyzor; 0: its "
+                "default (SME PyzorTimeout)", minimum=0, maximum=600),
+            Key("max_children", int, 5, "spamd processes scanning at once (memory: about "
+                "100 MB each)", minimum=1, maximum=100),
+            Key("timeout", int, 60, "seconds to wait for spamd's verdict", minimum=5,
+                maximum=600),
+            Key("on_error", str, "defer", "when spamd cannot be reached or fails: defer "
+                "(451, the sender retries) or accept (unscanned, with a header saying so)",
+                choices=("defer", "accept")),
+        ),
+    ),
+    Section(
+        "clamav",
+        "Virus scanning by ClamAV's clamd (SME clamav, qpsmtpd VirusScan). A virus is "
+        "refused with 550; mail is never accepted unscanned unless on_error says so.",
+        (
+            Key("enabled", bool, True, "scan every message (SME qpsmtpd VirusScan)"),
+            Key("max_scanner_size", int, 25000000, "larger messages are not scanned and get "
+                "an X-Virus-Checked header saying so (SME qpsmtpd MaxScannerSize)",
+                minimum=100000, maximum=2_000_000_000),
+            Key("max_file_size", str, "15M", "largest file inside a message that is "
+                "scanned (SME MaxFileSize)", check=_clamav_size, allowed="e.g. 15M"),
+            Key("archive_max_compression_ratio", int, 300, "an archive member that expands "
+                "more than this many times is refused as a zip bomb; 0: no limit (SME "
+                "ArchiveMaxCompressionRatio)", minimum=0, maximum=100000),
+            Key("max_files", int, 1500, "files scanned inside one archive (SME MaxFiles)",
+                minimum=1, maximum=1000000),
+            Key("max_recursion", int, 8, "archives inside archives (SME MaxRecursion)",
+                minimum=1, maximum=64),
+            Key("heuristic_scan_precedence", bool, False, "stop at the first heuristic "
+                "hit such as a phishing link (SME HeuristicScanPrecedence)"),
+            Key("reject_unscannable", bool, True, "refuse a message holding an archive "
+                "clamd cannot fully scan (past the limits above)"),
+            Key("max_threads", int, 4, "messages clamd scans at once", minimum=1,
+                maximum=64),
+            Key("freshclam", bool, True, "update the signatures from the ClamAV mirror "
+                "(freshclam)"),
+            Key("database_mirror", str, "database.clamav.net", "where freshclam downloads "
+                "from; a local mirror for sites without internet access",
+                check=_one_line, allowed="a host name or URL"),
+            Key("timeout", int, 120, "seconds to wait for clamd's verdict", minimum=5,
+                maximum=600),
+            Key("on_error", str, "defer", "when clamd cannot be reached, has no signatures "
+                "or fails: defer (451, SME defer_on_error) or accept (unscanned, with a "
+                "header saying so)", choices=("defer", "accept")),
         ),
     ),
     Section(
@@ -619,6 +746,13 @@ PLUGIN_SECTIONS: tuple[Section, ...] = (
         Key("enabled", bool, True, "convert TNEF"),
     ),
     _plugin(
+        "pattern_filter", "Refuses attachments by file name (SME PatternsScan).",
+        Key("enabled", bool, False, "check attachment names (SME PatternsScan)"),
+        Key("patterns", list, EXECUTABLE_PATTERNS, "file-name patterns refused, with * "
+            "and ?; the default is Windows executable and script types (zip allowed)",
+            check=_addresses_or_patterns, allowed="patterns such as *.exe"),
+    ),
+    _plugin(
         "disclaimer", "Adds a disclaimer to mail from our domains to other domains "
         "(SME disclaimer).",
         Key("enabled", bool, False, "add disclaimers"),
@@ -663,6 +797,9 @@ COLLECTIONS: tuple[Collection, ...] = (
                 minimum=0, maximum=10_000_000),
             Key("everyone_email", bool, True, "receive mail sent to everyone@ "
                 "(SME EveryoneEmail)"),
+            Key("sort_spam", str, "global", "sort tagged spam into junkmail: global "
+                "follows spamassassin.sort_spam (SME SortSpam)",
+                choices=("global", "enabled", "disabled")),
         ),
         USERNAME_RE,
         "lower-case letters, digits, '.', '_' or '-', starting with a letter, at most 32",

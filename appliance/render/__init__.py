@@ -7,10 +7,18 @@ Each renderer module has a SERVICE name and `render(config) -> list[RenderedFile
 from __future__ import annotations
 
 from appliance.config import Config
-from appliance.render import dovecot, fetchmail, postfix, smtpd, supervisord
+from appliance.render import (
+    clamav,
+    dovecot,
+    fetchmail,
+    postfix,
+    smtpd,
+    spamassassin,
+    supervisord,
+)
 from appliance.render.files import RenderedFile
 
-RENDERERS = (postfix, dovecot, smtpd, supervisord, fetchmail)
+RENDERERS = (postfix, dovecot, smtpd, supervisord, fetchmail, spamassassin, clamav)
 
 
 def render_all(config: Config) -> dict[str, list[RenderedFile]]:

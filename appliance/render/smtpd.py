@@ -14,13 +14,23 @@ from appliance.config import Config
 from appliance.config.schema import PLUGIN_SECTIONS
 from appliance.render.files import RenderedFile
 from appliance.render.postfix import HANDOFF_ADDRESS
+from appliance.render.spamassassin import reject_level, tag_level
 
 SERVICE = "smtpd"
 RUN_AS = "qpsmtpd"
 
 
 def plugin_settings(config: Config) -> dict[str, dict]:
-    return {sec.path.split(".", 1)[1]: dict(config.get(sec.path)) for sec in PLUGIN_SECTIONS}
+    out = {sec.path.split(".", 1)[1]: dict(config.get(sec.path)) for sec in PLUGIN_SECTIONS}
+    spam = dict(config.data["spamassassin"])
+    # SME's wbl.global: White exempts the sender from the spam checks, Black refuses it.
+    out["whitelists"]["senders"] = out["whitelists"]["senders"] + spam["whitelist"]
+    out["badmailfrom"]["patterns"] = out["badmailfrom"]["patterns"] + spam["blacklist"]
+    spam.update(tag_level=tag_level(spam), reject_level=reject_level(spam),
+                socket=str(paths.SPAMD_SOCKET))
+    out["spamassassin"] = spam
+    out["clamav"] = dict(config.data["clamav"], socket=str(paths.CLAMD_SOCKET))
+    return out
 
 
 def settings(config: Config) -> dict:

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from appliance import paths
 from appliance.config import Config
+from appliance.render.clamav import FRESHCLAM_CONF
 from appliance.render.files import RenderedFile
 
 SERVICE = "supervisord"
@@ -38,6 +39,21 @@ stdout_logfile=/dev/stdout
 stdout_logfile_maxbytes=0
 redirect_stderr=true
 """
+
+
+def spamd_command(children: int) -> str:
+    """spamd on a Unix socket for the SMTP daemons' group, without per-user settings,
+    accepting TELL so the learner can train its Bayes database."""
+    sock = paths.SPAMD_SOCKET
+    return " ".join([
+        "/usr/sbin/spamd", f"--max-children={children}", "--min-children=1",
+        "--min-spare=1", f"--max-spare={min(2, children)}",
+        f"--socketpath={sock}", f"--socketowner={paths.SPAMD_USER}",
+        "--socketgroup=qpsmtpd", "--socketmode=0660",
+        f"--username={paths.SPAMD_USER}", f"--groupname={paths.SPAMD_USER}",
+        "--nouser-config", f"--helper-home-dir={paths.SPAMASSASSIN_DIR}", "--allow-tell",
+        "--syslog=stderr", f"--pidfile={sock.parent}/spamd.pid",
+    ])
 
 
 def supervisord_conf(config: Config) -> str:
@@ -73,6 +89,16 @@ serverurl=unix://{sock}
             out.append(
                 _program(f"smtpd-{daemon}", f"{_bin('appliance')} smtpd {daemon}", priority=20)
             )
+    spam = config.data["spamassassin"]
+    if spam["enabled"]:
+        out.append(_program("spamd", spamd_command(spam["max_children"]), priority=5))
+    clam = config.data["clamav"]
+    if clam["enabled"]:
+        # Waits for signatures before it runs clamd: clamd refuses to start without.
+        out.append(_program("clamd", f"{_bin('appliance')} clamd", priority=5))
+        if clam["freshclam"]:
+            out.append(_program("freshclam", "/usr/bin/freshclam -d --foreground "
+                                f"--config-file={FRESHCLAM_CONF}", priority=6, stopwait=10))
     out.append(_program("scheduler", f"{_bin('appliance')} scheduler", priority=30,
                         stopwait=5))
     return "".join(out)

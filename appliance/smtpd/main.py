@@ -78,7 +78,8 @@ def drop_privileges(user: str) -> None:
     if os.geteuid() != 0:
         return
     pw = pwd.getpwnam(user)
-    os.setgroups([])
+    # the user's own groups only: clamav's, for clamd's socket
+    os.initgroups(user, pw.pw_gid)
     os.setgid(pw.pw_gid)
     os.setuid(pw.pw_uid)
 

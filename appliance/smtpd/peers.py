@@ -57,7 +57,10 @@ TABLE: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("greylisting", OUTSIDE),  # after the recipient checks: defers only mail we would take
     ("rcpt_ok", ALL),  # 39
     ("tnef2mime", ALL),  # 62
+    ("pattern_filter", ALL),  # 62pattern_filter, after winmail.dat is unpacked
     ("disclaimer", INSIDE),  # 65
+    ("spamassassin", ALL),  # 70, 71forcespamcheck: the plugin skips our own users
+    ("clamav", ALL),  # 80 (scan_all)
     ("dkim_sign", INSIDE),  # queue hook: signs the final message
 )
 

@@ -38,6 +38,7 @@ APPLIANCE_IP = "198.51.100.10"
 DNS_IP = "198.51.100.53"
 SINK_IP = "198.51.100.26"
 NOWHERE_IP = "198.51.100.99"  # nothing listens: mail for it stays queued
+CLAMAV_DB = "/var/lib/appliance/clamav"
 
 
 class TestDNS:
@@ -160,6 +161,16 @@ def sink_messages(recipient: str | None = None) -> list[bytes]:
     return out
 
 
+TEST_SIGNATURES = Path(__file__).parent / "clamav" / "appliance-test.ndb"
+
+
+def install_test_signatures(app: Appliance) -> None:
+    """There is no internet here for freshclam: the tests bring a ClamAV database of
+    their own, one signature for the EICAR test file."""
+    app.exec("sh", "-c", f"cat > {CLAMAV_DB}/{TEST_SIGNATURES.name}",
+             input=TEST_SIGNATURES.read_text())
+
+
 @pytest.fixture(scope="session")
 def zones() -> TestDNS:
     return _zones
@@ -195,6 +206,10 @@ def appliance() -> Iterator[Appliance]:
     # The daemons pick up the new user on SIGHUP, a moment after `user add` returns.
     wait_for(lambda: rcpt_answer(app.ip, f"alice@{DOMAIN}")[0] == 250, 30,
              "port 25 to know alice")
+    install_test_signatures(app)
+    # spamd compiles its rules and clamd loads the signatures before mail can pass.
+    wait_for(lambda: app.exec("appliance", "status", check=False).returncode == 0, 120,
+             "`appliance status` to report no problems (spamd and clamd ready)")
     yield app
     if not os.environ.get("E2E_KEEP"):
         subprocess.run([*COMPOSE, "down", "-v", "--remove-orphans"], capture_output=True,

@@ -75,6 +75,12 @@ def make_settings(
     # Greet at once unless a test asks for earlytalker's pause (SME waits 1 s).
     if "[smtpd.earlytalker]" not in extra_toml:
         settings["plugin_settings"]["earlytalker"]["wait"] = 0
+    # spamd and clamd run only in the container: these tests are about the SMTP engine.
+    # The content filters are tested against their protocols in tests/unit/plugins and
+    # against the real daemons in tests/e2e.
+    for section in ("spamassassin", "clamav"):
+        if f"[{section}]" not in extra_toml:
+            settings["plugin_settings"][section]["enabled"] = False
     settings["handoff"] = dict(settings["handoff"], host="127.0.0.1", port=handoff_port,
                                timeout=5)
     return settings

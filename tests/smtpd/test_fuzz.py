@@ -151,6 +151,12 @@ def play(port: int, steps: list[tuple[bytes, bytes | None]]) -> int:
             if not s.open:
                 break
             answer = s.send(command + b"\r\n")
+            if answer and answer[-1].startswith(b"220") and command.upper().startswith(
+                    b"STARTTLS"):
+                # The daemon now waits for a TLS ClientHello; plaintext that is shorter
+                # than a TLS record header leaves it waiting until its timeout, as it
+                # should. The TLS layer is not what this test fuzzes: stop here.
+                break
             if answer and answer[-1].startswith(b"354") and s.open:
                 final = s.send(stuffed(HEADERS + (body or b"")) + b"\r\n.\r\n")
                 queued += bool(final and final[-1].startswith(b"250"))

@@ -151,6 +151,43 @@ def test_accounts_and_domains_can_be_created_and_deleted(toml: Path) -> None:
     assert "info" not in load(toml).data["pseudonyms"]
 
 
+def test_the_wikis_spam_and_virus_commands(toml: Path) -> None:
+    run("config setprop spamassassin status enabled Sensitivity custom TagLevel 4 "
+        "RejectLevel 12 SortSpam enabled UseBayes 1 BayesAutoLearnThresholdSpam 6.00 "
+        "BayesAutoLearnThresholdNonspam 0.10 MessageRetentionTime 60 PyzorTimeout 15")
+    run("config setprop clamav HeuristicScanPrecedence yes MaxFileSize 20M")
+    run("config setprop qpsmtpd VirusScan enabled MaxScannerSize 30000000 PatternsScan "
+        "enabled")
+    run("db accounts setprop alice SortSpam disabled")
+    spam = load(toml).data["spamassassin"]
+    assert (spam["sensitivity"], spam["tag_level"], spam["reject_level"]) == ("custom", 4, 12)
+    assert spam["use_bayes"] and spam["sort_spam"] and spam["message_retention_days"] == 60
+    assert spam["bayes_auto_learn_threshold_nonspam"] == 0.1 and spam["pyzor_timeout"] == 15
+    assert run("config getprop spamassassin UseBayes") == "1\n"
+    clam = load(toml).data["clamav"]
+    assert clam["heuristic_scan_precedence"] and clam["max_file_size"] == "20M"
+    assert clam["max_scanner_size"] == 30000000
+    assert load(toml).data["smtpd"]["pattern_filter"]["enabled"]
+    assert load(toml).data["users"]["alice"]["sort_spam"] == "disabled"
+
+
+def test_wbl_global_white_and_black(toml: Path) -> None:
+    for entry in ("*@vonage.com White", "*domain2.com White", "user@domain3.com White",
+                  "spammer@spamdomain.com Black", "*@*.xyz Black"):
+        run(f"db spamassassin setprop wbl.global {entry}")
+    spam = load(toml).data["spamassassin"]
+    assert spam["whitelist"] == ["*@vonage.com", "*domain2.com", "user@domain3.com"]
+    assert spam["blacklist"] == ["spammer@spamdomain.com", "*@*.xyz"]
+    run("db spamassassin setprop wbl.global user@domain3.com Black")  # moves it
+    run("db spamassassin delprop wbl.global *domain2.com")
+    assert run("db spamassassin show") == (
+        "wbl.global=wbl\n    *@vonage.com=White\n    spammer@spamdomain.com=Black\n"
+        "    *@*.xyz=Black\n    user@domain3.com=Black\n")
+    assert run("db spamassassin getprop wbl.global *@*.xyz") == "Black\n"
+    with pytest.raises(ConfigError, match="White or Black"):
+        run("db spamassassin setprop wbl.global a@b.example Grey")
+
+
 def test_bad_value_is_refused_and_the_file_is_untouched(toml: Path) -> None:
     with pytest.raises(ConfigError, match="HeloPolicy|policy"):
         run("config setprop qpsmtpd HeloPolicy sloppy")
@@ -160,14 +197,10 @@ def test_bad_value_is_refused_and_the_file_is_untouched(toml: Path) -> None:
 
 
 @pytest.mark.parametrize("command", [
-    "config setprop spamassassin RejectLevel 12",
-    "config setprop clamav HeuristicScanPrecedence yes",
-    "db spamassassin setprop wbl.global *@vonage.com White",
     "config setprop imap access public",
     "config setprop horde Name 'MyDomain Mail'",
     "config setprop InternalInterface MTU 1492",
     "db configuration getprop LearnAsSpam dir",
-    "db accounts setprop alice SortSpam disabled",
 ])
 def test_what_does_not_apply_here_says_why(toml: Path, command: str) -> None:
     with pytest.raises(ConfigError, match="not available here: .{20,}"):

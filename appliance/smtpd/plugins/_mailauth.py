@@ -23,6 +23,7 @@ from publicsuffixlist import PublicSuffixList
 
 from appliance.smtpd.dns import Resolver
 from appliance.smtpd.hooks import Transaction
+from appliance.smtpd.plugins._mime import edit_header_fields
 
 AUTH_RESULTS = "auth_results"  # txn.notes key: list of result parts, in order
 
@@ -214,25 +215,15 @@ def _authserv_id(value: bytes) -> bytes:
 
 def _drop_our_headers(data: bytes, authserv_id: str) -> bytes:
     """Remove Authentication-Results fields that claim our authserv-id (RFC 8601 §5)."""
-    end = data.find(b"\r\n\r\n")
-    head, rest = (data, b"") if end < 0 else (data[: end + 2], data[end + 2:])
     ours = authserv_id.lower().encode()
-    fields: list[list[bytes]] = []  # each header field with its continuation lines
-    for line in head.split(b"\r\n"):
-        if line[:1] in (b" ", b"\t") and fields:
-            fields[-1].append(line)
-        else:
-            fields.append([line])
-    kept = []
-    for field in fields:
-        name, sep, value = b"\r\n".join(field).partition(b":")
-        if sep and name.strip().lower() == b"authentication-results" and (
-                _authserv_id(value) == ours):
-            continue
-        kept.append(b"\r\n".join(field))
-    if len(kept) == len(fields):
-        return data
-    return b"\r\n".join(kept) + rest
+
+    def edit(name: bytes, field: bytes) -> bytes | None:
+        if name == b"authentication-results" and _authserv_id(
+                field.partition(b":")[2]) == ours:
+            return None
+        return field
+
+    return edit_header_fields(data, edit)
 
 
 def drop_forged(txn: Transaction, authserv_id: str) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import email.policy
 import io
+from collections.abc import Callable
 from email.generator import BytesGenerator
 from email.message import EmailMessage
 from email.parser import BytesParser
@@ -38,3 +39,31 @@ def serialize(msg: EmailMessage) -> bytes | None:
     BytesGenerator(out, mangle_from_=False, policy=POLICY).flatten(msg)
     data = out.getvalue()
     return data if only_crlf(data) else None
+
+
+def edit_header_fields(data: bytes, edit: Callable[[bytes, bytes], bytes | None]) -> bytes:
+    """Rewrite the header block field by field, without parsing the message.
+
+    `edit(name, field)` gets each field's lower-cased name and its raw bytes (with its
+    continuation lines, without the final CRLF) and returns the bytes to keep in its
+    place, or None to drop it. The body is never touched; an unchanged header block
+    returns `data` itself.
+    """
+    end = data.find(b"\r\n\r\n")
+    head, rest = (data, b"") if end < 0 else (data[: end + 2], data[end + 2:])
+    fields: list[list[bytes]] = []  # each header field with its continuation lines
+    for line in head.split(b"\r\n"):
+        if line[:1] in (b" ", b"\t") and fields:
+            fields[-1].append(line)
+        else:
+            fields.append([line])
+    kept: list[bytes] = []
+    changed = False
+    for lines in fields:
+        field = b"\r\n".join(lines)
+        name, sep, _ = field.partition(b":")
+        out = edit(name.strip().lower(), field) if sep else field
+        changed |= out != field
+        if out is not None:
+            kept.append(out)
+    return b"\r\n".join(kept) + rest if changed else data

@@ -1,0 +1,147 @@
+"""spamassassin: scores mail with spamd (SME spamassassin, forcespamcheck).
+
+After DATA the message goes to spamd (SYMBOLS, over its Unix socket, with a Received
+line for this hop so SpamAssassin sees the client) and comes back as a score and the
+rules that hit. The message gets SpamAssassin's headers:
+
+    X-Spam-Status: Yes, score=1000.0 required=5.0 tests=GTUBE,...
+    X-Spam-Score: 1000.0
+    X-Spam-Level: ************************** (one star per point, at most 50)
+    X-Spam-Flag: YES                            (only at or above the tag level)
+
+At or above the tag level the Subject gets the subject tag (subject_tag), and Dovecot's
+junkmail script files the message for users who sort spam. At or above the rejection
+level (sensitivity custom only, as SME) the message is refused with 550. X-Spam-*
+headers a sender wrote are removed from mail that comes from outside.
+
+Not scanned: mail from our users and relay clients unless scan_local (SME scans only
+internet mail; forcespamcheck), whitelisted hosts and senders, and messages larger than
+max_message_size (with an X-Spam-Status saying so). spamd unreachable or failing: 451,
+unless on_error = "accept".
+"""
+
+from __future__ import annotations
+
+import email.utils
+from pathlib import Path
+from typing import Any
+
+from appliance.smtpd.hooks import Connection, Transaction
+from appliance.smtpd.plugins import BasePlugin, Context
+from appliance.smtpd.plugins._mime import edit_header_fields
+from appliance.smtpd.results import Result, deny, denysoft
+from appliance.spamd import SpamdError, symbols
+
+SPAM_HEADERS = (b"x-spam-status", b"x-spam-score", b"x-spam-level", b"x-spam-flag")
+MAX_STARS = 50
+
+
+def drop_spam_headers(data: bytes) -> bytes:
+    return edit_header_fields(data, lambda name, field: None if name in SPAM_HEADERS
+                              else field)
+
+
+def fold_tests(tests: list[str], first: int) -> str:
+    """'A,B,C' broken after commas so no header line passes 78 characters."""
+    lines, line = [], ""
+    width = 78 - first
+    for test in tests:
+        piece = test + ","
+        if line and len(line) + len(piece) > width:
+            lines.append(line)
+            line, width = "", 70
+        line += piece
+    lines.append(line)
+    return "\r\n\t".join(lines).rstrip(",")
+
+
+def tag_subject(data: bytes, tag: str) -> bytes:
+    """Put `tag` in front of the Subject (added if there is none), once."""
+    prefix = tag.encode("utf-8") + b" "
+    seen = False
+
+    def edit(name: bytes, field: bytes) -> bytes | None:
+        nonlocal seen
+        if name != b"subject" or seen:
+            return field
+        seen = True
+        head, _, value = field.partition(b":")
+        if value.lstrip().startswith(prefix.strip()):
+            return field
+        return head + b": " + prefix + value.lstrip(b" \t")
+
+    out = edit_header_fields(data, edit)
+    if not seen:
+        out = b"Subject: " + prefix.strip() + b"\r\n" + data
+    return out
+
+
+class Plugin(BasePlugin):
+    name = "spamassassin"
+
+    def __init__(self, settings: dict[str, Any], ctx: Context) -> None:
+        super().__init__(settings, ctx)
+        c = self.config
+        self.socket = Path(c.get("socket", "/run/spamd/spamd.sock"))
+        self.tag_level = float(c.get("tag_level", 5.0))
+        reject = c.get("reject_level")
+        self.reject_level = None if reject is None else float(reject)
+        self.max_size = int(c.get("max_message_size", 500000))
+        self.scan_local = bool(c.get("scan_local", False))
+        self.subject = str(c.get("subject", "[SPAM]")) if c.get("subject_tag") else ""
+        self.timeout = float(c.get("timeout", 60))
+        self.defer = c.get("on_error", "defer") == "defer"
+
+    def received(self, conn: Connection) -> bytes:
+        """This hop's Received line, as Postfix would write it, for SpamAssassin only."""
+        proto = "ESMTP" + ("S" if conn.tls else "") + ("A" if conn.authenticated else "")
+        return (f"Received: from {conn.helo or 'unknown'} (unknown [{conn.remote_ip}])\r\n"
+                f"\tby {self.ctx.hostname} with {proto};\r\n"
+                f"\t{email.utils.formatdate(localtime=True)}\r\n").encode()
+
+    async def hook_data_post(self, conn: Connection, txn: Transaction) -> Result | None:
+        ours = conn.authenticated or conn.relay_client
+        if not ours:
+            txn.data = drop_spam_headers(txn.data)  # only our verdict may sort mail
+        if ours and not self.scan_local:
+            return None
+        if conn.whitelisted or txn.whitelisted:
+            self.log.info("not scanned: whitelisted")
+            return None
+        size = len(txn.data)
+        if size > self.max_size:
+            self.log.info("not scanned: %d bytes is over max_message_size %d", size,
+                          self.max_size)
+            txn.prepend_header("X-Spam-Status", f"No, not scanned: message larger than "
+                               f"{self.max_size} bytes")
+            return None
+        try:
+            score, tests = await symbols(self.received(conn) + txn.data, self.socket,
+                                         self.timeout)
+        except SpamdError as e:
+            if self.defer:
+                self.log.error("deferred, message not scanned: %s", e)
+                return denysoft("451 4.3.0 Spam filter unavailable, please try again later")
+            self.log.error("accepted unscanned (on_error = accept): %s", e)
+            txn.prepend_header("X-Spam-Status", "No, not scanned: spam filter unavailable")
+            return None
+        tagged = score >= self.tag_level
+        self.log.info("score %.1f (tag %g, reject %s): %s", score, self.tag_level,
+                      "none" if self.reject_level is None else f"{self.reject_level:g}",
+                      ",".join(tests) or "no tests")
+        if self.reject_level is not None and score >= self.reject_level:
+            conn.karma -= 1
+            return deny(f"550 5.7.1 Message refused as spam (score {score:.1f}, "
+                        f"limit {self.reject_level:g})")
+        status = (f"{'Yes' if tagged else 'No'}, score={score:.1f} "
+                  f"required={self.tag_level:.1f} tests=")
+        status += fold_tests(tests, len("X-Spam-Status: ") + len(status)) if tests \
+            else "none"
+        if tagged:
+            if self.subject:
+                txn.data = tag_subject(txn.data, self.subject)
+            txn.prepend_header("X-Spam-Flag", "YES")
+        txn.prepend_header("X-Spam-Level", "*" * max(0, min(int(score), MAX_STARS)))
+        txn.prepend_header("X-Spam-Score", f"{score:.1f}")
+        txn.prepend_header("X-Spam-Status", status)
+        return None
