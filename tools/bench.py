@@ -7,9 +7,12 @@ messages of SIZE bytes over SESSIONS parallel sessions, one message per connecti
 port 25 (our daemon: the default *internet* plugin chain + hand-off to Postfix) and to
 127.0.0.1:10025 (Postfix's smtpd directly). Loopback is taken out of the local networks
 so smtp-source gets the internet chain (HELO, sender-domain, SPF, DKIM, DMARC lookups
-through the test DNS). Rounds alternate so machine noise hits both alike; the ratio of
-median rates is the number to watch (target >= 0.5). Also prints where the time goes per
-plugin (from the terse log) and the RSS of each SMTP daemon.
+through the test DNS), then the content filters: SpamAssassin's spamd and ClamAV's clamd
+(with the tests' one-signature database: no internet here for freshclam). Rounds
+alternate so machine noise hits both alike; the ratio of median rates is the number to
+watch. Postfix alone scans nothing, so with spamd in the chain the ratio says what the
+content filters cost. Also prints where the time goes per plugin (from the terse log)
+and the RSS of each SMTP daemon, of spamd and of clamd.
 """
 
 from __future__ import annotations
@@ -94,16 +97,16 @@ def ex_container() -> str:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--messages", type=int, default=3000)
+    ap.add_argument("--messages", type=int, default=1000)
     ap.add_argument("--sessions", type=int, default=20)
-    ap.add_argument("--size", type=int, default=2048)
+    ap.add_argument("--size", type=int, default=20480, help="bytes per message")
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--keep", action="store_true", help="leave the bench container running")
     a = ap.parse_args()
 
     sh(*COMPOSE, "down", "-v", "--remove-orphans", check=False)
     sys.path.insert(0, str(ROOT))
-    from tests.e2e.conftest import TestDNS
+    from tests.e2e.conftest import CLAMAV_DB, TEST_SIGNATURES, TestDNS
 
     (STATE / "sink").mkdir(parents=True, exist_ok=True)
     TestDNS(STATE / "zones.json").base()
@@ -117,6 +120,11 @@ def main() -> int:
         # The load generator shares this machine: loadcheck (SME MaxLoad 7) would measure
         # the benchmark itself and defer it. Everything else stays at its default.
         ex("appliance", "config", "set", "smtpd.loadcheck.max_load", "1000")
+        ex("sh", "-c", f"cat > {CLAMAV_DB}/{TEST_SIGNATURES.name}",
+           input=TEST_SIGNATURES.read_text())
+        wait_for(lambda: subprocess.run([*COMPOSE, "exec", "-T", "appliance", "appliance",
+                                         "status"], capture_output=True).returncode == 0,
+                 180, "spamd and clamd to answer")
         wait_for(lambda: "RUNNING" in ex("supervisorctl", "status", "smtpd-smtp"), 60,
                  "smtpd-smtp to restart")
         time.sleep(2)  # let the restarted daemon bind; the warm-up below checks it works
@@ -134,12 +142,14 @@ def main() -> int:
               f"one message per connection, {a.rounds} alternating rounds")
         print(f"postfix direct (10025): {d:7.1f} msg/s (median)")
         print(f"full pipeline  (25):    {p:7.1f} msg/s (median)")
-        print(f"ratio pipeline/direct:  {p / d:.2f}   (target >= 0.50)")
+        print(f"ratio pipeline/direct:  {p / d:.2f}")
         print("\nwhere the pipeline's time goes (terse log, all rounds):")
         print(time_share())
         print("\nRSS of the SMTP daemons:")
         print(ex("ps", "-o", "rss=,args=", "-u", "qpsmtpd").rstrip().replace(
             "/opt/appliance/bin/python3 /opt/appliance/bin/appliance ", "  KiB  "))
+        print("\nRSS of the content filters (KiB):")
+        print(ex("ps", "-o", "rss=,args=", "-C", "spamd,clamd").rstrip())
     finally:
         if not a.keep:
             sh(*COMPOSE, "down", "-v", "--remove-orphans", check=False)

@@ -245,8 +245,8 @@ def test_sme_commands_from_the_readme_work_verbatim(appliance: Appliance, dora: 
 
     # What does not apply here says why, and changes nothing.
     before = appliance.exec("cat", "/var/lib/appliance/appliance.toml").stdout
-    spam = sme(appliance, "config setprop spamassassin RejectLevel 12", check=False)
-    assert spam.returncode == 2 and "SpamAssassin" in spam.stderr
+    webmail = sme(appliance, "config setprop horde Name 'MyDomain Mail'", check=False)
+    assert webmail.returncode == 2 and "webmail" in webmail.stderr
     bad = sme(appliance, "config setprop qpsmtpd HeloPolicy sloppy", check=False)
     assert bad.returncode == 2 and "lenient" in bad.stderr
     assert appliance.exec("cat", "/var/lib/appliance/appliance.toml").stdout == before

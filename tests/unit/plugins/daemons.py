@@ -64,7 +64,9 @@ class FakeSpamd(FakeDaemon):
 
 
 class FakeClamd(FakeDaemon):
-    """zINSTREAM: 'stream: Eicar-Test-Signature FOUND' or 'stream: OK'."""
+    """zINSTREAM: 'stream: Eicar-Test-Signature FOUND' or 'stream: OK' (or `verdict`)."""
+
+    verdict: bytes | None = None
 
     async def answer(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
                      ) -> None:
@@ -79,5 +81,7 @@ class FakeClamd(FakeDaemon):
         parts = [p.get_payload(decode=True) or b"" for p in msg.walk() if not p.is_multipart()]
         infected = any(EICAR in blob for blob in [data, *parts])
         reply = b"stream: Eicar-Test-Signature FOUND" if infected else b"stream: OK"
+        if self.verdict is not None:
+            reply = self.verdict
         writer.write(reply + b"\0")
         await writer.drain()

@@ -183,6 +183,20 @@ async def test_clean_mail_is_marked_checked(make_plugin, clamd, conn, txn):
     assert clamd.requests == [message()]
 
 
+async def test_archive_past_clamds_limits_is_refused_unless_allowed(make_plugin, clamd,
+                                                                   conn, txn):
+    clamd.verdict = b"stream: Heuristics.Limits.Exceeded.MaxFiles FOUND"
+    result = await clam_plugin(make_plugin, clamd).hook_data_post(conn(), txn(data=message()))
+    assert result.verdict is Verdict.DENY
+    assert result.reply == ("552 5.3.4 Message could not be fully scanned for viruses "
+                            "(Heuristics.Limits.Exceeded.MaxFiles)")
+    plugin = clam_plugin(make_plugin, clamd, reject_unscannable=False)
+    assert await plugin.hook_data_post(conn(), txn(data=message())) is None
+    clamd.verdict = b"stream: lstat() failed: No such file. ERROR"
+    result = await plugin.hook_data_post(conn(), txn(data=message()))
+    assert result.verdict is Verdict.DENYSOFT
+
+
 async def test_clamd_down_defers_by_default(make_plugin, clamd, conn, txn):
     clamd.fail = True
     result = await clam_plugin(make_plugin, clamd).hook_data_post(conn(), txn(data=message()))
