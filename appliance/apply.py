@@ -30,6 +30,7 @@ from pathlib import Path
 from appliance import paths
 from appliance.config import Config, ConfigError, write_atomic
 from appliance.render import RenderedFile, render_all
+from appliance.render.clamav import CLAMD_CONF, FRESHCLAM_CONF
 from appliance.render.dovecot import JUNKMAIL_SIEVE
 from appliance.render.fetchmail import RC
 from appliance.render.supervisord import SMTP_DAEMONS
@@ -133,6 +134,10 @@ def check_staged(staging: Path, changed: dict[str, list[RenderedFile]]) -> None:
     if "dovecot" in changed:
         _run_check(["doveconf", "-n", "-c", str(staging / "etc/dovecot/dovecot.conf")],
                    "dovecot")
+        sieve = staging / JUNKMAIL_SIEVE.lstrip("/")
+        if sieve.exists() and (problem := compile_sieve(
+                sieve, staging / "etc/dovecot/dovecot.conf")):
+            raise ConfigError(f"sievec refused {JUNKMAIL_SIEVE}: {problem}")
     if "spamassassin" in changed:
         _run_check(["spamassassin", "--lint", "--siteconfigpath",
                     str(staging / "etc/spamassassin")], "spamassassin")
@@ -175,24 +180,26 @@ def _stage(config: Config, p: Plan, staging: Path) -> None:
 
 
 def _programs() -> set[str]:
-    """supervisord's programs that are running now."""
-    proc = subprocess.run(["supervisorctl", "status"], check=False, capture_output=True,
-                          text=True, timeout=CHECK_TIMEOUT_S)
-    return {line.split()[0] for line in proc.stdout.splitlines()
-            if len(line.split()) > 1 and line.split()[1] in ("RUNNING", "STARTING")}
+    """supervisord's programs that are running or starting now."""
+    from appliance.status import services  # the one parser of `supervisorctl status`
+
+    try:
+        return {s.name for s in services() if s.state in ("RUNNING", "STARTING")}
+    except (OSError, subprocess.SubprocessError) as e:
+        log.error("cannot ask supervisord which programs run: %s", e)
+        return set()
 
 
-def compile_sieve() -> None:
-    """Dovecot cannot write compiled scripts next to ours: compile them here."""
-    script = _real(JUNKMAIL_SIEVE, paths.ROOT)
-    proc = subprocess.run(["sievec", str(script)], check=False, capture_output=True,
-                          text=True, timeout=CHECK_TIMEOUT_S)
-    if proc.returncode != 0:
-        raise ConfigError(f"sievec refused {script}: {(proc.stdout + proc.stderr).strip()}")
+def compile_sieve(script: Path, dovecot_conf: Path) -> str | None:
+    """Compile a Sieve script next to itself (Dovecot cannot write there), with the
+    settings of that dovecot.conf; None if it compiled, else sievec's complaint."""
+    proc = subprocess.run(["sievec", "-c", str(dovecot_conf), str(script)], check=False,
+                          capture_output=True, text=True, timeout=CHECK_TIMEOUT_S)
+    return None if proc.returncode == 0 else (proc.stdout + proc.stderr).strip()
 
 
-def reload_services(services: list[str], previous_smtpd: dict | None, new_smtpd: dict | None
-                    ) -> list[str]:
+def reload_services(services: list[str], previous_smtpd: dict | None, new_smtpd: dict | None,
+                    changed_paths: frozenset[str] = frozenset()) -> list[str]:
     """Tell running services to pick up their new files; returns what was done."""
     done: list[str] = []
     if not paths.SUPERVISOR_SOCKET.exists():
@@ -208,11 +215,12 @@ def reload_services(services: list[str], previous_smtpd: dict | None, new_smtpd:
     def ctl(*args: str) -> None:
         run("supervisorctl", *args)
 
-    running = _programs()
     if "supervisord" in services:
         ctl("reread")
         ctl("update")
         done.append("supervisord: update")
+    # after `update`: it may just have started, restarted or removed programs
+    running = _programs() if {"spamassassin", "clamav"} & set(services) else set()
     if "postfix" in services:
         run("postfix", "reload")
         done.append("postfix: reload")
@@ -222,12 +230,12 @@ def reload_services(services: list[str], previous_smtpd: dict | None, new_smtpd:
     if "spamassassin" in services and "spamd" in running:
         ctl("signal", "HUP", "spamd")  # spamd re-reads local.cf
         done.append("spamd: reload")
-    if "clamav" in services:
-        # clamd reads its configuration only at start: mail is deferred meanwhile
-        for program in ("clamd", "freshclam"):
-            if program in running:
-                ctl("restart", program)
-                done.append(f"{program}: restart")
+    # clamd reads its configuration only at start (mail is deferred meanwhile): restart
+    # each program only for its own file
+    for program, conf in (("clamd", CLAMD_CONF), ("freshclam", FRESHCLAM_CONF)):
+        if program in running and conf in changed_paths:
+            ctl("restart", program)
+            done.append(f"{program}: restart")
     if "smtpd" in services and new_smtpd is not None:
         for daemon in SMTP_DAEMONS:
             new = new_smtpd["daemons"][daemon]
@@ -273,10 +281,14 @@ def apply(config: Config, *, dry_run: bool = False, check: bool = True,
         for files in p.changed.values():
             for f in files:
                 _write(f, _real(f.path, root), strict)
-        if strict and "dovecot" in p.changed:
-            compile_sieve()
+        if strict and JUNKMAIL_SIEVE in {f.path for f in p.changed.get("dovecot", [])}:
+            # checked in the staging tree above: a failure here is the file system's
+            if problem := compile_sieve(_real(JUNKMAIL_SIEVE, root),
+                                        _real("/etc/dovecot/dovecot.conf", root)):
+                log.error("sievec %s failed: %s", JUNKMAIL_SIEVE, problem)
         if reload:
             new = json.loads(p.changed["smtpd"][0].text) if "smtpd" in p.changed else None
-            for line in reload_services(p.services, previous, new):
+            for line in reload_services(p.services, previous, new, frozenset(
+                    f.path for files in p.changed.values() for f in files)):
                 log.info("%s", line)
         return p

@@ -15,7 +15,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 CHUNK = 256 * 1024  # well below clamd's StreamMaxLength; few round trips
-MAX_REPLY = 64 * 1024
 
 
 class ClamdError(Exception):
@@ -51,7 +50,7 @@ async def _request(socket: Path, command: bytes, payload: bytes | None,
                     await writer.drain()
                 writer.write(struct.pack("!L", 0))
             await writer.drain()
-            reply = await reader.readuntil(b"\0")
+            reply = await reader.readuntil(b"\0")  # at most the reader's 64 KiB limit
         except asyncio.LimitOverrunError as e:
             raise ClamdError("clamd's reply is too long") from e
         except asyncio.IncompleteReadError as e:

@@ -3,8 +3,8 @@
 - `learn`: every user's LearnAsSpam and LearnAsHam folders (SME's Learn contrib) are fed
   to spamd (TELL, learned into its Bayes database) and each message learned is removed
   from the folder. A message spamd could not learn stays for the next run.
-- `expire_junkmail`: junkmail saved more than message_retention_days ago is expunged
-  (SME MessageRetentionTime).
+- `expire_junkmail`: junkmail received more than message_retention_days ago is
+  expunged (SME MessageRetentionTime; the IMAP internal date, as clients show it).
 - `stats`: `sa-learn --dump magic`, run as spamd's user.
 The scheduler runs the first two; all three are `appliance spam ...` commands.
 """
@@ -12,7 +12,6 @@ The scheduler runs the first two; all three are `appliance spam ...` commands.
 from __future__ import annotations
 
 import asyncio
-import logging
 import subprocess
 from pathlib import Path
 
@@ -20,8 +19,6 @@ from appliance import paths
 from appliance.config import Config
 from appliance.render.dovecot import JUNKMAIL, LEARN_AS_HAM, LEARN_AS_SPAM
 from appliance.spamd import SpamdError, tell
-
-log = logging.getLogger("appliance.spam")
 
 FOLDERS = ((LEARN_AS_SPAM, "spam"), (LEARN_AS_HAM, "ham"))
 TIMEOUT_S = 120
@@ -38,15 +35,24 @@ async def _learn(config: Config) -> tuple[int, int, list[str]]:
     learned = {"spam": 0, "ham": 0}
     errors: list[str] = []
     for user in sorted(config.data["users"]):
+        removed = False
         for folder, kind in FOLDERS:
             for path in _messages(user, folder):
                 try:
-                    await tell(path.read_bytes(), kind, paths.SPAMD_SOCKET, TIMEOUT_S)
-                except (SpamdError, OSError) as e:
+                    data = path.read_bytes()
+                except FileNotFoundError:
+                    continue  # Dovecot renamed it (new -> cur, flags): the next run has it
+                try:
+                    await tell(data, kind, paths.SPAMD_SOCKET, TIMEOUT_S)
+                except SpamdError as e:
                     errors.append(f"{user}/{folder}/{path.name}: {e}")
                     continue
                 path.unlink(missing_ok=True)
+                removed = True
                 learned[kind] += 1
+        if removed:  # the files went behind Dovecot's back: count the quota again
+            subprocess.run(["doveadm", "quota", "recalc", "-u", user], check=False,
+                           capture_output=True, timeout=300)
     return learned["spam"], learned["ham"], errors
 
 

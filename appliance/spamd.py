@@ -39,12 +39,18 @@ async def symbols(message: bytes, socket: Path, timeout: float) -> tuple[float, 
 
 
 async def tell(message: bytes, kind: str, socket: Path, timeout: float) -> None:
-    """Learn the message as 'spam' or 'ham' into spamd's Bayes database."""
+    """Learn the message as 'spam' or 'ham' into spamd's Bayes database. spamd answers
+    EX_OK even when it learned nothing (Bayes off, its lock busy); only a `DidSet:
+    local` header means the message is in the database now."""
     try:
-        await aiospamc.tell(message, kind, set_action="local", socket_path=socket,
-                            timeout=aiospamc.Timeout(total=timeout))
+        response = await aiospamc.tell(message, kind, set_action="local",
+                                       socket_path=socket,
+                                       timeout=aiospamc.Timeout(total=timeout))
     except (ClientException, TimeoutException, OSError) as e:
         raise _error(e) from e
+    did_set = response.headers.did_set
+    if did_set is None or not did_set.local:
+        raise SpamdError("spamd did not learn it (is use_bayes applied?)")
 
 
 async def ping(socket: Path, timeout: float = 5) -> None:

@@ -53,10 +53,10 @@ def services() -> list[Service]:
 
 
 def _du(path: str) -> int:
-    proc = subprocess.run(["du", "-sb", path], capture_output=True, text=True, timeout=120)
     try:
+        proc = subprocess.run(["du", "-sb", path], capture_output=True, text=True, timeout=120)
         return int(proc.stdout.split()[0])
-    except (IndexError, ValueError):
+    except (IndexError, ValueError, subprocess.TimeoutExpired):
         return 0
 
 
@@ -89,7 +89,7 @@ def collect() -> Status:
             s.problems.append(f"the TLS certificate expires in {days} days")
     except (OSError, ValueError) as e:
         s.problems.append(f"TLS certificate unreadable: {e}")
-    spam_on, clamav_on = _filters_enabled()
+    spam_on, clamav_on = _filters_enabled(s)
     if spam_on and (problem := _spamd_problem()):
         s.problems.append(problem)
     if clamav_on:
@@ -100,12 +100,13 @@ def collect() -> Status:
     return s
 
 
-def _filters_enabled() -> tuple[bool, bool]:
+def _filters_enabled(s: Status) -> tuple[bool, bool]:
     from appliance.config import ConfigError, load
 
     try:
         data = load(paths.CONFIG).data
-    except ConfigError:
+    except ConfigError as e:
+        s.problems.append(f"appliance.toml: {e}")
         return True, True  # say what we can about them anyway
     return bool(data["spamassassin"]["enabled"]), bool(data["clamav"]["enabled"])
 

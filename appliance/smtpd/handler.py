@@ -229,6 +229,12 @@ class Handler:
 
     async def handle_DATA(self, server: SMTPServer, session: Session, envelope: Envelope) -> str:
         server.data_complete()
+        try:
+            return await self._data(server, envelope)
+        finally:
+            server.data_resume()  # before aiosmtpd pushes our reply
+
+    async def _data(self, server: SMTPServer, envelope: Envelope) -> str:
         conn = server.conn
         assert conn is not None
         txn = conn.notes.pop("txn", None)

@@ -97,6 +97,7 @@ class SMTPServer(SMTP):
         self.min_data_rate = min_data_rate
         self._data_started: float | None = None  # loop time DATA's 354 went out
         self._data_bytes = 0
+        self._timer_paused = False  # by data_complete(), while a message is checked
         self.limits = limits
         self.implicit_tls = implicit_tls
         self.conn: Connection | None = None
@@ -172,14 +173,27 @@ class SMTPServer(SMTP):
     def data_complete(self) -> None:
         """The message is in: no client timer while the checks and the hand-off run
         (each is bounded by its own timeouts), so our timeout never cuts off a message
-        Postfix may already have queued. smtp_DATA re-arms it when they are done."""
+        Postfix may already have queued. data_resume() re-arms it when they are done."""
         self._data_started = None
+        self._timer_paused = True
         if self._timeout_handle is not None:
             self._timeout_handle.cancel()
 
-    def _timeout_cb(self) -> None:
-        # Say why before hanging up, as Postfix does (aiosmtpd just closes).
+    def data_resume(self) -> None:
+        """The verdict is known: the timer runs again, before the reply is pushed (a
+        client that stops reading must not hold its slot). Idempotent; nothing to do
+        once the connection is gone."""
+        if not self._timer_paused:
+            return
+        self._timer_paused = False
         if self.transport is not None and not self.transport.is_closing():
+            self._reset_timeout()
+
+    def _timeout_cb(self) -> None:
+        if self.transport is None:
+            return  # the connection went away; a late timer has nothing to close
+        # Say why before hanging up, as Postfix does (aiosmtpd just closes).
+        if not self.transport.is_closing():
             line = replies.TIMEOUT.format(hostname=self.hostname)
             self.transport.write(f"{line}\r\n".encode())
         super()._timeout_cb()
@@ -208,8 +222,7 @@ class SMTPServer(SMTP):
             await super().smtp_DATA(arg)
         finally:
             self._data_started = None
-            if self._timeout_handle is not None and self._timeout_handle.cancelled():
-                self._reset_timeout()  # data_complete() paused it for the checks
+            self.data_resume()  # if handle_DATA did not get that far
 
     def _input_pending(self) -> bool:
         reader = getattr(self, "_reader", None)

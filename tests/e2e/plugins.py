@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
-from tests.e2e.conftest import ALICE_PASSWORD, Appliance, sink_messages, wait_for
+from tests.e2e.conftest import ALICE_PASSWORD, DOMAIN, Appliance, sink_messages, wait_for
 from tests.e2e.mail import TIMEOUT_S, imap_message, message, tls_context
 
 
@@ -21,6 +21,21 @@ def delivered(appliance: Appliance, subject: str, user: str = "alice",
               password: str = ALICE_PASSWORD, timeout: float = 30) -> bytes:
     return wait_for(lambda: imap_message(appliance.ip, user, password, subject), timeout,
                     f"{subject!r} in {user}'s INBOX")
+
+
+def add_user(appliance: Appliance, name: str, password: str) -> str:
+    """`appliance user add`, then wait until port 25 accepts mail for the new user (the
+    daemons learn of it on SIGHUP, a moment later). Returns the address."""
+    appliance.exec("appliance", "user", "add", name, "--password-stdin", input=password + "\n")
+    address = f"{name}@{DOMAIN}"
+    wait_for(lambda: dialogue(appliance.ip, recipients=(address,)).code("rcpt") == 250, 30,
+             f"port 25 to know {name}")
+    return address
+
+
+def queue_drained(appliance: Appliance, timeout: float = 120) -> None:
+    """Wait until Postfix holds nothing: a late (duplicate) delivery is in by then."""
+    wait_for(lambda: appliance.queue() == [], timeout, "Postfix's queue to drain", every=1)
 
 
 def submit(appliance: Appliance, sender: str, recipient: str, subject: str) -> dict:
@@ -42,6 +57,23 @@ def _reloads(appliance: Appliance) -> int:
     logs = subprocess.run(["docker", "logs", appliance.container], capture_output=True,
                           text=True, check=False)
     return (logs.stdout + logs.stderr).count("smtp: settings reloaded")
+
+
+def changed(appliance: Appliance, *commands: str, ready: bool = True) -> None:
+    """Run shell commands that change settings (`config setprop ...`, `appliance config
+    set ...`). If the SMTP daemons' settings changed, wait until port 25 reloaded them;
+    with `ready`, also until `appliance status` is clean (spamd and clamd answer)."""
+    def settings_file() -> str:
+        return appliance.exec("cat", "/etc/appliance/smtpd.json").stdout
+
+    before, reloads = settings_file(), _reloads(appliance)
+    for command in commands:
+        appliance.exec("sh", "-c", command)
+    if settings_file() != before:
+        wait_for(lambda: _reloads(appliance) > reloads, 60, "the smtp daemon to reload")
+    if ready:
+        wait_for(lambda: appliance.exec("appliance", "status", check=False).returncode == 0,
+                 120, "`appliance status` without problems")
 
 
 @contextmanager

@@ -95,6 +95,7 @@ async def test_a_command_trickled_byte_by_byte_is_cut_off_at_the_timeout(
                 await c.send(bytes([byte]))
                 if c.reader.at_eof() or c.reader._buffer:  # noqa: SLF001 - the 421 arrived
                     raise ConnectionError("server hung up")
+        assert await c.read_line() == replies.TIMEOUT.format(hostname=HOSTNAME)
         assert time.monotonic() - started < 2
     finally:
         await c.close()

@@ -4,8 +4,8 @@ After DATA the whole message is streamed to clamd (INSTREAM); clamd decodes MIME
 archives itself. A virus is refused with 550 and the signature's name. What clamd could
 not fully scan (an archive past MaxFiles, MaxRecursion or MaxFileSize, reported as
 Heuristics.Limits.Exceeded) is refused too, as on SME. Before that, zip attachments are
-checked for members that expand more than archive_max_compression_ratio times (SME's
-ArchiveMaxCompressionRatio, which clamd itself no longer has).
+checked for members over 1 MB that expand more than archive_max_compression_ratio times
+(SME's ArchiveMaxCompressionRatio, which clamd itself no longer has).
 
 clamd unreachable, without signatures, timing out or failing: 451 (the sender retries,
 SME's defer_on_error), unless on_error = "accept", which lets the message through with
@@ -27,11 +27,16 @@ from typing import Any
 from appliance.clamd import ClamdError, instream
 from appliance.smtpd.hooks import Connection, Transaction
 from appliance.smtpd.plugins import BasePlugin, Context
+from appliance.smtpd.plugins._mime import edit_header_fields
 from appliance.smtpd.results import Result, deny, denysoft
 
 HEADER = "X-Virus-Checked"
-# a zip attachment, by name, type or its base64-encoded "PK\3\4" magic
-MAYBE_ZIP = re.compile(rb"(?i)\.zip\b|application/(?:x-)?zip|^UEsDB", re.MULTILINE)
+HEADER_LC = HEADER.lower().encode()
+ZIP_BOMB_FLOOR = 1024 * 1024  # smaller members may compress well (empty CSV cells)
+# a zip attachment, by file name, type or its base64-encoded "PK\3\4" magic (a body
+# that only mentions "file.zip" does not cost a MIME parse)
+MAYBE_ZIP = re.compile(rb'(?i)name\*?=\s*"?[^"\r\n;]*\.zip\b|application/(?:x-)?zip|^UEsDB',
+                       re.MULTILINE)
 
 
 def printable(text: str, limit: int = 80) -> str:
@@ -51,7 +56,8 @@ def zip_bomb(msg: EmailMessage, max_ratio: int) -> str | None:
         except (zipfile.BadZipFile, ValueError, OSError):
             continue  # clamd judges archives it can read; a broken one holds nothing
         for info in members:
-            if info.file_size > max_ratio * max(info.compress_size, 1):
+            if info.file_size > ZIP_BOMB_FLOOR and \
+                    info.file_size > max_ratio * max(info.compress_size, 1):
                 return f"{part.get_filename() or 'zip'}: {info.filename}"
     return None
 
@@ -70,6 +76,9 @@ class Plugin(BasePlugin):
         self.defer = c.get("on_error", "defer") == "defer"
 
     async def hook_data_post(self, conn: Connection, txn: Transaction) -> Result | None:
+        # only our own X-Virus-Checked may say a message was scanned
+        txn.data = edit_header_fields(txn.data, lambda name, field: None if name == HEADER_LC
+                                      else field)
         size = len(txn.data)
         if size > self.max_size:
             self.log.info("not scanned: %d bytes is over max_scanner_size %d", size,
@@ -78,7 +87,7 @@ class Plugin(BasePlugin):
                                "bytes")
             return None
         if self.max_ratio and MAYBE_ZIP.search(txn.data):
-            bomb = await asyncio.to_thread(zip_bomb, txn.message, self.max_ratio)
+            bomb = await asyncio.to_thread(zip_bomb, await txn.parsed(), self.max_ratio)
             if bomb:
                 self.log.info("refused: %s expands more than %d times", bomb, self.max_ratio)
                 return deny(f"552 5.3.4 Attachment expands more than {self.max_ratio} times "

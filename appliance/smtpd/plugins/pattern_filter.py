@@ -11,6 +11,7 @@ message with 550 naming the file. Runs for every client, as SME.
 from __future__ import annotations
 
 import asyncio
+import email.utils
 import fnmatch
 import re
 from email.message import EmailMessage
@@ -22,7 +23,8 @@ from appliance.smtpd.plugins.clamav import printable
 from appliance.smtpd.results import Result, deny
 
 # Only a message with a named part can match: skip the MIME parse for the rest.
-MAYBE_NAMED = re.compile(rb"(?i)\b(?:file)?name\*?\s*=")
+# (RFC 2231 continuations too: filename*0="evil.e"; filename*1="xe")
+MAYBE_NAMED = re.compile(rb"(?i)\b(?:file)?name(?:\*\d+)?\*?\s*=")
 
 
 def compile_patterns(patterns: list[str]) -> re.Pattern[str] | None:
@@ -30,17 +32,29 @@ def compile_patterns(patterns: list[str]) -> re.Pattern[str] | None:
     return re.compile("|".join(f"(?:{p})" for p in parts)) if parts else None
 
 
+def _names(part: EmailMessage) -> list[str]:
+    """Every file name a part gives: each Content-Disposition filename and the
+    Content-Type name (a client may show any of them)."""
+    names = []
+    for header in ("content-disposition", "content-type"):
+        for param in ("filename", "name"):
+            try:
+                for value in part.get_all(header) or []:
+                    probe = EmailMessage()
+                    probe[header] = value
+                    if found := probe.get_param(param, header=header):
+                        names.append(str(email.utils.collapse_rfc2231_value(found)))
+            except (ValueError, TypeError, LookupError):  # broken RFC 2231 parameters
+                continue
+    return names
+
+
 def blocked_name(msg: EmailMessage, pattern: re.Pattern[str]) -> str | None:
     for part in msg.walk():
-        try:
-            name = part.get_filename()
-        except (ValueError, TypeError, LookupError):  # broken RFC 2231 parameters
-            continue
-        if not name:
-            continue
-        base = re.split(r"[\\/]", str(name))[-1].strip().rstrip(". ").lower()
-        if pattern.fullmatch(base):
-            return str(name)
+        for name in _names(part):
+            base = re.split(r"[\\/]", name)[-1].strip().rstrip(". ").lower()
+            if pattern.fullmatch(base):
+                return name
     return None
 
 
@@ -54,7 +68,7 @@ class Plugin(BasePlugin):
     async def hook_data_post(self, conn: Connection, txn: Transaction) -> Result | None:
         if self.pattern is None or not MAYBE_NAMED.search(txn.data):
             return None
-        name = await asyncio.to_thread(blocked_name, txn.message, self.pattern)
+        name = await asyncio.to_thread(blocked_name, await txn.parsed(), self.pattern)
         if name is None:
             return None
         self.log.info("refused attachment %r", name)

@@ -11,27 +11,32 @@ rules that hit. The message gets SpamAssassin's headers:
 
 At or above the tag level the Subject gets the subject tag (subject_tag), and Dovecot's
 junkmail script files the message for users who sort spam. At or above the rejection
-level (sensitivity custom only, as SME) the message is refused with 550. X-Spam-*
-headers a sender wrote are removed from mail that comes from outside.
+level (sensitivity custom only, as SME) the message is refused with 550.
 
 Not scanned: mail from our users and relay clients unless scan_local (SME scans only
 internet mail; forcespamcheck), whitelisted hosts and senders, and messages larger than
 max_message_size (with an X-Spam-Status saying so). spamd unreachable or failing: 451,
-unless on_error = "accept".
+unless on_error = "accept". X-Spam-* headers already in a message are always removed:
+Dovecot's junkmail rule trusts X-Spam-Flag, so only our own may be there.
 """
 
 from __future__ import annotations
 
 import email.utils
+import re
+from email.header import Header
+from ipaddress import ip_address
 from pathlib import Path
 from typing import Any
 
+from appliance.smtpd.dns import DNSTempError
 from appliance.smtpd.hooks import Connection, Transaction
 from appliance.smtpd.plugins import BasePlugin, Context
 from appliance.smtpd.plugins._mime import edit_header_fields
 from appliance.smtpd.results import Result, deny, denysoft
 from appliance.spamd import SpamdError, symbols
 
+RDNS_NOTE = "spamassassin_rdns"
 SPAM_HEADERS = (b"x-spam-status", b"x-spam-score", b"x-spam-level", b"x-spam-flag")
 MAX_STARS = 50
 
@@ -57,7 +62,9 @@ def fold_tests(tests: list[str], first: int) -> str:
 
 def tag_subject(data: bytes, tag: str) -> bytes:
     """Put `tag` in front of the Subject (added if there is none), once."""
-    prefix = tag.encode("utf-8") + b" "
+    if not tag.isascii():
+        tag = Header(tag, "utf-8").encode()  # RFC 2047: headers are ASCII
+    prefix = tag.encode("ascii") + b" "
     seen = False
 
     def edit(name: bytes, field: bytes) -> bytes | None:
@@ -92,18 +99,36 @@ class Plugin(BasePlugin):
         self.timeout = float(c.get("timeout", 60))
         self.defer = c.get("on_error", "defer") == "defer"
 
-    def received(self, conn: Connection) -> bytes:
+    async def client_name(self, conn: Connection) -> str:
+        """The client's forward-confirmed reverse DNS name, or "unknown" (as Postfix
+        writes it); SpamAssassin's RDNS_NONE would otherwise hit every message."""
+        if (cached := conn.notes.get(RDNS_NOTE)) is not None:
+            return str(cached)
+        name = "unknown"
+        try:
+            ip = ip_address(conn.remote_ip)
+            for candidate in (await self.ctx.resolver.ptr(str(ip)))[:3]:
+                lookup = self.ctx.resolver.a if ip.version == 4 else self.ctx.resolver.aaaa
+                if str(ip) in await lookup(candidate):
+                    name = candidate
+                    break
+        except (DNSTempError, ValueError):
+            pass
+        conn.notes[RDNS_NOTE] = name
+        return name
+
+    async def received(self, conn: Connection) -> bytes:
         """This hop's Received line, as Postfix would write it, for SpamAssassin only."""
         proto = "ESMTP" + ("S" if conn.tls else "") + ("A" if conn.authenticated else "")
-        return (f"Received: from {conn.helo or 'unknown'} (unknown [{conn.remote_ip}])\r\n"
+        helo = re.sub(r"[\s()\[\]]", "", conn.helo) or "unknown"
+        name = await self.client_name(conn)
+        return (f"Received: from {helo} ({name} [{conn.remote_ip}])\r\n"
                 f"\tby {self.ctx.hostname} with {proto};\r\n"
                 f"\t{email.utils.formatdate(localtime=True)}\r\n").encode()
 
     async def hook_data_post(self, conn: Connection, txn: Transaction) -> Result | None:
-        ours = conn.authenticated or conn.relay_client
-        if not ours:
-            txn.data = drop_spam_headers(txn.data)  # only our verdict may sort mail
-        if ours and not self.scan_local:
+        txn.data = drop_spam_headers(txn.data)  # only our verdict may sort mail
+        if (conn.authenticated or conn.relay_client) and not self.scan_local:
             return None
         if conn.whitelisted or txn.whitelisted:
             self.log.info("not scanned: whitelisted")
@@ -116,7 +141,7 @@ class Plugin(BasePlugin):
                                f"{self.max_size} bytes")
             return None
         try:
-            score, tests = await symbols(self.received(conn) + txn.data, self.socket,
+            score, tests = await symbols(await self.received(conn) + txn.data, self.socket,
                                          self.timeout)
         except SpamdError as e:
             if self.defer:

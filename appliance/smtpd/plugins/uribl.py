@@ -181,8 +181,8 @@ class Plugin(BasePlugin):
             return None
         if conn.authenticated or conn.whitelisted or txn.whitelisted:
             return None
-        # A full MIME parse of up to max_message_size: never on the event loop.
-        names = await asyncio.to_thread(lambda: self.names(extract_hosts(txn.message)))
+        msg = await txn.parsed()
+        names = await asyncio.to_thread(lambda: self.names(extract_hosts(msg)))
         if not names:
             return None
         checks = [(shown, query, zone, mask) for shown, query in names

@@ -13,9 +13,7 @@ import email
 import struct
 from pathlib import Path
 
-GTUBE = b"XJS*C4JDBQADN1.NSBN3*2IDNEN*GTUBE-STANDARD-ANTI-UBE-TEST-EMAIL*C.34X"
-# The EICAR test file, built in two halves so no scanner flags this source file.
-EICAR = b"X5O!P%@AP[4\\PZX54(P^)7CC)7}$" + b"EICAR-STANDARD-ANTIVIRUS-TEST-FILE!$H+H*"
+from tests.samples import EICAR, GTUBE
 
 
 class FakeDaemon:
@@ -47,7 +45,10 @@ class FakeDaemon:
 
 
 class FakeSpamd(FakeDaemon):
-    """SPAMC/1.5 SYMBOLS: 'Spam: True ; 1000.0 / 5.0' and the rule names as body."""
+    """SPAMC/1.5 SYMBOLS: 'Spam: True ; 1000.0 / 5.0' and the rule names as body.
+    TELL: 'DidSet: local' while `learns` (spamd leaves it out when it learned nothing)."""
+
+    learns = True
 
     async def answer(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
                      ) -> None:
@@ -56,6 +57,11 @@ class FakeSpamd(FakeDaemon):
                       if line.lower().startswith(b"content-length"))
         body = await reader.readexactly(length)
         self.requests.append(head + body)
+        if head.startswith(b"TELL "):
+            did_set = b"DidSet: local\r\n" if self.learns else b""
+            writer.write(b"SPAMD/1.1 0 EX_OK\r\n" + did_set + b"\r\n")
+            await writer.drain()
+            return
         score, rules = (1000.0, b"GTUBE,MISSING_DATE") if GTUBE in body else (1.2, b"")
         writer.write(b"SPAMD/1.1 0 EX_OK\r\nContent-length: %d\r\nSpam: %s ; %.1f / 5.0"
                      b"\r\n\r\n%s" % (len(rules), b"True" if score >= 5 else b"False",

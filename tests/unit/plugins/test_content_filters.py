@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 from appliance.smtpd.results import Verdict
-from tests.unit.plugins.daemons import EICAR, GTUBE, FakeClamd, FakeSpamd
+from tests.samples import EICAR, GTUBE
+from tests.unit.plugins.daemons import FakeClamd, FakeSpamd
 
 
 def message(body: bytes = b"Hello.", subject: str = "hi", extra: bytes = b"") -> bytes:
@@ -249,3 +250,41 @@ async def test_patterns_are_configurable(make_plugin, conn, txn):
         is None
     result = await plugin.hook_data_post(conn(), txn(data=with_attachment("a.DOCM", b"x")))
     assert result.verdict is Verdict.DENY
+
+
+async def test_rfc2231_continued_and_second_file_names_are_checked(make_plugin, conn, txn):
+    plugin = make_plugin("pattern_filter")
+    continued = with_attachment("x", b"MZ").replace(
+        b'filename="x"', b'filename*0="evil.e"; filename*1="xe"')
+    result = await plugin.hook_data_post(conn(), txn(data=continued))
+    assert result.verdict is Verdict.DENY and "evil.exe" in result.reply
+    renamed = with_attachment("notes.txt", b"MZ").replace(
+        b"Content-Type: application/octet-stream",
+        b'Content-Type: application/octet-stream; name="run.scr"')
+    result = await plugin.hook_data_post(conn(), txn(data=renamed))
+    assert result.verdict is Verdict.DENY and "run.scr" in result.reply
+
+
+async def test_small_members_that_compress_well_are_not_zip_bombs(make_plugin, clamd, conn,
+                                                                 txn):
+    sheet = zipped("empty.csv", b"," * 120_000)  # far over 300:1, but small
+    assert await clam_plugin(make_plugin, clamd).hook_data_post(
+        conn(), txn(data=with_attachment("sheet.zip", sheet, "application/zip"))) is None
+
+
+async def test_forged_scanner_headers_are_removed_from_every_client(make_plugin, spamd,
+                                                                   clamd, conn, txn):
+    lan = conn(relay_client=True)  # not scanned by spamd, still not trusted to sort mail
+    t = txn(data=message(extra=b"X-Spam-Flag: YES\r\nX-Virus-Checked: Checked by ClamAV\r\n"))
+    await spam_plugin(make_plugin, spamd).hook_data_post(lan, t)
+    assert b"X-Spam-Flag" not in t.data and spamd.requests == []
+    await clam_plugin(make_plugin, clamd).hook_data_post(lan, t)
+    assert t.data.count(b"X-Virus-Checked") == 1
+    assert t.data.startswith(b"X-Virus-Checked: Checked by ClamAV on mail.example.com\r\n")
+
+
+def test_a_non_ascii_subject_tag_is_encoded():
+    from appliance.smtpd.plugins.spamassassin import tag_subject
+
+    tagged = tag_subject(message(), "[PUBLICITÉ]")
+    assert b"Subject: =?utf-8?" in tagged and tagged.isascii()
