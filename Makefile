@@ -9,7 +9,8 @@ IMAGE ?= appliance:latest
 COMPOSE := docker compose
 E2E := $(COMPOSE) -p appliance-e2e -f compose.yaml -f tests/e2e/compose.e2e.yaml
 
-.PHONY: help up down image test unit e2e bench logs shell status backup restore lint engine base \
+.PHONY: help up down image test unit e2e bench logs shell console status backup restore lint \
+	engine base \
 	wheels venv clean docs
 
 help:
@@ -21,6 +22,7 @@ help:
 	@echo "make bench    SMTP throughput: our pipeline vs Postfix alone"
 	@echo "make logs     follow the appliance's logs"
 	@echo "make shell    a shell inside the appliance"
+	@echo "make console  the console menu (networking, DNS, MTU, delivery, status)"
 	@echo "make status   services, queue, disk, certificate"
 	@echo "make backup   the data volume to backup-DATE.tar.gz"
 	@echo "make restore FILE=backup.tar.gz   replace the data volume from a backup"
@@ -60,6 +62,9 @@ logs: engine
 
 shell: engine
 	$(COMPOSE) exec appliance bash -l
+
+console: engine
+	$(COMPOSE) exec -it appliance console
 
 status: engine
 	$(COMPOSE) exec -T appliance appliance status

@@ -27,13 +27,16 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import tomlkit
+
 from appliance import paths
-from appliance.config import Config, ConfigError, write_atomic
+from appliance.config import Config, ConfigError, parse, write_atomic
 from appliance.render import RenderedFile, render_all
 from appliance.render.clamav import CLAMD_CONF, FRESHCLAM_CONF
 from appliance.render.dovecot import JUNKMAIL_SIEVE
 from appliance.render.fetchmail import RC
 from appliance.render.supervisord import SMTP_DAEMONS
+from appliance.render.unbound import CONF as UNBOUND_CONF
 
 log = logging.getLogger("appliance.apply")
 
@@ -44,6 +47,8 @@ CHECK_TIMEOUT_S = 60
 class Plan:
     changed: dict[str, list[RenderedFile]] = field(default_factory=dict)
     diffs: list[str] = field(default_factory=list)
+    reloaded: list[str] = field(default_factory=list)  # what was told to pick them up
+    warnings: list[str] = field(default_factory=list)  # valid, but probably unwanted
 
     @property
     def services(self) -> list[str]:
@@ -146,6 +151,8 @@ def check_staged(staging: Path, changed: dict[str, list[RenderedFile]]) -> None:
     if "fetchmail" in changed:
         _run_check(["fetchmail", "--configdump", "--nosyslog", "-f",
                     str(staging / RC.lstrip("/"))], "fetchmail")
+    if "unbound" in changed:
+        _run_check(["unbound-checkconf", str(staging / UNBOUND_CONF.lstrip("/"))], "unbound")
     if "smtpd" in changed:
         from appliance.smtpd.main import build_state  # the daemons' own loader
 
@@ -199,11 +206,21 @@ def compile_sieve(script: Path, dovecot_conf: Path) -> str | None:
 
 
 def reload_services(services: list[str], previous_smtpd: dict | None, new_smtpd: dict | None,
-                    changed_paths: frozenset[str] = frozenset()) -> list[str]:
+                    changed_paths: frozenset[str] = frozenset(),
+                    config: Config | None = None) -> list[str]:
     """Tell running services to pick up their new files; returns what was done."""
     done: list[str] = []
     if not paths.SUPERVISOR_SOCKET.exists():
         return done  # nothing runs yet (first boot renders before supervisord starts)
+    if "network" in services and config is not None:
+        from appliance.network import NetworkError, apply_mtu
+
+        try:
+            if said := apply_mtu(config):
+                done.append(f"network: {said}")
+        except NetworkError as e:  # the MSS clamp in smtpd.json applies anyway
+            log.error("%s", e)
+            done.append(f"network: {e}")
 
     def run(*argv: str) -> None:
         proc = subprocess.run(argv, check=False, capture_output=True, text=True,
@@ -221,6 +238,9 @@ def reload_services(services: list[str], previous_smtpd: dict | None, new_smtpd:
         done.append("supervisord: update")
     # after `update`: it may just have started, restarted or removed programs
     running = _programs() if {"spamassassin", "clamav"} & set(services) else set()
+    if "unbound" in services:
+        ctl("restart", "unbound")  # a HUP would drop the cache just the same
+        done.append("unbound: restart")
     if "postfix" in services:
         run("postfix", "reload")
         done.append("postfix: reload")
@@ -264,31 +284,55 @@ def _lock() -> Iterator[None]:
 def apply(config: Config, *, dry_run: bool = False, check: bool = True,
           reload: bool = True) -> Plan:
     """Make the running services match `config`. Raises ConfigError, changing nothing."""
+    with _lock():
+        return _apply(config, dry_run=dry_run, check=check, reload=reload)
+
+
+def commit(config: Config, *, dry_run: bool = False, check: bool = True) -> Plan:
+    """An edited configuration (CLI, SME commands, console): validate the document as
+    it would be written, apply it, and only then write appliance.toml, all under the
+    apply lock so two edits cannot interleave. Raises ConfigError, changing nothing."""
+    text = tomlkit.dumps(config.document)
+    new = parse(text, paths.CONFIG)
+    with _lock():
+        p = _apply(new, dry_run=dry_run, check=check, reload=True)
+        if not dry_run:
+            write_atomic(paths.CONFIG, text, mode=0o600)
+    return p
+
+
+def _apply(config: Config, *, dry_run: bool, check: bool, reload: bool) -> Plan:
+    """apply() without taking the lock (the caller holds it)."""
     root = paths.ROOT
     strict = root == Path("/")
-    with _lock():
-        p = plan(config, root)
-        if dry_run or not p.changed:
-            return p
-        if check:
-            with tempfile.TemporaryDirectory(prefix="appliance-stage-") as tmp:
-                _stage(config, p, Path(tmp))
-                check_staged(Path(tmp), p.changed)
-        previous = None
-        if "smtpd" in p.changed:
-            old_text = _current(_real(paths.SMTPD_JSON, root))
-            previous = json.loads(old_text) if old_text else None
-        for files in p.changed.values():
-            for f in files:
-                _write(f, _real(f.path, root), strict)
-        if strict and JUNKMAIL_SIEVE in {f.path for f in p.changed.get("dovecot", [])}:
-            # checked in the staging tree above: a failure here is the file system's
-            if problem := compile_sieve(_real(JUNKMAIL_SIEVE, root),
-                                        _real("/etc/dovecot/dovecot.conf", root)):
-                log.error("sievec %s failed: %s", JUNKMAIL_SIEVE, problem)
-        if reload:
-            new = json.loads(p.changed["smtpd"][0].text) if "smtpd" in p.changed else None
-            for line in reload_services(p.services, previous, new, frozenset(
-                    f.path for files in p.changed.values() for f in files)):
-                log.info("%s", line)
+    p = plan(config, root)
+    from appliance.network import forwarder_warning
+
+    if warning := forwarder_warning(config.data["network"]["dns_forwarders"], config):
+        p.warnings.append(warning)
+        log.warning("%s", warning)
+    if dry_run or not p.changed:
         return p
+    if check:
+        with tempfile.TemporaryDirectory(prefix="appliance-stage-") as tmp:
+            _stage(config, p, Path(tmp))
+            check_staged(Path(tmp), p.changed)
+    previous = None
+    if "smtpd" in p.changed:
+        old_text = _current(_real(paths.SMTPD_JSON, root))
+        previous = json.loads(old_text) if old_text else None
+    for files in p.changed.values():
+        for f in files:
+            _write(f, _real(f.path, root), strict)
+    if strict and JUNKMAIL_SIEVE in {f.path for f in p.changed.get("dovecot", [])}:
+        # checked in the staging tree above: a failure here is the file system's
+        if problem := compile_sieve(_real(JUNKMAIL_SIEVE, root),
+                                    _real("/etc/dovecot/dovecot.conf", root)):
+            log.error("sievec %s failed: %s", JUNKMAIL_SIEVE, problem)
+    if reload:
+        new = json.loads(p.changed["smtpd"][0].text) if "smtpd" in p.changed else None
+        p.reloaded = reload_services(p.services, previous, new, frozenset(
+            f.path for files in p.changed.values() for f in files), config)
+        for line in p.reloaded:
+            log.info("%s", line)
+    return p

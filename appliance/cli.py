@@ -30,7 +30,7 @@ import sys
 import tomlkit
 
 from appliance import paths
-from appliance.config import Config, ConfigError, load, parse, write_atomic
+from appliance.config import Config, ConfigError, load
 
 
 def _load() -> Config:
@@ -38,16 +38,13 @@ def _load() -> Config:
 
 
 def _commit(config: Config, *, dry_run: bool = False) -> None:
-    """Validate the edited document, apply it, and only then write the toml."""
-    from appliance.apply import apply
+    from appliance.apply import commit
 
-    text = tomlkit.dumps(config.document)
-    new = parse(text, paths.CONFIG)
-    plan = apply(new, dry_run=dry_run)
+    plan = commit(config, dry_run=dry_run)
+    for warning in plan.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
     if dry_run:
         sys.stdout.write("".join(plan.diffs))
-        return
-    write_atomic(paths.CONFIG, text, mode=0o600)
 
 
 def _read_password(from_stdin: bool) -> str:
@@ -75,10 +72,14 @@ def cmd_apply(args: argparse.Namespace) -> int:
     from appliance.apply import apply
 
     plan = apply(_load(), dry_run=args.dry_run)
+    for warning in plan.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
     if args.dry_run:
         sys.stdout.write("".join(plan.diffs) or "nothing would change\n")
     else:
         print("applied: " + (", ".join(plan.services) or "nothing changed"))
+        for line in plan.reloaded:
+            print(f"  {line}")
     return 0
 
 

@@ -92,6 +92,9 @@ CONFIGURATION: dict[str, dict[str, Prop]] = {
         "MaxMessageSize": Prop("smtpd.max_message_size"),
         "QueueLifetime": Prop("queue.lifetime"),
     },
+    # SME's server console settings
+    "InternalInterface": {"MTU": Prop("network.mtu")},
+    "dnscache": {"Forwarder": Prop("network.dns_forwarders")},
     "fetchmail": {
         "status": Prop("fetchmail.enabled"),
         "Method": Prop("fetchmail.method"),
@@ -185,8 +188,6 @@ NOT_HERE: dict[tuple[str, str | None], str] = {
                         "here; a private/public switch for plaintext is not available yet",
     ("pop3", "access"): "POP3 logins need TLS (STARTTLS on 110, or 995) from every network "
                         "here; a private/public switch for plaintext is not available yet",
-    ("InternalInterface", None): "the container's interface is Docker's; an MTU setting "
-                                 "is not available yet",
     ("qpsmtpd", "Authentication"): "AUTH is always on: 465 and 587 require it and 25 offers "
                                    "it after STARTTLS; local networks relay without it "
                                    "(network.local_networks)",

@@ -131,11 +131,9 @@ def _size(n: int) -> str:
     return f"{n:.1f} TB"
 
 
-def format_status(s: Status) -> str:
-    lines = ["services:"]
-    width = max((len(x.name) for x in s.services), default=10)
-    for svc in s.services:
-        lines.append(f"  {svc.name:<{width}}  {svc.state:<8}  {svc.detail}")
+def summary_lines(s: Status) -> list[str]:
+    """Queue, data volume, certificate and signatures, one line each (CLI and console)."""
+    lines = []
     if s.queue is not None:
         q = s.queue
         lines.append(f"queue: {q['active']} active, {q['deferred']} deferred, "
@@ -145,8 +143,30 @@ def format_status(s: Status) -> str:
     lines.append(f"data volume {paths.DATA}: {_size(s.disk_used)} used, "
                  f"{_size(s.disk_free)} free")
     if s.certificate_expires:
+        days = (s.certificate_expires - dt.datetime.now(dt.UTC)).days
         lines.append(f"TLS certificate ({s.certificate_subject}): expires "
-                     f"{s.certificate_expires:%Y-%m-%d}")
+                     f"{s.certificate_expires:%Y-%m-%d} (in {days} days)")
     lines.append("virus signatures: " + (s.virus_signatures or "scanning is off"))
+    return lines
+
+
+def format_status(s: Status) -> str:
+    lines = ["services:"]
+    width = max((len(x.name) for x in s.services), default=10)
+    for svc in s.services:
+        lines.append(f"  {svc.name:<{width}}  {svc.state:<8}  {svc.detail}")
+    lines += summary_lines(s)
     lines.append("problems: " + ("none" if s.healthy else "; ".join(s.problems)))
     return "\n".join(lines) + "\n"
+
+
+def recent_transactions(n: int = 10) -> list[str]:
+    """The last N terse lines of the SMTP daemons (accepted and refused mail), oldest
+    first, from the files they keep beside their stdout."""
+    lines: list[str] = []
+    for f in sorted(paths.TERSE_LOG_DIR.glob("smtpd-*.log*")):
+        try:
+            lines.extend(f.read_text(errors="replace").splitlines()[-n:])
+        except OSError:
+            continue
+    return sorted(lines)[-n:]  # each line starts with its ISO timestamp

@@ -14,14 +14,18 @@ import pwd
 import shutil
 import subprocess
 import sys
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 from appliance import paths
 from appliance.apply import apply
-from appliance.config import ConfigError, load, write_atomic
+from appliance.config import Config, ConfigError, load, write_atomic
 from appliance.config.default import default_toml
 from appliance.dkim_keys import ensure_default_key
 from appliance.render.supervisord import CONF as SUPERVISORD_CONF
+from appliance.render.unbound import LISTEN as UNBOUND_LISTEN
+from appliance.render.unbound import ROOT_KEY_SEED
 from appliance.tls import ensure_self_signed
 
 log = logging.getLogger("appliance.run")
@@ -37,7 +41,22 @@ STALE_RUNTIME = (
     paths.SPAMD_SOCKET,
     paths.SPAMD_SOCKET.parent / "spamd.pid",
     paths.CLAMD_SOCKET,
+    paths.UNBOUND_CONTROL,
 )
+
+
+def first_boot_overrides(env: Mapping[str, str]) -> dict[str, Any]:
+    """[network] settings a compose file may seed on first boot: APPLIANCE_DNS_FORWARDERS
+    and APPLIANCE_DNS_PRIVATE_ZONES (separated by spaces or commas), APPLIANCE_DNSSEC
+    (yes/no)."""
+    out: dict[str, Any] = {}
+    if forwarders := env.get("APPLIANCE_DNS_FORWARDERS", "").replace(",", " ").split():
+        out["network.dns_forwarders"] = forwarders
+    if zones := env.get("APPLIANCE_DNS_PRIVATE_ZONES", "").replace(",", " ").split():
+        out["network.dns_private_zones"] = zones
+    if (dnssec := env.get("APPLIANCE_DNSSEC", "").strip().lower()):
+        out["network.dnssec"] = dnssec not in ("no", "false", "0", "off")
+    return out
 
 
 def first_boot_config() -> None:
@@ -46,6 +65,7 @@ def first_boot_config() -> None:
     text = default_toml(
         hostname=os.environ.get("APPLIANCE_HOSTNAME") or None,
         domain=os.environ.get("APPLIANCE_DOMAIN") or None,
+        overrides=first_boot_overrides(os.environ),
     )
     write_atomic(paths.CONFIG, text, mode=0o600)
     log.info("first boot: wrote the default %s", paths.CONFIG)
@@ -74,6 +94,32 @@ def prepare_volume() -> None:
     from appliance.virus import prepare_dirs
 
     prepare_dirs()
+    # Unbound's DNSSEC trust anchor, seeded from Debian's copy; Unbound updates it.
+    unbound = pwd.getpwnam("unbound")
+    paths.UNBOUND_DIR.mkdir(exist_ok=True)
+    os.chown(paths.UNBOUND_DIR, unbound.pw_uid, unbound.pw_gid)
+    if not paths.UNBOUND_ROOT_KEY.exists():
+        shutil.copyfile(ROOT_KEY_SEED, paths.UNBOUND_ROOT_KEY)
+    os.chown(paths.UNBOUND_ROOT_KEY, unbound.pw_uid, unbound.pw_gid)
+
+
+def use_own_resolver() -> None:
+    """Point the C library (Postfix, fetchmail, ...) at Unbound. Docker bind-mounts
+    /etc/resolv.conf, so it is rewritten in place, not replaced."""
+    with open("/etc/resolv.conf", "w") as f:
+        f.write("# appliance: Unbound, configured by [network] in appliance.toml\n"
+                f"nameserver {UNBOUND_LISTEN}\noptions edns0 trust-ad\n")
+
+
+def set_interface_mtu(config: Config) -> None:
+    """A new container has a new interface: set [network] mtu on it at every start."""
+    from appliance.network import NetworkError, apply_mtu
+
+    try:
+        if said := apply_mtu(config):
+            log.info("%s", said)
+    except NetworkError as e:
+        log.error("%s", e)
 
 
 def clean_stale_runtime() -> None:
@@ -81,6 +127,9 @@ def clean_stale_runtime() -> None:
         p.unlink(missing_ok=True)
     paths.SUPERVISOR_SOCKET.parent.mkdir(parents=True, exist_ok=True)
     paths.SPAMD_SOCKET.parent.mkdir(parents=True, exist_ok=True)
+    unbound = pwd.getpwnam("unbound")  # its control socket
+    paths.UNBOUND_CONTROL.parent.mkdir(parents=True, exist_ok=True)
+    os.chown(paths.UNBOUND_CONTROL.parent, unbound.pw_uid, unbound.pw_gid)
 
 
 def run() -> int:
@@ -97,6 +146,8 @@ def run() -> int:
             log.info("first boot: made the default DKIM key (see `appliance print-dns`)")
         clean_stale_runtime()
         plan = apply(config, reload=False)
+        use_own_resolver()
+        set_interface_mtu(config)
     except ConfigError as e:
         print(f"appliance: refusing to start: {e}", file=sys.stderr, flush=True)
         return EX_CONFIG

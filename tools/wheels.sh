@@ -4,5 +4,5 @@
 set -euo pipefail
 PY=${PY:-.venv/bin/python}
 rm -rf build/wheels
-"$PY" -m pip wheel -q --wheel-dir build/wheels . 2> >(grep -v '^WARNING: Location' >&2)
+"$PY" -m pip wheel -q --wheel-dir build/wheels ".[console]" 2> >(grep -v '^WARNING: Location' >&2)
 ls build/wheels | sed 's/^/wheels: /' >&2

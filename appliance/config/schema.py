@@ -36,6 +36,8 @@ class Key:
         if self.kind is bool:
             return "true or false"
         if self.kind in (int, float):
+            if self.allowed:
+                return self.allowed
             lo = "" if self.minimum is None else f"from {self.minimum}"
             hi = "" if self.maximum is None else f"to {self.maximum}"
             what = "an integer" if self.kind is int else "a number"
@@ -114,6 +116,23 @@ def _networks(values: list[str]) -> str | None:
         except ValueError:
             return f"{v!r} is not a network (CIDR like 192.0.2.0/24)"
     return None
+
+
+def _ip_addresses(values: list[str]) -> str | None:
+    for v in values:
+        try:
+            ipaddress.ip_address(v)
+        except ValueError:
+            return f"{v!r} is not an IP address"
+    return None
+
+
+def _mtu(value: int) -> str | None:
+    return None if value == 0 or 576 <= value <= 9000 else "not a usable MTU"
+
+
+def _interface(value: str) -> str | None:
+    return None if re.fullmatch(r"[A-Za-z0-9_.-]{1,15}", value) else "not an interface name"
 
 
 def parse_server(value: str, default_port: int = 25) -> tuple[str, int]:
@@ -228,6 +247,14 @@ def _zones(values: list[str]) -> str | None:
     return None
 
 
+def _zone_names(values: list[str]) -> str | None:
+    for v in values:
+        labels = v.rstrip(".").split(".")
+        if not v or not all(re.fullmatch(_LABEL, label) for label in labels):
+            return f"{v!r} is not a DNS zone"
+    return None
+
+
 def _ip_or_networks(values: list[str]) -> str | None:
     return _networks(values)
 
@@ -322,6 +349,23 @@ SECTIONS: tuple[Section, ...] = (
                 "bridge subnet: published ports make internet clients appear from it",
                 check=_networks, allowed="CIDR networks",
             ),
+            Key("dns_forwarders", list, [], "resolvers that Unbound, the appliance's own DNS "
+                "resolver, forwards every query to; empty: full recursion from the root "
+                "servers (SME's dnscache default). Large public resolvers may be refused by "
+                "DNSBL/URIBL lists", check=_ip_addresses, allowed="IP addresses"),
+            Key("dnssec", bool, True, "Unbound validates DNSSEC; turn off only when the "
+                "forwarders strip DNSSEC records"),
+            Key("dns_private_zones", list, [], "zones the forwarders serve although they "
+                "are private or special-use (e.g. lan, test, 168.192.in-addr.arpa): Unbound "
+                "asks for them instead of answering 'no such name' itself, and does not "
+                "expect DNSSEC signatures there", check=_zone_names, allowed="DNS zones"),
+            Key("interface", str, "eth0", "the network interface the MTU applies to",
+                check=_interface, allowed="an interface name"),
+            Key("mtu", int, 0, "MTU of that interface (e.g. 1492 behind PPPoE); the SMTP "
+                "listeners clamp their TCP MSS to MTU - 40 so path-MTU black holes cannot "
+                "stall mail. 0: keep what the container was given, no clamping. Setting "
+                "the interface needs NET_ADMIN (compose.yaml grants it)", check=_mtu,
+                minimum=0, maximum=9000, allowed="an integer: 0, or 576 to 9000"),
         ),
     ),
     Section(

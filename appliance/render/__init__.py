@@ -11,14 +11,17 @@ from appliance.render import (
     clamav,
     dovecot,
     fetchmail,
+    network,
     postfix,
     smtpd,
     spamassassin,
     supervisord,
+    unbound,
 )
 from appliance.render.files import RenderedFile
 
-RENDERERS = (postfix, dovecot, smtpd, supervisord, fetchmail, spamassassin, clamav)
+RENDERERS = (unbound, network, postfix, dovecot, smtpd, supervisord, fetchmail, spamassassin,
+             clamav)
 
 
 def render_all(config: Config) -> dict[str, list[RenderedFile]]:

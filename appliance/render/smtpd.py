@@ -13,8 +13,10 @@ from appliance.accounts import addresses, internal_accounts
 from appliance.config import Config
 from appliance.config.schema import PLUGIN_SECTIONS
 from appliance.render.files import RenderedFile
+from appliance.render.network import mss
 from appliance.render.postfix import HANDOFF_ADDRESS
 from appliance.render.spamassassin import reject_level, tag_level
+from appliance.render.unbound import LISTEN as UNBOUND_LISTEN
 
 SERVICE = "smtpd"
 RUN_AS = "qpsmtpd"
@@ -48,7 +50,7 @@ def settings(config: Config) -> dict:
             "port": HANDOFF_ADDRESS[1],
             "timeout": s["handoff_timeout"],
         },
-        "dns": {"nameservers": [], "timeout": s["dns_timeout"]},
+        "dns": {"nameservers": [UNBOUND_LISTEN], "timeout": s["dns_timeout"]},
         "state_dir": str(paths.SMTPD_STATE),
         "log_level": s["log_level"],
         "plugin_settings": plugin_settings(config),
@@ -63,7 +65,9 @@ def settings(config: Config) -> dict:
         "tls": {"cert": str(paths.TLS_CERT), "key": str(paths.TLS_KEY)},
         "dkim_keys": str(paths.DKIM_KEYS),
         "run_as": RUN_AS,
-        "daemons": {name: dict(s[name]) for name in ("smtp", "smtps", "submission")},
+        "daemons": {name: dict(s[name], tcp_maxseg=mss(config))
+                    for name in ("smtp", "smtps", "submission")},
+        "terse_log": str(paths.TERSE_LOG_DIR),
     }
 
 

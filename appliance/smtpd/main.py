@@ -15,6 +15,7 @@ import pwd
 import signal
 import socket
 import ssl
+from logging.handlers import RotatingFileHandler
 from pathlib import Path
 from typing import Any
 
@@ -65,9 +66,13 @@ def tls_context(cert: str, key: str, min_version: str, ciphers: str = "") -> ssl
     return ctx
 
 
-def listen_socket(port: int, host: str = "0.0.0.0") -> socket.socket:
+def listen_socket(port: int, host: str = "0.0.0.0", maxseg: int = 0) -> socket.socket:
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    if maxseg:
+        # MSS clamp ([network] mtu): accepted sockets inherit it and the SYN-ACK
+        # advertises it, so a path with a smaller MTU never needs PMTU discovery.
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_MAXSEG, maxseg)
     sock.bind((host, port))
     sock.listen(512)
     sock.setblocking(False)
@@ -104,7 +109,7 @@ class Daemon:
             pool_size=min(cfg["instances"], 32),
         )
         self.handler = Handler(build_state(settings, name), self.handoff)
-        self.sock = sock or listen_socket(cfg["port"], host)
+        self.sock = sock or listen_socket(cfg["port"], host, cfg.get("tcp_maxseg", 0))
         self.server: asyncio.AbstractServer | None = None
 
     def protocol(self) -> SMTPServer:
@@ -185,9 +190,34 @@ def _configure_logging(level: int = 6) -> None:
     logging.getLogger("mail.log").setLevel(logging.WARNING)
 
 
+TERSE_LOG_BYTES = 1_000_000  # per daemon, one old file kept: the console shows the last
+
+
+def log_transactions_to_file(folder: str, name: str, owner: str) -> None:
+    """Also write the terse lines to FOLDER/smtpd-NAME.log, which the console reads (the
+    container's stdout is not readable from inside). Rotation renames in FOLDER, so the
+    daemon's user owns it."""
+    path = Path(folder)
+    path.mkdir(parents=True, exist_ok=True)
+    log_file = path / f"smtpd-{name}.log"
+    log_file.touch()
+    if os.geteuid() == 0:
+        pw = pwd.getpwnam(owner)
+        for p in (path, log_file):
+            os.chown(p, pw.pw_uid, pw.pw_gid)
+    handler = RotatingFileHandler(log_file, maxBytes=TERSE_LOG_BYTES, backupCount=1)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(message)s", "%Y-%m-%dT%H:%M:%S"))
+    logging.getLogger("appliance.smtpd.transaction").addHandler(handler)
+
+
 async def serve(name: str) -> None:
     settings = read_settings()
     daemon = Daemon(name, settings)
+    if settings.get("terse_log"):
+        try:
+            log_transactions_to_file(settings["terse_log"], name, settings["run_as"])
+        except OSError as e:  # stdout still has every line
+            log.error("%s: cannot write the transaction log file: %s", name, e)
     drop_privileges(settings["run_as"])
     await daemon.start()
     cfg = settings["daemons"][name]

@@ -22,7 +22,8 @@ def root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 def test_apply_writes_every_file_then_nothing_changes(root: Path) -> None:
     config = parse(default_toml())
     first = apply(config, check=False)
-    assert set(first.services) == {"postfix", "dovecot", "smtpd", "supervisord", "fetchmail",
+    assert set(first.services) == {"unbound", "network", "postfix", "dovecot", "smtpd",
+                                   "supervisord", "fetchmail",
                                    "spamassassin", "clamav"}
     assert (root / "etc/postfix/main.cf").exists()
     assert (root / "etc/dovecot/appliance/users").stat().st_mode & 0o777 == 0o640

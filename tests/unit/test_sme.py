@@ -199,7 +199,7 @@ def test_bad_value_is_refused_and_the_file_is_untouched(toml: Path) -> None:
 @pytest.mark.parametrize("command", [
     "config setprop imap access public",
     "config setprop horde Name 'MyDomain Mail'",
-    "config setprop InternalInterface MTU 1492",
+    "config setprop qpsmtpd Proxy 25",
     "db configuration getprop LearnAsSpam dir",
 ])
 def test_what_does_not_apply_here_says_why(toml: Path, command: str) -> None:
@@ -218,3 +218,13 @@ def test_signal_event_refuses_unknown_events_and_explains_reboot() -> None:
         sme.signal_event(["reboot"])
     with pytest.raises(ConfigError, match="unknown event"):
         sme.signal_event(["party"])
+
+
+def test_console_settings_mtu_and_dns_forwarder(toml: Path) -> None:
+    run("config setprop InternalInterface MTU 1492")
+    run("config setprop dnscache Forwarder 192.0.2.53,192.0.2.54")
+    data = load(toml).data["network"]
+    assert data["mtu"] == 1492
+    assert data["dns_forwarders"] == ["192.0.2.53", "192.0.2.54"]
+    with pytest.raises(ConfigError, match="not a usable MTU"):
+        run("config setprop InternalInterface MTU 100")

@@ -1,0 +1,92 @@
+"""6. Apply: the generated files' diff (dry run), then apply and say what was reloaded.
+
+Nothing is half-applied: a service's checker refusing the new files leaves the running
+configuration and appliance.toml as they were, and the error is shown here."""
+
+from __future__ import annotations
+
+from textual import work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.screen import Screen
+from textual.widgets import Footer, Header, Log, Static
+
+from appliance.apply import Plan
+from appliance.config import ConfigError
+
+
+class ApplyScreen(Screen):
+    BINDINGS = [
+        Binding("a", "apply", "Apply"),
+        Binding("d", "discard", "Discard edits"),
+        Binding("escape", "app.pop_screen", "Back"),
+    ]
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        yield Static("computing what would change...", id="apply-summary", markup=False)
+        yield Static("", id="apply-warning", classes="warning", markup=False)
+        yield Log(id="diff")
+        yield Static("", id="apply-result", markup=False)
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.title = "Apply"
+        self.busy = False
+        self.preview()
+
+    @work(thread=True, exclusive=True)
+    def preview(self) -> None:
+        try:
+            plan, error = self.app.session.preview(), ""  # type: ignore[attr-defined]
+        except ConfigError as e:
+            plan, error = None, str(e)
+        self.app.call_from_thread(self.show_preview, plan, error)
+
+    def show_preview(self, plan: Plan | None, error: str) -> None:
+        summary = self.query_one("#apply-summary", Static)
+        if plan is None:
+            summary.update(f"✗ {error}")
+            return
+        if plan.changed:
+            summary.update("Would change: " + ", ".join(plan.services) +
+                           ". Press a to apply, Esc to go back.")
+        else:
+            summary.update("Nothing would change: the services run this configuration.")
+        self.query_one("#apply-warning", Static).update(
+            "\n".join(f"⚠ {w}" for w in plan.warnings))
+        log = self.query_one("#diff", Log)
+        log.clear()
+        log.write_lines("".join(plan.diffs).splitlines())
+
+    def action_apply(self) -> None:
+        if self.busy:
+            return
+        self.busy = True
+        self.query_one("#apply-result", Static).update("applying...")
+        self.run_apply()
+
+    @work(thread=True, exclusive=True)
+    def run_apply(self) -> None:
+        try:
+            plan, error = self.app.session.apply(), ""  # type: ignore[attr-defined]
+        except ConfigError as e:
+            plan, error = None, str(e)
+        self.app.call_from_thread(self.show_result, plan, error)
+
+    def show_result(self, plan: Plan | None, error: str) -> None:
+        self.busy = False
+        result = self.query_one("#apply-result", Static)
+        if plan is None:
+            result.update(f"✗ not applied, nothing changed: {error}")
+            result.set_class(True, "error")
+            return
+        result.set_class(False, "error")
+        done = plan.reloaded or [f"{s}: files written" for s in plan.services]
+        result.update("✓ applied. " + ("; ".join(done) if done else "Nothing changed."))
+        self.query_one("#apply-summary", Static).update("Applied.")
+
+    def action_discard(self) -> None:
+        self.app.session.reload()  # type: ignore[attr-defined]
+        self.app.notify("edits discarded: appliance.toml as on disk")
+        self.preview()

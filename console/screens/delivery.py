@@ -1,0 +1,35 @@
+"""5. Mail delivery: smarthost, internal mail server, per-domain servers, HELO name."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from textual.app import ComposeResult
+from textual.containers import Horizontal
+from textual.widgets import Button
+
+from console.screens.form import EditScreen
+
+
+class DeliveryScreen(EditScreen):
+    TITLE_TEXT = "Mail delivery"
+
+    def fields(self) -> Iterable[tuple[str, str, bool, str]]:
+        yield ("delivery.smarthost", "Smarthost", False, "host[:port]; empty: direct by MX")
+        yield ("delivery.smarthost_user", "Smarthost user", False, "empty: no AUTH")
+        yield ("delivery.smarthost_password", "Smarthost password", False, "")
+        yield ("delivery.smarthost_tls", "Smarthost TLS", False, "may, encrypt or none")
+        yield ("delivery.delegate_mail_server", "Internal mail server", False,
+               "all local mail goes there; empty: mailboxes here")
+        yield ("delivery.helo_host", "HELO name", False, "empty: host name")
+        for domain in sorted(self.app.session.config.data["domains"]):  # type: ignore[attr-defined]
+            yield (f"domains.{domain}.mail_server", f"Server for {domain}"[:22], False,
+                   "empty: as above")
+
+    def compose_extra(self) -> ComposeResult:
+        with Horizontal(classes="buttons"):
+            yield Button("Review & apply", id="review", variant="primary")
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        if event.button.id == "review":
+            self.action_review()

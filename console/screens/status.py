@@ -1,0 +1,69 @@
+"""1. Status: services, queue, recent mail, disk, certificate, virus signatures; live."""
+
+from __future__ import annotations
+
+from textual import work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import VerticalScroll
+from textual.screen import Screen
+from textual.widgets import DataTable, Footer, Header, Static
+
+from appliance.status import Status, summary_lines
+
+REFRESH_S = 5.0
+
+
+class StatusScreen(Screen):
+    BINDINGS = [Binding("r", "refresh", "Refresh"), Binding("escape", "app.pop_screen", "Back")]
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        with VerticalScroll():
+            yield DataTable(id="services", cursor_type="none", show_cursor=False)
+            yield Static("reading status...", id="summary", markup=False)
+            yield Static("", id="problems", classes="error", markup=False)
+            yield Static("Recent mail (SMTP daemons):", classes="heading")
+            yield Static("", id="recent", markup=False)
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.title = "Status"
+        table = self.query_one("#services", DataTable)
+        table.add_columns("service", "state", "pid / uptime")
+        self.action_refresh()
+        self.set_interval(REFRESH_S, self.action_refresh)
+
+    def action_refresh(self) -> None:
+        self.collect()
+
+    @work(thread=True, exclusive=True)
+    def collect(self) -> None:
+        system = self.app.system  # type: ignore[attr-defined]
+        st = system.status()
+        recent = system.recent_transactions(8)
+        self.app.call_from_thread(self.show, st, recent)
+
+    def show(self, st: Status, recent: list[str]) -> None:
+        table = self.query_one("#services", DataTable)
+        table.clear()
+        for svc in st.services:
+            table.add_row(svc.name, svc.state, svc.detail)
+        lines = summary_lines(st)
+        self.query_one("#summary", Static).update("\n".join(lines))
+        self.query_one("#problems", Static).update(
+            "" if st.healthy else "Problems: " + "; ".join(st.problems))
+        self.query_one("#recent", Static).update(
+            "\n".join(_short(line) for line in recent) or "no mail yet")
+
+
+def _short(line: str) -> str:
+    """A terse log line cut to one screen line: time, daemon, client, from -> to, verdict
+    (and the plugin that decided)."""
+    parts = line.split()
+    fields = dict(p.split("=", 1) for p in parts[1:] if "=" in p)
+    when = parts[0][11:19] if parts else ""
+    head = " ".join(parts[1:3])
+    verdict = fields.get("verdict", "?") + (f" by {fields['by']}" if "by" in fields else "")
+    return (f"{when} {head} {fields.get('from', '<>').strip('<>')} -> "
+            f"{fields.get('to', '-').replace('<', '').replace('>', '')} {verdict}")

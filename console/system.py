@@ -1,0 +1,37 @@
+"""What the console reads from the running system, in one place so the pilot tests can
+hand the screens a system of their own (no supervisord or tracepath on a build host)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from appliance import network, status, testmail
+from appliance.config import Config
+
+
+@dataclass
+class System:
+    def status(self) -> status.Status:
+        return status.collect()
+
+    def recent_transactions(self, n: int = 8) -> list[str]:
+        return status.recent_transactions(n)
+
+    def interfaces(self) -> list[network.Interface]:
+        return network.interfaces()
+
+    def routes(self) -> list[network.Route]:
+        return network.routes()
+
+    def interface_mtu(self, name: str) -> int | None:
+        try:
+            return network.interface_mtu(name)
+        except network.NetworkError:
+            return None
+
+    def probe(self, host: str) -> network.Probe:
+        return network.probe_pmtu(host)
+
+    def send_test(self, config: Config, to: str) -> Any:
+        return testmail.send_test(config, to)

@@ -1,0 +1,333 @@
+"""The console with Textual's pilot, at 80x24: each screen's edits become the right
+toml change through the real schema and apply path (checkers off: no Postfix here);
+invalid input is shown next to its field and never written."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import pytest
+import tomlkit
+from textual.widgets import Button, DataTable, Input, Log, Static
+
+from appliance import paths
+from appliance.apply import commit
+from appliance.config import ConfigError, load
+from appliance.config.default import default_toml
+from appliance.network import Interface, Probe, Route
+from appliance.status import Service, Status
+from appliance.testmail import TestResult
+from console.app import ConsoleApp
+from console.screens.apply import ApplyScreen
+from console.screens.dns import DNSScreen
+from console.screens.form import field_id
+from console.screens.mtu import MTUScreen
+from console.session import Session
+
+SIZE = (80, 24)
+
+
+class FakeSystem:
+    """The running system as the screens see it, without supervisord or tracepath."""
+
+    def __init__(self) -> None:
+        self.probed: list[str] = []
+        self.sent: list[str] = []
+
+    def status(self) -> Status:
+        return Status(
+            services=[Service("postfix", "RUNNING", "pid 10, uptime 1:00:00"),
+                      Service("spamd", "FATAL", "Exited too quickly")],
+            queue={"active": 1, "deferred": 2, "hold": 0, "incoming": 0},
+            disk_used=5 * 1024 * 1024, disk_free=10 * 1024 ** 3,
+            certificate_expires=dt.datetime.now(dt.UTC) + dt.timedelta(days=300),
+            virus_signatures="ClamAV 1.0, 1 file", problems=["spamd is FATAL"])
+
+    def recent_transactions(self, n: int = 8) -> list[str]:
+        return ["2026-11-21T10:00:00 smtp 198.51.100.1 helo=x from=<a@remote.test> "
+                "to=<alice@example.com> verdict=queued ms=12"]
+
+    def interfaces(self) -> list[Interface]:
+        return [Interface("lo", "UNKNOWN", 65536, addresses=["127.0.0.1/8"]),
+                Interface("eth0", "UP", 1500, addresses=["198.51.100.10/24"])]
+
+    def routes(self) -> list[Route]:
+        return [Route("default", "198.51.100.1", "eth0"), Route("198.51.100.0/24", "", "eth0")]
+
+    def interface_mtu(self, name: str) -> int | None:
+        return 1500
+
+    def probe(self, host: str) -> Probe:
+        self.probed.append(host)
+        return Probe(host, 1400, " 1?: [LOCALHOST] pmtu 1500\n 1:  192.0.2.1  pmtu 1400\n")
+
+    def send_test(self, config, to: str) -> TestResult:  # noqa: ANN001
+        self.sent.append(to)
+        return TestResult(ok=True, transcript=["send: 'ehlo mail.example.com'",
+                                               "reply: retcode (250)"], message_id="<1@x>")
+
+
+class CountingCommit:
+    def __init__(self, fail: str = "") -> None:
+        self.calls = 0
+        self.fail = fail
+
+    def __call__(self, config, *, dry_run: bool = False):  # noqa: ANN001, ANN204
+        if not dry_run:
+            self.calls += 1
+            if self.fail:
+                raise ConfigError(self.fail)
+        return commit(config, dry_run=dry_run, check=False)
+
+
+@pytest.fixture
+def root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setattr(paths, "ROOT", tmp_path)
+    monkeypatch.setattr(paths, "CONFIG", tmp_path / "appliance.toml")
+    paths.CONFIG.write_text(default_toml())
+    return tmp_path
+
+
+def toml() -> dict:
+    return tomlkit.parse(paths.CONFIG.read_text()).unwrap()
+
+
+def make_app(committer: CountingCommit | None = None) -> tuple[ConsoleApp, CountingCommit,
+                                                                FakeSystem]:
+    committer = committer or CountingCommit()
+    system = FakeSystem()
+    return ConsoleApp(session=Session(committer=committer), system=system), committer, system
+
+
+def fits(app: ConsoleApp) -> None:
+    """Every control of the screen is fully on an 80x24 screen."""
+    for widget in app.screen.query("Input, Button, DataTable, OptionList"):
+        if not widget.display:
+            continue
+        r = widget.region
+        assert r.width > 0 and r.height > 0, f"{widget} is not visible"
+        assert r.right <= SIZE[0] and r.bottom <= SIZE[1], f"{widget} at {r} is off-screen"
+
+
+def screen_text(app: ConsoleApp) -> str:
+    return "\n".join(str(w.render()) for w in app.screen.query(Static))
+
+
+async def settle(pilot, app: ConsoleApp) -> None:  # noqa: ANN001
+    await pilot.pause()
+    await app.workers.wait_for_complete()
+    await pilot.pause()
+
+
+async def test_menu_lists_every_screen_and_digits_open_them(root: Path) -> None:
+    app, _, _ = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        menu = app.screen.query_one("#menu")
+        prompts = [str(menu.get_option_at_index(i).prompt) for i in range(menu.option_count)]
+        for label in ("Status", "Networking", "DNS forwarder", "MTU", "Mail delivery",
+                      "Apply", "Send a test message"):
+            assert any(label in p for p in prompts), label
+        fits(app)
+        await pilot.press("3")
+        assert isinstance(app.screen, DNSScreen)
+        await pilot.press("escape")
+        await pilot.press("down", "down", "down", "enter")  # the fourth entry
+        assert isinstance(app.screen, MTUScreen)
+
+
+async def test_dns_forwarders_become_the_toml_change_and_apply_runs_once(root: Path) -> None:
+    app, committer, _ = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("3")
+        fits(app)
+        app.screen.query_one("#" + field_id("network.dns_forwarders"), Input).focus()
+        await pilot.press(*"192.0.2.7, 192.0.2.8")
+        await pilot.press("ctrl+s")
+        await settle(pilot, app)
+        assert isinstance(app.screen, ApplyScreen)
+        diff = "\n".join(app.screen.query_one("#diff", Log).lines)
+        assert "+    forward-addr: 192.0.2.7" in diff and "+    forward-addr: 192.0.2.8" in diff
+        assert toml()["network"]["dns_forwarders"] == []  # not before apply
+        await pilot.press("a")
+        await settle(pilot, app)
+        await pilot.press("a")  # nothing left to do: a second apply changes nothing
+        await settle(pilot, app)
+    assert toml()["network"]["dns_forwarders"] == ["192.0.2.7", "192.0.2.8"]
+    assert "forward-addr: 192.0.2.8" in (root / "etc/unbound/unbound.conf").read_text()
+    assert committer.calls == 2
+    assert load(paths.CONFIG).data["network"]["dnssec"] is True  # untouched
+
+
+async def test_an_invalid_forwarder_is_shown_by_its_field_and_not_written(root: Path) -> None:
+    before = paths.CONFIG.read_text()
+    app, committer, _ = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("3")
+        app.screen.query_one("#" + field_id("network.dns_forwarders"), Input).focus()
+        await pilot.press(*"dns.example.net")
+        await pilot.press("ctrl+s")
+        await settle(pilot, app)
+        assert isinstance(app.screen, DNSScreen)
+        error = app.screen.query_one("#" + field_id("network.dns_forwarders") + "-error",
+                                     Static)
+        assert "'dns.example.net' is not an IP address" in str(error.render())
+    assert paths.CONFIG.read_text() == before
+    assert committer.calls == 0
+
+
+async def test_public_resolver_with_block_lists_warns_and_offers_recursion(root: Path) -> None:
+    paths.CONFIG.write_text(default_toml().replace(
+        "[smtpd.dnsbl]\n", "[smtpd.dnsbl]\nenabled = true\n", 1).replace(
+        "# look up clients' addresses (SME DNSBL). Allowed: true or false.\nenabled = false\n",
+        "", 1))
+    assert load(paths.CONFIG).data["smtpd"]["dnsbl"]["enabled"] is True
+    app, _, _ = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("3")
+        forwarders = app.screen.query_one("#" + field_id("network.dns_forwarders"), Input)
+        forwarders.focus()
+        await pilot.press(*"8.8.8.8")
+        await pilot.pause()
+        warning = str(app.screen.query_one("#forwarder-warning", Static).render())
+        assert "DNSBL is on" in warning and "8.8.8.8 (Google)" in warning
+        button = app.screen.query_one("#full-recursion", Button)
+        assert button.display
+        fits(app)
+        await pilot.click("#full-recursion")
+        await pilot.pause()
+        assert forwarders.value == ""
+        assert str(app.screen.query_one("#forwarder-warning", Static).render()) == ""
+
+
+async def test_mtu_clamp_probe_and_apply(root: Path) -> None:
+    app, committer, system = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("4")
+        fits(app)
+        mtu = app.screen.query_one("#" + field_id("network.mtu"), Input)
+        assert mtu.value == "0"
+        assert "not clamped" in str(app.screen.query_one("#mtu-now", Static).render())
+        app.screen.query_one("#probe-host", Input).focus()
+        await pilot.press(*"198.51.100.26", "enter")
+        await settle(pilot, app)
+        assert system.probed == ["198.51.100.26"]
+        assert "smallest path MTU to 198.51.100.26: 1400" in str(
+            app.screen.query_one("#probe-result", Static).render())
+        await pilot.click("#use-pmtu")
+        await pilot.pause()
+        assert mtu.value == "1400"
+        assert "MSS: 1360" in str(app.screen.query_one("#mtu-now", Static).render())
+        await pilot.press("ctrl+s")
+        await settle(pilot, app)
+        await pilot.press("a")
+        await settle(pilot, app)
+        assert "applied" in str(app.screen.query_one("#apply-result", Static).render())
+    assert toml()["network"]["mtu"] == 1400
+    smtpd = (root / "etc/appliance/smtpd.json").read_text()
+    assert '"tcp_maxseg": 1360' in smtpd
+    assert committer.calls == 1
+
+
+async def test_mtu_out_of_range_is_refused_by_its_field(root: Path) -> None:
+    app, committer, _ = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("4")
+        mtu = app.screen.query_one("#" + field_id("network.mtu"), Input)
+        mtu.value = "100"
+        await pilot.press("ctrl+s")
+        await settle(pilot, app)
+        error = str(app.screen.query_one("#" + field_id("network.mtu") + "-error",
+                                         Static).render())
+        assert error == "✗ not a usable MTU; must be an integer: 0, or 576 to 9000"
+    assert toml()["network"]["mtu"] == 0 and committer.calls == 0
+
+
+async def test_mail_delivery_smarthost_and_per_domain_server(root: Path) -> None:
+    paths.CONFIG.write_text(default_toml() + '\n[domains."example.org"]\n')
+    app, committer, _ = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("5")
+        fits(app)
+        screen = app.screen
+        screen.query_one("#" + field_id("delivery.smarthost"), Input).value = "bad host"
+        await pilot.press("ctrl+s")
+        await settle(pilot, app)
+        assert "'bad host' is not a host name or address" in str(screen.query_one(
+            "#" + field_id("delivery.smarthost") + "-error", Static).render())
+        screen.query_one("#" + field_id("delivery.smarthost"), Input).value = \
+            "smtp.example.net:587"
+        screen.query_one("#" + field_id("delivery.smarthost_user"), Input).value = "office"
+        screen.query_one("#" + field_id("domains.example.org.mail_server"), Input).value = \
+            "10.0.0.5"
+        await pilot.press("ctrl+s")
+        await settle(pilot, app)
+        assert isinstance(app.screen, ApplyScreen)
+        await pilot.press("a")
+        await settle(pilot, app)
+    data = toml()
+    assert data["delivery"]["smarthost"] == "smtp.example.net:587"
+    assert data["delivery"]["smarthost_user"] == "office"
+    assert data["domains"]["example.org"] == {"mail_server": "10.0.0.5"}
+    assert data["delivery"]["helo_host"] == ""  # unchanged fields are not rewritten
+    assert committer.calls == 1
+
+
+async def test_a_refused_apply_changes_nothing_and_says_why(root: Path) -> None:
+    before = paths.CONFIG.read_text()
+    app, committer, _ = make_app(CountingCommit(fail="postfix refused the new "
+                                                "configuration: bad"))
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("4")
+        app.screen.query_one("#" + field_id("network.mtu"), Input).value = "1492"
+        await pilot.press("ctrl+s")
+        await settle(pilot, app)
+        await pilot.press("a")
+        await settle(pilot, app)
+        result = str(app.screen.query_one("#apply-result", Static).render())
+        assert "not applied, nothing changed" in result and "postfix refused" in result
+    assert paths.CONFIG.read_text() == before
+    assert committer.calls == 1
+
+
+async def test_status_shows_services_queue_problems_and_recent_mail(root: Path) -> None:
+    app, _, _ = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("1")
+        await settle(pilot, app)
+        table = app.screen.query_one("#services", DataTable)
+        rows = [table.get_row_at(i) for i in range(table.row_count)]
+        assert ["spamd", "FATAL", "Exited too quickly"] in [list(r) for r in rows]
+        text = screen_text(app)
+        assert "queue: 1 active, 2 deferred" in text
+        assert "Problems: spamd is FATAL" in text
+        assert "10:00:00 smtp 198.51.100.1 a@remote.test -> alice@example.com queued" in text
+        assert "virus signatures: ClamAV 1.0" in text
+        fits(app)
+
+
+async def test_networking_shows_interfaces_and_gateway(root: Path) -> None:
+    app, _, _ = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("2")
+        await settle(pilot, app)
+        table = app.screen.query_one("#interfaces", DataTable)
+        assert list(table.get_row_at(1)) == ["eth0", "UP", "1500", "198.51.100.10/24"]
+        assert "default via 198.51.100.1 dev eth0" in screen_text(app)
+        fits(app)
+
+
+async def test_send_test_message_shows_the_transcript(root: Path) -> None:
+    app, _, system = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("7")
+        fits(app)
+        await pilot.press(*"not an address", "enter")
+        await pilot.pause()
+        assert "type an address" in screen_text(app) and system.sent == []
+        app.screen.query_one("#to", Input).value = "alice@example.com"
+        await pilot.press("enter")
+        await settle(pilot, app)
+        assert system.sent == ["alice@example.com"]
+        assert "reply: retcode (250)" in app.screen.query_one("#transcript", Log).lines
+        assert "accepted for alice@example.com" in screen_text(app)
