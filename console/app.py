@@ -46,7 +46,7 @@ Button { border: none; height: 1; min-width: 8; margin: 0 1 0 0; }
 .error { color: $error; margin: 0 1 0 24; height: auto; }
 .warning { color: $warning; margin: 0 1; height: auto; }
 .intro { margin: 0 1 1 1; color: $text-muted; }
-.heading { margin: 1 0 0 0; text-style: bold; }
+.heading { margin: 0 1; text-style: bold; }
 #menu { height: auto; max-height: 16; margin: 1 2; }
 #menu-title { margin: 1 2 0 2; text-style: bold; }
 #pending { margin: 0 2; color: $warning; }

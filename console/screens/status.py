@@ -23,7 +23,7 @@ class StatusScreen(Screen):
             yield DataTable(id="services", cursor_type="none", show_cursor=False)
             yield Static("reading status...", id="summary", markup=False)
             yield Static("", id="problems", classes="error", markup=False)
-            yield Static("Recent mail (SMTP daemons):", classes="heading")
+            yield Static("Recent mail, newest first:", classes="heading")
             yield Static("", id="recent", markup=False)
         yield Footer()
 
@@ -41,7 +41,7 @@ class StatusScreen(Screen):
     def collect(self) -> None:
         system = self.app.system  # type: ignore[attr-defined]
         st = system.status()
-        recent = system.recent_transactions(8)
+        recent = system.recent_transactions(6)[::-1]  # newest first: it stays in view
         self.app.call_from_thread(self.show, st, recent)
 
     def show(self, st: Status, recent: list[str]) -> None:

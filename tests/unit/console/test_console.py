@@ -46,7 +46,9 @@ class FakeSystem:
 
     def recent_transactions(self, n: int = 8) -> list[str]:
         return ["2026-11-21T10:00:00 smtp 198.51.100.1 helo=x from=<a@remote.test> "
-                "to=<alice@example.com> verdict=queued ms=12"]
+                "to=<alice@example.com> verdict=queued ms=12",
+                "2026-11-21T10:05:00 smtp 198.51.100.9 helo=y from=<b@spam.test> to=- "
+                "verdict=rejected by=dnsbl ms=3"]
 
     def interfaces(self) -> list[Interface]:
         return [Interface("lo", "UNKNOWN", 65536, addresses=["127.0.0.1/8"]),
@@ -301,7 +303,10 @@ async def test_status_shows_services_queue_problems_and_recent_mail(root: Path) 
         text = screen_text(app)
         assert "queue: 1 active, 2 deferred" in text
         assert "Problems: spamd is FATAL" in text
-        assert "10:00:00 smtp 198.51.100.1 a@remote.test -> alice@example.com queued" in text
+        older = "10:00:00 smtp 198.51.100.1 a@remote.test -> alice@example.com queued"
+        newer = "10:05:00 smtp 198.51.100.9 b@spam.test -> - rejected by dnsbl"
+        assert older in text and newer in text
+        assert text.index(newer) < text.index(older)  # newest first, in view
         assert "virus signatures: ClamAV 1.0" in text
         fits(app)
 
