@@ -52,6 +52,16 @@ def count(app: Appliance, mailbox: str, text: str) -> int:
         box.logout()
 
 
+def assert_landed_in_inbox(app: Appliance, subject: str) -> None:
+    """Acknowledged means queued: wait for Postfix's queue to drain rather than a fixed
+    time (the box is busy in a full run), then check it is in the INBOX exactly once;
+    a miss says whether it went to junkmail and what the logs said."""
+    queue_drained(app)
+    where = {box: count(app, box, subject) for box in ("INBOX", "junkmail")}
+    assert where == {"INBOX": 1, "junkmail": 0}, (where, app.compose(
+        "logs", "--tail", "60", "appliance", check=False).stdout)
+
+
 def append(app: Appliance, mailbox: str, subject: str, when: float | None = None,
            text: str = "Cheap watches and more, click now.") -> None:
     box = imap(app)
@@ -108,6 +118,7 @@ def test_spam_below_the_reject_level_is_tagged_and_sorted_into_junkmail(custom_s
     # clean mail still reaches the INBOX, marked as scanned
     clean = f"clean-{uid()}"
     assert dialogue(app.ip, data=body(clean)).code("data") == 250
+    assert_landed_in_inbox(app, clean)
     head = delivered(app, clean).split(b"\r\n\r\n")[0].decode()
     assert "X-Spam-Status: No, score=" in head and "X-Spam-Flag" not in head
 
@@ -170,12 +181,7 @@ def test_spamd_stopped_defers_and_the_retry_is_delivered_once(appliance: Applian
         appliance.exec("supervisorctl", "start", "spamd")
     changed(appliance)  # waits for `appliance status` to be clean
     assert dialogue(appliance.ip, data=body(subject)).code("data") == 250
-    # Acknowledged means queued: wait for the queue rather than a fixed time (spamd's
-    # children restart after the stop, and the box is busy), then say where it went.
-    queue_drained(appliance)
-    where = {box: count(appliance, box, subject) for box in ("INBOX", "junkmail")}
-    assert where == {"INBOX": 1, "junkmail": 0}, (where, appliance.exec(
-        "sh", "-c", "tail -n 40 /var/log/appliance/smtpd-smtp.log").stdout)
+    assert_landed_in_inbox(appliance, subject)
 
 
 def test_without_signatures_clamd_waits_mail_is_deferred_and_status_says_why(
