@@ -295,6 +295,9 @@ def commit(config: Config, *, dry_run: bool = False, check: bool = True) -> Plan
     text = tomlkit.dumps(config.document)
     new = parse(text, paths.CONFIG)
     with _lock():
+        if config.source is not None and _current(paths.CONFIG) != config.source:
+            raise ConfigError("changed by someone else since it was read; nothing was "
+                              "applied: make the change again", file=paths.CONFIG)
         p = _apply(new, dry_run=dry_run, check=check, reload=True)
         if not dry_run:
             write_atomic(paths.CONFIG, text, mode=0o600)

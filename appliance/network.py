@@ -13,9 +13,11 @@ import re
 import subprocess
 from dataclasses import dataclass, field
 
+from appliance import paths
 from appliance.config import Config
 
 TIMEOUT_S = 30
+GIVEN_MTU = paths.SUPERVISOR_SOCKET.parent / "interface-mtu.json"  # per container start
 
 # Resolvers of the big public DNS services. Spamhaus, URIBL and SURBL refuse (or answer
 # wrongly) queries that arrive through them, so DNSBL/RHSBL/URIBL checks would pass
@@ -43,7 +45,6 @@ class Interface:
     name: str
     state: str
     mtu: int
-    mac: str = ""
     addresses: list[str] = field(default_factory=list)  # CIDR
 
 
@@ -70,7 +71,7 @@ def interfaces() -> list[Interface]:
     for link in _ip_json("addr", "show"):
         out.append(Interface(
             name=link["ifname"], state=link.get("operstate", "UNKNOWN"),
-            mtu=int(link.get("mtu", 0)), mac=link.get("address", ""),
+            mtu=int(link.get("mtu", 0)),
             addresses=[f"{a['local']}/{a['prefixlen']}" for a in link.get("addr_info", [])],
         ))
     return out
@@ -102,12 +103,29 @@ def set_mtu(name: str, mtu: int) -> str:
     return f"{name}: mtu {mtu}"
 
 
-def apply_mtu(config: Config) -> str | None:
-    """Set [network] mtu on its interface; None when mtu is 0 (left as given)."""
-    net = config.data["network"]
-    if not net["mtu"]:
+def remember_given_mtu(name: str) -> None:
+    """At container start, before any change: the MTU Docker gave the interface, which
+    `mtu = 0` later restores."""
+    try:
+        GIVEN_MTU.parent.mkdir(parents=True, exist_ok=True)
+        GIVEN_MTU.write_text(json.dumps({name: interface_mtu(name)}))
+    except (OSError, NetworkError):
+        pass  # then 0 leaves the interface as it is
+
+
+def _given_mtu(name: str) -> int | None:
+    try:
+        return json.loads(GIVEN_MTU.read_text()).get(name)
+    except (OSError, ValueError):
         return None
-    return set_mtu(net["interface"], net["mtu"])
+
+
+def apply_mtu(config: Config) -> str | None:
+    """Set [network] mtu on its interface; 0 restores the MTU the container was given.
+    None when there is nothing to set."""
+    net = config.data["network"]
+    mtu = net["mtu"] or _given_mtu(net["interface"])
+    return set_mtu(net["interface"], mtu) if mtu else None
 
 
 @dataclass

@@ -7,6 +7,7 @@ TLS certificate's expiry and the DKIM key. `collect()` is also what the console 
 from __future__ import annotations
 
 import datetime as dt
+import os
 import shutil
 import subprocess
 from dataclasses import dataclass, field
@@ -160,13 +161,19 @@ def format_status(s: Status) -> str:
     return "\n".join(lines) + "\n"
 
 
+TAIL_BYTES = 64 * 1024
+
+
 def recent_transactions(n: int = 10) -> list[str]:
     """The last N terse lines of the SMTP daemons (accepted and refused mail), oldest
     first, from the files they keep beside their stdout."""
     lines: list[str] = []
     for f in sorted(paths.TERSE_LOG_DIR.glob("smtpd-*.log*")):
         try:
-            lines.extend(f.read_text(errors="replace").splitlines()[-n:])
+            with f.open("rb") as fh:  # only the end: the files grow to 1 MB each
+                fh.seek(max(0, fh.seek(0, os.SEEK_END) - TAIL_BYTES))
+                tail = fh.read().decode(errors="replace").splitlines()
         except OSError:
             continue
+        lines.extend(tail[1:] if len(tail) > n else tail)  # the first may be cut
     return sorted(lines)[-n:]  # each line starts with its ISO timestamp

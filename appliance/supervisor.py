@@ -113,8 +113,9 @@ def use_own_resolver() -> None:
 
 def set_interface_mtu(config: Config) -> None:
     """A new container has a new interface: set [network] mtu on it at every start."""
-    from appliance.network import NetworkError, apply_mtu
+    from appliance.network import NetworkError, apply_mtu, remember_given_mtu
 
+    remember_given_mtu(config.data["network"]["interface"])
     try:
         if said := apply_mtu(config):
             log.info("%s", said)

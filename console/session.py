@@ -65,6 +65,7 @@ class Session:
         except ConfigError as e:
             # by its field, the reason is enough; otherwise say where in the file
             raise FieldError(e.key, e.reason if e.key else str(e)) from None
+        validated.source = self.config.source  # still the file as read from disk
         self.config = validated
         self.staged = True
 
@@ -75,5 +76,5 @@ class Session:
     def apply(self) -> Plan:
         """Check, apply and write appliance.toml; ConfigError leaves everything as it was."""
         plan = self.committer(self.config)
-        self.staged = False
+        self.reload()  # the file as now written
         return plan

@@ -3,14 +3,12 @@ hand the screens a system of their own (no supervisord or tracepath on a build h
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 from appliance import network, status, testmail
 from appliance.config import Config
 
 
-@dataclass
 class System:
     def status(self) -> status.Status:
         return status.collect()

@@ -60,6 +60,9 @@ class Config:
     data: dict[str, Any]  # every section with defaults filled in; plain Python values
     document: tomlkit.TOMLDocument
     path: Path | None = None
+    # the file's text when load() read it: a commit refuses to overwrite a file that
+    # changed since (another edit in between would be lost)
+    source: str | None = None
 
     def get(self, dotted: str) -> Any:
         node: Any = self.data
@@ -318,7 +321,9 @@ def load(path: str | os.PathLike[str]) -> Config:
         raise ConfigError("file not found", file=path) from None
     except UnicodeDecodeError as e:
         raise ConfigError(f"not UTF-8 text: {e}", file=path) from None
-    return parse(text, path)
+    config = parse(text, path)
+    config.source = text
+    return config
 
 
 def save(document: tomlkit.TOMLDocument, path: str | os.PathLike[str]) -> Config:

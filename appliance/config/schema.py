@@ -363,7 +363,7 @@ SECTIONS: tuple[Section, ...] = (
                 check=_interface, allowed="an interface name"),
             Key("mtu", int, 0, "MTU of that interface (e.g. 1492 behind PPPoE); the SMTP "
                 "listeners clamp their TCP MSS to MTU - 40 so path-MTU black holes cannot "
-                "stall mail. 0: keep what the container was given, no clamping. Setting "
+                "stall mail. 0: the MTU the container was given, no clamping. Setting "
                 "the interface needs NET_ADMIN (compose.yaml grants it)", check=_mtu,
                 minimum=0, maximum=9000, allowed="an integer: 0, or 576 to 9000"),
         ),

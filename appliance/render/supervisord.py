@@ -80,12 +80,12 @@ supervisor.rpcinterface_factory = supervisor.rpcinterface:make_main_rpcinterface
 [supervisorctl]
 serverurl=unix://{sock}
 """]
-    # The master itself, in the foreground (-d), so supervisord's signals reach it.
-    # (`postfix start-fg` runs it as a child of a shell that setsid() detaches from,
-    # so stopping that shell would leave the master running.)
     # The resolver first: everything else looks names up through it.
     out.append(_program("unbound", f"/usr/sbin/unbound -d -p -c {UNBOUND_CONF}", priority=1,
                         stopwait=10))
+    # The master itself, in the foreground (-d), so supervisord's signals reach it.
+    # (`postfix start-fg` runs it as a child of a shell that setsid() detaches from,
+    # so stopping that shell would leave the master running.)
     out.append(_program("postfix", "/usr/lib/postfix/sbin/master -d", priority=10))
     out.append(_program("dovecot", "/usr/sbin/dovecot -F", priority=10))
     for daemon in SMTP_DAEMONS:

@@ -18,7 +18,7 @@ MTU = "network.mtu"
 class MTUScreen(EditScreen):
     TITLE_TEXT = "MTU"
     INTRO = ("A smaller MTU (1492 behind PPPoE) stops large packets from vanishing. "
-             "0 keeps what the container was given.")
+             "0: the MTU the container was given.")
 
     def fields(self) -> Iterable[tuple[str, str, bool, str]]:
         return ((MTU, "MTU", False, "0 or 576-9000"),)

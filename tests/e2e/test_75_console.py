@@ -147,8 +147,11 @@ def test_mtu_from_the_console_sets_the_interface_and_clamps_smtp(appliance: Appl
         ss = appliance.exec("ss", "-tni", "state", "listening", "( sport = :25 )").stdout
         assert ":25" in ss
     finally:
-        appliance.exec("appliance", "config", "set", "network.mtu", "1500")
+        appliance.exec("appliance", "config", "set", "network.mtu", "1450")
+        assert "mtu 1450 " in appliance.exec("ip", "link", "show", "eth0").stdout
+        # 0 gives back the MTU the container started with, and drops the clamp
         appliance.exec("appliance", "config", "set", "network.mtu", "0")
+    assert "mtu 1500 " in appliance.exec("ip", "link", "show", "eth0").stdout
     wait_for(lambda: client_mss(appliance.ip, 25) > 1400, 60, "port 25 without the clamp")
 
 

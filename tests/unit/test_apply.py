@@ -78,3 +78,20 @@ def test_duplicate_and_bad_user_names_are_refused() -> None:
         accounts.add_user(config, "Root!", "")
     with pytest.raises(ConfigError, match="no such user"):
         accounts.delete_user(config, "bob")
+
+
+def test_commit_refuses_a_file_changed_since_it_was_read(root: Path, monkeypatch) -> None:
+    from appliance.apply import commit
+    from appliance.config import load
+    from appliance.config.edit import set_value
+
+    monkeypatch.setattr(paths, "CONFIG", root / "appliance.toml")
+    paths.CONFIG.write_text(default_toml())
+    mine, theirs = load(paths.CONFIG), load(paths.CONFIG)
+    set_value(theirs, "queue.lifetime", ["1000"])
+    commit(theirs, check=False)
+    set_value(mine, "smtpd.timeout", ["60"])
+    with pytest.raises(ConfigError, match="changed by someone else since it was read"):
+        commit(mine, check=False)
+    data = load(paths.CONFIG).data
+    assert data["queue"]["lifetime"] == 1000 and data["smtpd"]["timeout"] == 120

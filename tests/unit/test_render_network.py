@@ -3,8 +3,6 @@ warning and the tracepath parser."""
 
 from __future__ import annotations
 
-import json
-
 import pytest
 
 from appliance.config import ConfigError, parse
@@ -64,7 +62,6 @@ def test_mss_clamp_follows_the_mtu_and_lookups_use_unbound() -> None:
     assert plain["dns"]["nameservers"] == ["127.0.0.1"]
     clamped = smtpd.settings(config(mtu="1492"))
     assert {d["tcp_maxseg"] for d in clamped["daemons"].values()} == {1452}
-    json.dumps(clamped)
 
 
 def test_unbound_starts_first() -> None:
@@ -99,3 +96,33 @@ def test_forwarder_warning_only_for_public_resolvers_with_block_lists() -> None:
 def test_probe_refuses_what_is_not_a_host() -> None:
     assert probe_pmtu("-n evil").error == "not a host name or address"
     assert probe_pmtu("").pmtu is None
+
+
+def test_mtu_zero_restores_what_the_container_was_given(tmp_path, monkeypatch) -> None:
+    from appliance import network
+
+    monkeypatch.setattr(network, "GIVEN_MTU", tmp_path / "interface-mtu.json")
+    monkeypatch.setattr(network, "interface_mtu", lambda name: 1500)
+    set_to: list[tuple[str, int]] = []
+    monkeypatch.setattr(network, "set_mtu", lambda name, mtu: set_to.append((name, mtu)) or "")
+    assert network.apply_mtu(config()) is None  # nothing recorded: left alone
+    network.remember_given_mtu("eth0")
+    network.apply_mtu(config(mtu="1400"))
+    network.apply_mtu(config())
+    assert set_to == [("eth0", 1400), ("eth0", 1500)]
+
+
+def test_recent_transactions_reads_the_newest_lines_of_every_daemon(tmp_path,
+                                                                     monkeypatch) -> None:
+    from appliance import paths, status
+
+    monkeypatch.setattr(paths, "TERSE_LOG_DIR", tmp_path)
+    (tmp_path / "smtpd-smtp.log").write_text("".join(
+        f"2026-11-21T10:{i // 60:02d}:{i % 60:02d} smtp line {i} {'x' * 80}\n"
+        for i in range(1800)))  # 200 KB: more than the tail that is read
+    (tmp_path / "smtpd-submission.log").write_text(
+        "2026-11-21T10:30:00 submission newest\n")
+    lines = status.recent_transactions(3)
+    assert lines == [f"2026-11-21T10:29:58 smtp line 1798 {'x' * 80}",
+                     f"2026-11-21T10:29:59 smtp line 1799 {'x' * 80}",
+                     "2026-11-21T10:30:00 submission newest"]
