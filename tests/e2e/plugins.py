@@ -10,7 +10,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from tests.e2e.conftest import ALICE_PASSWORD, DOMAIN, Appliance, sink_messages, wait_for
-from tests.e2e.mail import TIMEOUT_S, imap_message, message, tls_context
+from tests.e2e.mail import TIMEOUT_S, date_now, imap_message, message, tls_context
 
 
 def uid() -> str:
@@ -168,6 +168,6 @@ def dialogue(ip: str, *, helo: str = "mx.remote.test", sender: str = "someone@re
 def body(subject: str, *, sender: str = "someone@remote.test", to: str = "alice@example.com",
          extra_headers: str = "", text: str = "Hello.\n") -> bytes:
     msg = (f"From: {sender}\nTo: {to}\nSubject: {subject}\n"
-           f"Date: Sat, 21 Nov 2026 10:00:00 +0000\nMessage-ID: <{subject}@remote.test>\n"
+           f"Date: {date_now()}\nMessage-ID: <{subject}@remote.test>\n"
            f"{extra_headers}\n{text}")
     return msg.replace("\n", "\r\n").encode()

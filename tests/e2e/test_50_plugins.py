@@ -18,6 +18,7 @@ from tests.e2e.conftest import (
     sink_messages,
     wait_for,
 )
+from tests.e2e.mail import date_now
 from tests.e2e.plugins import body, configured, delivered, dialogue, uid
 
 ALICE = f"alice@{DOMAIN}"
@@ -386,7 +387,7 @@ def test_tnef_attachment_arrives_as_mime_parts(appliance: Appliance) -> None:
     subject = f"tnef-{uid()}"
     msg = EmailMessage()
     msg["From"], msg["To"], msg["Subject"] = "x@remote.test", ALICE, subject
-    msg["Date"] = "Sat, 21 Nov 2026 10:00:00 +0000"
+    msg["Date"] = date_now()
     msg.set_content("see attachment")
     msg.add_attachment(samples[0].read_bytes(), maintype="application", subtype="ms-tnef",
                        filename="winmail.dat")

@@ -8,13 +8,13 @@ import email
 import email.policy
 
 from tests.e2e.conftest import ALICE_PASSWORD, DOMAIN, SINK_IP, STATE, Appliance
-from tests.e2e.mail import imap_message
+from tests.e2e.mail import date_now, imap_message
 from tests.e2e.plugins import add_user, delivered, settings, submit, uid
 
 ALICE = f"alice@{DOMAIN}"
 DROP_PASSWORD = 'drop"pass\\1'  # tests/e2e/peers/maildrop.py: fetchmail's quoting, for real
 ERIN_PASSWORD = "Erin-e2e-passw0rd"
-DATE = "Date: Sat, 21 Nov 2026 10:00:00 +0000\r\n"
+DATE = f"Date: {date_now()}\r\n"
 
 
 def held_for(domain: str, subject: str) -> None:

@@ -19,7 +19,7 @@ from email.message import EmailMessage
 import pytest
 
 from tests.e2e.conftest import ALICE_PASSWORD, CLAMAV_DB, TEST_SIGNATURES, Appliance, wait_for
-from tests.e2e.mail import TIMEOUT_S, imap_message, tls_context
+from tests.e2e.mail import TIMEOUT_S, date_now, imap_message, tls_context
 from tests.e2e.plugins import body, changed, delivered, dialogue, queue_drained, uid
 from tests.samples import EICAR
 from tests.samples import GTUBE as GTUBE_BYTES
@@ -58,8 +58,12 @@ def assert_landed_in_inbox(app: Appliance, subject: str) -> None:
     a miss says whether it went to junkmail and what the logs said."""
     queue_drained(app)
     where = {box: count(app, box, subject) for box in ("INBOX", "junkmail")}
-    assert where == {"INBOX": 1, "junkmail": 0}, (where, app.compose(
-        "logs", "--tail", "60", "appliance", check=False).stdout)
+    if where != {"INBOX": 1, "junkmail": 0}:
+        junk = imap_message(app.ip, "alice", ALICE_PASSWORD, subject, "junkmail") or b""
+        verdict = re.search(rb"X-Spam-Status:.*?\r\n(?=\S)", junk, re.S)
+        pytest.fail(f"{subject}: {where}; junkmail copy: "
+                    f"{verdict.group(0).decode() if verdict else '-'}\n"
+                    + app.compose("logs", "--tail", "60", "appliance", check=False).stdout)
 
 
 def append(app: Appliance, mailbox: str, subject: str, when: float | None = None,
@@ -78,7 +82,7 @@ def with_attachment(subject: str, name: str, payload: bytes) -> bytes:
     msg = EmailMessage()
     msg["From"], msg["To"], msg["Subject"] = "someone@remote.test", "alice@example.com", subject
     msg["Message-ID"] = f"<{subject}@remote.test>"
-    msg["Date"] = "Sat, 21 Nov 2026 10:00:00 +0000"
+    msg["Date"] = date_now()
     msg.set_content("See the attachment.")
     msg.add_attachment(payload, maintype="application", subtype="octet-stream", filename=name)
     return msg.as_bytes().replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")

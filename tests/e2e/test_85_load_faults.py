@@ -35,7 +35,7 @@ import pytest
 
 from appliance.smtpd import replies
 from tests.e2e.conftest import DOMAIN, STATE, UP_TIMEOUT_S, Appliance, wait_for
-from tests.e2e.mail import TIMEOUT_S, tls_context
+from tests.e2e.mail import TIMEOUT_S, date_now, tls_context
 from tests.e2e.plugins import add_user, delivered, queue_drained, settings, uid
 
 USER, PASSWORD = "loadtest", "Load-test-passw0rd"
@@ -70,7 +70,7 @@ class Load:
         msg["From"] = "load@remote.test"
         msg["To"] = self.recipient
         msg["Subject"] = f"load {self.run} {n}"
-        msg["Date"] = "Sat, 21 Nov 2026 10:00:00 +0000"
+        msg["Date"] = date_now()
         msg["Message-ID"] = self.message_id(n)
         msg.set_content(f"Message {n} of run {self.run}.\n" + "x" * 1500 + "\n")
         return msg
@@ -256,7 +256,7 @@ def test_500_idle_connections_from_one_address_are_capped_and_others_still_serve
                                  "import smtplib; from email.message import EmailMessage; "
                                  "m = EmailMessage(); m['From'] = 'other@remote.test'; "
                                  f"m['To'] = 'alice@{DOMAIN}'; m['Subject'] = '{subject}'; "
-                                 "m['Date'] = 'Sat, 21 Nov 2026 10:00:00 +0000'; "
+                                 f"m['Date'] = '{date_now()}'; "
                                  "m.set_content('hi'); "
                                  f"smtplib.SMTP('{appliance.ip}', 25, timeout=30)"
                                  ".send_message(m)", check=False)
@@ -335,7 +335,7 @@ def test_a_byte_at_a_time_client_is_timed_out_and_a_slow_real_upload_survives(
             smtp.putcmd("DATA")
             assert smtp.getreply()[0] == 354
             head = (f"From: slow@remote.test\r\nTo: alice@{DOMAIN}\r\nSubject: {subject}\r\n"
-                    "Date: Sat, 21 Nov 2026 10:00:00 +0000\r\n\r\n")
+                    f"Date: {date_now()}\r\n\r\n")
             smtp.sock.sendall(head.encode())
             for i in range(0, len(body), 10_000):
                 smtp.sock.sendall(body[i:i + 10_000].encode())
