@@ -11,8 +11,12 @@ import os
 import shutil
 import subprocess
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from appliance import paths
+
+if TYPE_CHECKING:
+    from appliance.config import Config
 
 
 @dataclass
@@ -90,7 +94,11 @@ def collect() -> Status:
             s.problems.append(f"the TLS certificate expires in {days} days")
     except (OSError, ValueError) as e:
         s.problems.append(f"TLS certificate unreadable: {e}")
-    spam_on, clamav_on = _filters_enabled(s)
+    config = _settings(s)
+    if config is not None and (problem := disk_problem(s.disk_free, config)):
+        s.problems.append(problem)
+    spam_on, clamav_on = (True, True) if config is None else (
+        bool(config.data["spamassassin"]["enabled"]), bool(config.data["clamav"]["enabled"]))
     if spam_on and (problem := _spamd_problem()):
         s.problems.append(problem)
     if clamav_on:
@@ -101,15 +109,27 @@ def collect() -> Status:
     return s
 
 
-def _filters_enabled(s: Status) -> tuple[bool, bool]:
+def _settings(s: Status) -> Config | None:
+    """appliance.toml, or None (and a problem) when it cannot be read; the
+    filters are then reported as if on, to say what we can about them anyway."""
     from appliance.config import ConfigError, load
 
     try:
-        data = load(paths.CONFIG).data
+        return load(paths.CONFIG)
     except ConfigError as e:
         s.problems.append(f"appliance.toml: {e}")
-        return True, True  # say what we can about them anyway
-    return bool(data["spamassassin"]["enabled"]), bool(data["clamav"]["enabled"])
+        return None
+
+
+def disk_problem(free: int, config: Config) -> str | None:
+    """Short of Postfix's queue_minfree, every MAIL gets 452 4.3.1."""
+    from appliance.render.postfix import queue_minfree
+
+    needed = queue_minfree(config)
+    if free >= needed:
+        return None
+    return (f"data volume has {_size(free)} free, under the {_size(needed)} mail needs: "
+            "new mail is refused (452 4.3.1) until space is freed")
 
 
 def _spamd_problem() -> str | None:

@@ -12,6 +12,7 @@ from appliance.accounts import addresses
 from appliance.config import Config
 from appliance.config.schema import parse_server
 from appliance.render.files import RenderedFile
+from appliance.smtpd.storage import min_free
 
 SERVICE = "postfix"
 HANDOFF_ADDRESS = ("127.0.0.1", 10025)
@@ -21,6 +22,15 @@ MAPS = "/etc/postfix/appliance"
 # Headers Postfix and our daemons add after a client's DATA must not push a message that
 # was accepted at exactly the limit over Postfix's own limit.
 HEADER_ALLOWANCE = 64 * 1024
+
+
+def message_size_limit(config: Config) -> int:
+    return int(config.data["smtpd"]["max_message_size"]) + HEADER_ALLOWANCE
+
+
+def queue_minfree(config: Config) -> int:
+    """Room for one message at the limit and half another, as Postfix documents."""
+    return min_free(message_size_limit(config))
 
 
 def main_cf(config: Config) -> str:
@@ -74,7 +84,9 @@ recipient_delimiter = {d['smtpd']['check_goodrcptto']['extension_separator']}
 relay_domains = {relay_domains}
 transport_maps = texthash:{MAPS}/transport
 
-message_size_limit = {d['smtpd']['max_message_size'] + HEADER_ALLOWANCE}
+message_size_limit = {message_size_limit(config)}
+# MAIL gets 452 4.3.1 below this much free space (our daemons check it too).
+queue_minfree = {queue_minfree(config)}
 maximal_queue_lifetime = {q['lifetime']}s
 bounce_queue_lifetime = {q['lifetime']}s
 # Bounces that cannot be returned (SME DoubleBounceTo).

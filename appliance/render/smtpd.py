@@ -14,7 +14,7 @@ from appliance.config import Config
 from appliance.config.schema import PLUGIN_SECTIONS
 from appliance.render.files import RenderedFile
 from appliance.render.network import mss
-from appliance.render.postfix import HANDOFF_ADDRESS
+from appliance.render.postfix import HANDOFF_ADDRESS, queue_minfree
 from appliance.render.spamassassin import reject_level, tag_level
 from appliance.render.unbound import LISTEN as UNBOUND_LISTEN
 
@@ -52,6 +52,9 @@ def settings(config: Config) -> dict:
         },
         "dns": {"nameservers": [UNBOUND_LISTEN], "timeout": s["dns_timeout"]},
         "state_dir": str(paths.SMTPD_STATE),
+        # MAIL gets 452 4.3.1 when this file system is short of space (as Postfix does)
+        "queue_dir": str(paths.POSTFIX_QUEUE),
+        "queue_min_free": queue_minfree(config),
         "log_level": s["log_level"],
         "plugin_settings": plugin_settings(config),
         "local_networks": list(d["network"]["local_networks"]),

@@ -16,7 +16,7 @@ from typing import Any
 
 from aiosmtpd.smtp import MISSING, AuthResult, Envelope, LoginPassword, Session
 
-from appliance.smtpd import replies
+from appliance.smtpd import replies, storage
 from appliance.smtpd.auth import PasswordChecker
 from appliance.smtpd.handoff import PostfixHandoff
 from appliance.smtpd.hooks import Connection, Transaction
@@ -43,6 +43,14 @@ class State:
     @property
     def max_recipients(self) -> int:
         return int(self.settings.get("max_recipients", 100))
+
+    @property
+    def queue_dir(self) -> str:
+        return str(self.settings.get("queue_dir", ""))
+
+    @property
+    def queue_min_free(self) -> int:
+        return int(self.settings.get("queue_min_free", 0))
 
     @property
     def relay_requires_auth(self) -> bool:
@@ -185,6 +193,12 @@ class Handler:
         conn = server.conn
         assert conn is not None
         self._end_transaction(conn, "aborted")
+        if self.state.queue_dir and not storage.has_room(
+                self.state.queue_dir, self.state.queue_min_free,
+                storage.declared_size(mail_options)):
+            log.warning("%s: MAIL refused, the queue's file system is short of space",
+                        conn.remote_ip)
+            return replies.INSUFFICIENT_STORAGE
         # aiosmtpd reports the null sender (bounces) as "<>"; plugins and the hand-off
         # see it as "" (envelope.mail_from must stay non-empty for aiosmtpd's own checks).
         txn = Transaction(sender="" if address == "<>" else address)

@@ -15,6 +15,7 @@ SHUTTING_DOWN = "421 4.3.2 Service shutting down, try again later"
 TIMEOUT = "421 4.4.2 {hostname} Error: timeout exceeded"
 
 TOO_MANY_RECIPIENTS = "452 4.5.3 Too many recipients"
+INSUFFICIENT_STORAGE = "452 4.3.1 Insufficient system storage"
 UNRECOGNIZED = '500 5.5.1 Command "{command}" not recognized'
 TOO_MANY_UNRECOGNIZED = "421 4.7.0 Too many unrecognized commands, goodbye"
 NO_DECISION = "450 4.7.1 No plugin decided about this recipient, try again later"

@@ -102,11 +102,12 @@ def wait_for(condition: Callable[[], Any], timeout: float, what: str, every: flo
 class Appliance:
     container: str
     ip: str
+    command: tuple[str, ...] = tuple(COMPOSE)  # `docker compose -p … -f …` of its project
 
     def compose(self, *args: str, check: bool = True, input: str | None = None,
                 timeout: float = UP_TIMEOUT_S) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([*COMPOSE, *args], capture_output=True, text=True, check=check,
-                              input=input, timeout=timeout)
+        return subprocess.run([*self.command, *args], capture_output=True, text=True,
+                              check=check, input=input, timeout=timeout)
 
     def exec(self, *cmd: str, input: str | None = None, check: bool = True,
              timeout: float = 60) -> subprocess.CompletedProcess[str]:
@@ -192,15 +193,27 @@ def appliance() -> Iterator[Appliance]:
     (STATE / "sink").mkdir(parents=True)
     _zones.base()
     os.environ["E2E_STATE"] = str(STATE)  # compose.e2e.yaml mounts it into the peers
-    up = subprocess.run([*COMPOSE, "up", "-d", "--wait", "--wait-timeout", str(UP_TIMEOUT_S)],
+    app = start_appliance(COMPOSE)
+    yield app
+    if not os.environ.get("E2E_KEEP"):
+        subprocess.run([*COMPOSE, "down", "-v", "--remove-orphans"], capture_output=True,
+                       check=False, timeout=UP_TIMEOUT_S)
+
+
+def start_appliance(command: list[str]) -> Appliance:
+    """Bring a project up from scratch (its volumes removed first), ready for mail: alice
+    exists, the test signatures are in, spamd and clamd answer."""
+    subprocess.run([*command, "down", "-v", "--remove-orphans"], capture_output=True,
+                   check=False, timeout=UP_TIMEOUT_S)
+    up = subprocess.run([*command, "up", "-d", "--wait", "--wait-timeout", str(UP_TIMEOUT_S)],
                         capture_output=True, text=True, check=False, timeout=UP_TIMEOUT_S + 60)
     if up.returncode != 0:
-        logs = subprocess.run([*COMPOSE, "logs", "--tail", "80"], capture_output=True,
+        logs = subprocess.run([*command, "logs", "--tail", "80"], capture_output=True,
                               text=True, check=False).stdout
         pytest.fail(f"the appliance did not come up healthy:\n{up.stderr}\n{logs}")
-    container = subprocess.run([*COMPOSE, "ps", "-q", "appliance"], capture_output=True,
+    container = subprocess.run([*command, "ps", "-q", "appliance"], capture_output=True,
                                text=True, check=True).stdout.strip()
-    app = Appliance(container=container, ip=container_ip(container))
+    app = Appliance(container=container, ip=container_ip(container), command=tuple(command))
     app.exec("appliance", "user", "add", "alice", "--full-name", "Alice Example",
              "--password-stdin", input=ALICE_PASSWORD + "\n")
     # The daemons pick up the new user on SIGHUP, a moment after `user add` returns.
@@ -210,10 +223,7 @@ def appliance() -> Iterator[Appliance]:
     # spamd compiles its rules and clamd loads the signatures before mail can pass.
     wait_for(lambda: app.exec("appliance", "status", check=False).returncode == 0, 120,
              "`appliance status` to report no problems (spamd and clamd ready)")
-    yield app
-    if not os.environ.get("E2E_KEEP"):
-        subprocess.run([*COMPOSE, "down", "-v", "--remove-orphans"], capture_output=True,
-                       check=False, timeout=UP_TIMEOUT_S)
+    return app
 
 
 @pytest.fixture(scope="session")

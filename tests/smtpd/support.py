@@ -71,6 +71,7 @@ def make_settings(
     settings["tls"] = {"cert": str(cert), "key": str(key)}
     state = Path(tempfile.mkdtemp(prefix="smtpd-state-"))
     settings["state_dir"] = str(state)
+    settings["queue_dir"] = str(state)  # the free-space check at MAIL reads a real fs
     settings["dkim_keys"] = str(state / "dkim")
     # Greet at once unless a test asks for earlytalker's pause (SME waits 1 s).
     if "[smtpd.earlytalker]" not in extra_toml:

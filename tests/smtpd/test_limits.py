@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
-from appliance.smtpd import replies
+from appliance.smtpd import replies, storage
 from tests.smtpd.conftest import StartDaemon
 from tests.smtpd.support import HOSTNAME, RawClient, eventually, port
 
@@ -83,3 +85,38 @@ async def test_smtps_refuses_over_the_cap_inside_tls(start_daemon: StartDaemon) 
     finally:
         await first.close()
     await eventually(lambda: daemon.limits.total == 0, what="every slot to be released")
+
+
+async def test_mail_gets_452_when_the_queue_file_system_is_short_of_space(
+    start_daemon: StartDaemon,
+) -> None:
+    """Postfix's rule (1.5 x the size limit must be free), checked against the real file
+    system of the queue directory: short of room, MAIL is refused before any body."""
+    daemon = await start_daemon("smtp")
+    settings = daemon.handler.state.settings
+    free = storage.free_bytes(settings["queue_dir"])
+    assert free
+    c = await RawClient.connect(port(daemon))
+    try:
+        assert await c.read_line() == GREETING
+        await c.command("EHLO client.example.org")
+        settings["queue_min_free"] = free + 2**30  # short of room
+        assert await c.command("MAIL FROM:<a@example.org>") == replies.INSUFFICIENT_STORAGE
+        assert await c.command("RCPT TO:<alice@example.com>") == "503 Error: need MAIL command"
+        settings["queue_min_free"] = free // 2  # space returned: served again
+        assert await c.command("MAIL FROM:<a@example.org>") == replies.OK_SENDER
+    finally:
+        await c.close()
+
+
+def test_the_room_needed_is_the_minimum_or_one_and_a_half_declared_sizes(
+    tmp_path: Path,
+) -> None:
+    free = storage.free_bytes(str(tmp_path))
+    assert free
+    assert storage.min_free(10_000_000) == 15_000_000
+    assert storage.has_room(str(tmp_path), free // 2)
+    assert not storage.has_room(str(tmp_path), free // 2, declared=free)  # 1.5 x declared
+    assert storage.declared_size(["BODY=8BITMIME", "size=1234"]) == 1234
+    assert storage.declared_size(["SIZE=abc"]) == 0
+    assert storage.has_room("/nonexistent/queue", 10**18)  # unknown: Postfix decides

@@ -47,6 +47,12 @@ def test_postfix_domains_limits_and_lifetime() -> None:
     assert "myhostname = mx.corp.example" in main
     assert "virtual_mailbox_domains = corp.example, other.example" in main
     assert f"message_size_limit = {15000000 + HEADER_ALLOWANCE}" in main
+    # 452 4.3.1 below 1.5 x the limit free, in Postfix and in our daemons alike
+    minfree = int(1.5 * (15000000 + HEADER_ALLOWANCE))
+    assert f"queue_minfree = {minfree}" in main
+    smtpd = json.loads(files()["/etc/appliance/smtpd.json"])
+    assert smtpd["queue_min_free"] == minfree
+    assert smtpd["queue_dir"] == "/var/lib/appliance/postfix"
     assert "maximal_queue_lifetime = 3600s" in main
     assert "smtp       unix  - - n -  7 smtp" in files()["/etc/postfix/master.cf"]
 

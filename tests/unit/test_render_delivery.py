@@ -229,3 +229,14 @@ def test_smarthost_credentials_cannot_add_lines_to_postfix_maps() -> None:
                      'smarthost_password = "x\\n[evil.example]:25 a:b"\n')
     with pytest.raises(ConfigError, match="smarthost_user"):
         parse(BASE + '[delivery]\nsmarthost_user = "a b:c"\n')
+
+
+def test_status_names_a_data_volume_short_of_the_room_mail_needs() -> None:
+    from appliance.status import disk_problem
+
+    cfg = parse('[system]\nhostname = "mail"\ndomain = "example.com"\n'
+                       "[smtpd]\nmax_message_size = 10000000\n")
+    needed = int(1.5 * (10000000 + 64 * 1024))
+    assert disk_problem(needed, cfg) is None
+    problem = disk_problem(needed - 1, cfg)
+    assert problem and "452 4.3.1" in problem and "data volume has" in problem
