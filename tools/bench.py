@@ -13,11 +13,18 @@ alternate so machine noise hits both alike; the ratio of median rates is the num
 watch. Postfix alone scans nothing, so with spamd in the chain the ratio says what the
 content filters cost. Also prints where the time goes per plugin (from the terse log)
 and the RSS of each SMTP daemon, of spamd and of clamd.
+
+Then the soak (--soak-minutes, 30 by default; 0 skips it): smtp-source keeps port 25
+busy while the RSS and open file descriptors of every long-running process are sampled
+each --sample-seconds; the curve is printed, with the drift between the first and the
+last fifth of the run, and every acknowledged message is counted in the mailbox.
+Memory there is PSS (shared pages split between the processes that map them).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import re
 import statistics
@@ -58,11 +65,12 @@ def queue_empty() -> bool:
     return ex("postqueue", "-j").strip() == ""
 
 
-def run_source(port: int, messages: int, sessions: int, size: int) -> float:
+def run_source(port: int, messages: int, sessions: int, size: int, drain: bool = True) -> float:
     """Messages per second accepted on `port` (smtp-source exits after the last 250)."""
     cmd = ["smtp-source", "-l", str(size), "-m", str(messages), "-s", str(sessions),
            "-f", "bench@remote.test", "-t", "bench@example.com", f"127.0.0.1:{port}"]
-    wait_for(queue_empty, 600, "the queue to drain between rounds")
+    if drain:
+        wait_for(queue_empty, 600, "the queue to drain between rounds")
     start = time.perf_counter()
     out = subprocess.run([*COMPOSE, "exec", "-T", "appliance", *cmd], capture_output=True,
                          text=True, timeout=1800)
@@ -91,6 +99,97 @@ def time_share() -> str:
                      for name, ms in rows) + f"\n  ({n} messages)"
 
 
+# Run inside the container as root: memory (KiB) and open descriptors per supervised
+# program, summed over its process tree (spamd, Postfix and Dovecot fork children).
+# Memory is PSS, RSS with shared pages split between their users, so a sum over
+# processes that share libraries is not counted many times over.
+SAMPLER = r"""
+import json, os, subprocess
+def tree(pid):
+    out = [pid]
+    for t in os.listdir(f"/proc/{pid}/task"):
+        try:
+            kids = open(f"/proc/{pid}/task/{t}/children").read().split()
+        except OSError:
+            continue
+        for k in kids:
+            out += tree(int(k))
+    return out
+def measure(pids):
+    rss = fds = 0
+    for p in pids:
+        try:
+            for line in open(f"/proc/{p}/smaps_rollup"):
+                if line.startswith("Pss:"):
+                    rss += int(line.split()[1])
+            fds += len(os.listdir(f"/proc/{p}/fd"))
+        except OSError:
+            pass
+    return rss, fds
+res = {}
+for name in %r:
+    pid = subprocess.run(["supervisorctl", "pid", name], capture_output=True,
+                         text=True).stdout.strip()
+    if pid.isdigit() and pid != "0":
+        res[name] = measure(tree(int(pid)))
+print(json.dumps(res))
+"""
+SOAKED = ["smtpd-smtp", "smtpd-smtps", "smtpd-submission", "postfix", "dovecot", "spamd",
+          "clamd", "unbound", "scheduler"]
+
+
+def sample() -> dict[str, tuple[int, int]]:
+    return json.loads(ex("/opt/appliance/bin/python", "-c", SAMPLER % (SOAKED,)))
+
+
+def inbox_count(user: str) -> int:
+    out = ex("doveadm", "mailbox", "status", "-u", user, "messages", "INBOX")
+    return int(out.split("=")[1])
+
+
+def soak(minutes: float, every: float, sessions: int, size: int) -> None:
+    """Port 25 under steady load for `minutes`; the RSS/fd curve and the drift."""
+    print(f"\nsoak: {minutes:g} min of smtp-source on port 25 ({sessions} sessions, "
+          f"{size} B), sampled every {every:g} s")
+    before = inbox_count("bench")
+    samples: list[tuple[float, int, dict[str, tuple[int, int]]]] = []
+    sent = 0
+    start = time.monotonic()
+    deadline = start + minutes * 60
+    next_sample = start
+    while True:
+        now = time.monotonic()
+        if now >= next_sample:
+            samples.append((now - start, sent, sample()))
+            next_sample += every
+            t, n, m = samples[-1]
+            print(f"  {t / 60:5.1f} min {n:7d} sent  " + "  ".join(
+                f"{k.removeprefix('smtpd-')} {v[0] / 1024:.0f}M/{v[1]}fd"
+                for k, v in m.items()), flush=True)
+        if now >= deadline:
+            break
+        batch = 100  # acknowledged by smtp-source, which fails on any non-250
+        run_source(25, batch, sessions, size, drain=False)
+        sent += batch
+    wait_for(queue_empty, 900, "the queue to drain after the soak")
+    delivered = inbox_count("bench") - before
+    print(f"soak: {sent} messages acknowledged with 250, {delivered} delivered to the "
+          f"mailbox ({sent / (minutes * 60):.1f} msg/s)")
+    fifth = max(1, len(samples) // 5)
+    print("drift, mean of the last fifth vs the first (PSS, open descriptors):")
+    for name in samples[0][2]:
+        def mean(rows, i, name=name):
+            vals = [m[name][i] for _, _, m in rows if name in m]
+            return statistics.mean(vals) if vals else 0
+        first, last = samples[:fifth], samples[-fifth:]
+        r0, r1 = mean(first, 0), mean(last, 0)
+        f0, f1 = mean(first, 1), mean(last, 1)
+        peak = max(m[name][0] for _, _, m in samples if name in m)
+        print(f"  {name:17s} PSS {r0 / 1024:7.1f} -> {r1 / 1024:7.1f} MiB "
+              f"({(r1 - r0) / max(r0, 1) * 100:+5.1f}%, peak {peak / 1024:.1f})   "
+              f"fds {f0:6.1f} -> {f1:6.1f}")
+
+
 def ex_container() -> str:
     return sh(*COMPOSE, "ps", "-q", "appliance").strip()
 
@@ -101,6 +200,9 @@ def main() -> int:
     ap.add_argument("--sessions", type=int, default=20)
     ap.add_argument("--size", type=int, default=20480, help="bytes per message")
     ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--soak-minutes", type=float, default=30.0,
+                    help="steady load afterwards, sampling RSS and descriptors (0: none)")
+    ap.add_argument("--sample-seconds", type=float, default=60.0)
     ap.add_argument("--keep", action="store_true", help="leave the bench container running")
     a = ap.parse_args()
 
@@ -150,6 +252,8 @@ def main() -> int:
             "/opt/appliance/bin/python3 /opt/appliance/bin/appliance ", "  KiB  "))
         print("\nRSS of the content filters (KiB):")
         print(ex("ps", "-o", "rss=,args=", "-C", "spamd,clamd").rstrip())
+        if a.soak_minutes > 0:
+            soak(a.soak_minutes, a.sample_seconds, a.sessions, a.size)
     finally:
         if not a.keep:
             sh(*COMPOSE, "down", "-v", "--remove-orphans", check=False)
