@@ -37,6 +37,7 @@ from appliance.render.dovecot import JUNKMAIL_SIEVE
 from appliance.render.fetchmail import RC
 from appliance.render.supervisord import SMTP_DAEMONS
 from appliance.render.unbound import CONF as UNBOUND_CONF
+from appliance.render.webmail import NGINX_CONF, PHP_FPM_CONF
 
 log = logging.getLogger("appliance.apply")
 
@@ -151,6 +152,13 @@ def check_staged(staging: Path, changed: dict[str, list[RenderedFile]]) -> None:
     if "fetchmail" in changed:
         _run_check(["fetchmail", "--configdump", "--nosyslog", "-f",
                     str(staging / RC.lstrip("/"))], "fetchmail")
+    if "webmail" in changed:
+        def staged_or_live(path: str) -> str:  # only the changed files are staged
+            staged = staging / path.lstrip("/")
+            return str(staged if staged.exists() else _real(path, paths.ROOT))
+
+        _run_check(["nginx", "-t", "-q", "-c", staged_or_live(NGINX_CONF)], "nginx")
+        _run_check(["php-fpm8.2", "-t", "-y", staged_or_live(PHP_FPM_CONF)], "php-fpm")
     if "unbound" in changed:
         _run_check(["unbound-checkconf", str(staging / UNBOUND_CONF.lstrip("/"))], "unbound")
     if "smtpd" in changed:
@@ -207,7 +215,7 @@ def compile_sieve(script: Path, dovecot_conf: Path) -> str | None:
 
 def reload_services(services: list[str], previous_smtpd: dict | None, new_smtpd: dict | None,
                     changed_paths: frozenset[str] = frozenset(),
-                    config: Config | None = None) -> list[str]:
+                    config: Config | None = None, tls_replaced: bool = False) -> list[str]:
     """Tell running services to pick up their new files; returns what was done."""
     done: list[str] = []
     if not paths.SUPERVISOR_SOCKET.exists():
@@ -244,9 +252,17 @@ def reload_services(services: list[str], previous_smtpd: dict | None, new_smtpd:
     if "postfix" in services:
         run("postfix", "reload")
         done.append("postfix: reload")
-    if "dovecot" in services:
+    if "dovecot" in services or tls_replaced:
         run("doveadm", "reload")
         done.append("dovecot: reload")
+    if "webmail" in services or tls_replaced:
+        web = _programs()
+        if "nginx" in web:
+            ctl("signal", "HUP", "nginx")  # new workers with the new files, no drop
+            done.append("nginx: reload")
+        if "php-fpm" in web:
+            ctl("signal", "USR2", "php-fpm")  # php-fpm's graceful reload
+            done.append("php-fpm: reload")
     if "spamassassin" in services and "spamd" in running:
         ctl("signal", "HUP", "spamd")  # spamd re-reads local.cf
         done.append("spamd: reload")
@@ -256,13 +272,17 @@ def reload_services(services: list[str], previous_smtpd: dict | None, new_smtpd:
         if program in running and conf in changed_paths:
             ctl("restart", program)
             done.append(f"{program}: restart")
-    if "smtpd" in services and new_smtpd is not None:
+    if tls_replaced and new_smtpd is None and config is not None:
+        from appliance.render.smtpd import settings as smtpd_settings
+
+        new_smtpd = previous_smtpd = smtpd_settings(config)
+    if ("smtpd" in services or tls_replaced) and new_smtpd is not None:
         for daemon in SMTP_DAEMONS:
             new = new_smtpd["daemons"][daemon]
             old = (previous_smtpd or {}).get("daemons", {}).get(daemon)
             if not new["enabled"]:
                 continue
-            if old != new:
+            if old != new or tls_replaced:
                 # Listener settings (port, TLS, caps) need a fresh process.
                 ctl("restart", f"smtpd-{daemon}")
                 done.append(f"smtpd-{daemon}: restart")
@@ -314,7 +334,8 @@ def _apply(config: Config, *, dry_run: bool, check: bool, reload: bool) -> Plan:
     if warning := forwarder_warning(config.data["network"]["dns_forwarders"], config):
         p.warnings.append(warning)
         log.warning("%s", warning)
-    if dry_run or not p.changed:
+    tls_fingerprint = _replaced_certificate(p) if strict else None
+    if dry_run or not (p.changed or tls_fingerprint):
         return p
     if check:
         with tempfile.TemporaryDirectory(prefix="appliance-stage-") as tmp:
@@ -335,7 +356,27 @@ def _apply(config: Config, *, dry_run: bool, check: bool, reload: bool) -> Plan:
     if reload:
         new = json.loads(p.changed["smtpd"][0].text) if "smtpd" in p.changed else None
         p.reloaded = reload_services(p.services, previous, new, frozenset(
-            f.path for files in p.changed.values() for f in files), config)
+            f.path for files in p.changed.values() for f in files), config,
+            tls_replaced=tls_fingerprint is not None)
         for line in p.reloaded:
             log.info("%s", line)
+    if tls_fingerprint:
+        write_atomic(paths.TLS_IN_USE, tls_fingerprint + "\n", mode=0o644)
     return p
+
+
+def _replaced_certificate(p: Plan) -> str | None:
+    """The new fingerprint when tls/cert.pem or key.pem differ from what the services
+    loaded (a dropped-in certificate); ConfigError, changing nothing, if they are not a
+    usable pair."""
+    from appliance.tls import check_pair
+
+    try:
+        fingerprint = check_pair(paths.TLS_CERT, paths.TLS_KEY)
+    except ValueError as e:
+        raise ConfigError(f"TLS certificate: {e}; nothing was applied") from None
+    if (_current(paths.TLS_IN_USE) or "").strip() == fingerprint:
+        return None
+    p.diffs.append(f"{paths.TLS_CERT} and {paths.TLS_KEY}: a new certificate for every "
+                   "TLS service\n")
+    return fingerprint

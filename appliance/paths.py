@@ -23,6 +23,8 @@ SMTPD_JSON = "/etc/appliance/smtpd.json"  # as the daemons see it
 SMTPD_CONFIG = ROOT / SMTPD_JSON.lstrip("/")
 SUPERVISORD_CONF = ETC / "appliance/supervisord.conf"
 SUPERVISOR_SOCKET = Path("/run/appliance/supervisor.sock")
+# Fingerprint of the certificate and key the running services loaded (appliance.tls)
+TLS_IN_USE = Path("/run/appliance/tls-in-use")
 SPAMASSASSIN_DIR = DATA / "spamassassin"  # spamd's home: the Bayes database
 CLAMAV_DB = DATA / "clamav"  # signatures (freshclam's downloads, or dropped in by hand)
 SPAMD_SOCKET = Path("/run/spamd/spamd.sock")

@@ -130,10 +130,12 @@ CONFIGURATION: dict[str, dict[str, Prop]] = {
         "MaxRecursion": Prop("clamav.max_recursion"),
         "HeuristicScanPrecedence": _yes_no("clamav.heuristic_scan_precedence"),
     },
-    "imap": {"status": Prop("imap.enabled"),
+    "imap": {"status": Prop("imap.enabled"), "access": Prop("imap.access"),
+             "ConcurrencyLimit": Prop("imap.connections"),
              "ConcurrencyLimitPerIP": Prop("imap.connections_per_ip")},
     "imaps": {"ConcurrencyLimitPerIP": Prop("imap.connections_per_ip")},
-    "pop3": {"status": Prop("pop3.enabled")},
+    "pop3": {"status": Prop("pop3.enabled"), "access": Prop("pop3.access")},
+    "horde": {"status": Prop("webmail.enabled"), "Name": Prop("webmail.title")},
     "SMTPAUTHPROXY": {"Userid": Prop("delivery.smarthost_user"),
                       "Passwd": Prop("delivery.smarthost_password")},
 }
@@ -177,17 +179,13 @@ DOMAINS: dict[str, Prop] = {
 
 _FIXED_LEARN_FOLDERS = ("the learning folders are always LearnAsSpam and LearnAsHam; "
                         "set spamassassin.use_bayes to have them learned every hour")
-_NO_WEBMAIL = "this appliance has no webmail yet, so there is no horde or php to configure"
+_PHP = ("PHP's limits are webmail.upload_max_mb and webmail.memory_limit_mb, in MB: "
+        "`appliance config set webmail.upload_max_mb 10`")
 # Keys and properties from SME's documentation that do not apply here, and why.
 NOT_HERE: dict[tuple[str, str | None], str] = {
     ("LearnAsSpam", None): _FIXED_LEARN_FOLDERS,
     ("LearnAsHam", None): _FIXED_LEARN_FOLDERS,
-    ("horde", None): _NO_WEBMAIL,
-    ("php", None): _NO_WEBMAIL,
-    ("imap", "access"): "IMAP logins need TLS (STARTTLS on 143, or 993) from every network "
-                        "here; a private/public switch for plaintext is not available yet",
-    ("pop3", "access"): "POP3 logins need TLS (STARTTLS on 110, or 995) from every network "
-                        "here; a private/public switch for plaintext is not available yet",
+    ("php", None): _PHP,
     ("qpsmtpd", "Authentication"): "AUTH is always on: 465 and 587 require it and 25 offers "
                                    "it after STARTTLS; local networks relay without it "
                                    "(network.local_networks)",

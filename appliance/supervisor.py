@@ -146,6 +146,9 @@ def run() -> int:
                               selector=config.data["smtpd"]["dkim_sign"]["selector"]):
             log.info("first boot: made the default DKIM key (see `appliance print-dns`)")
         clean_stale_runtime()
+        from appliance import webmail
+
+        webmail.prepare()
         plan = apply(config, reload=False)
         use_own_resolver()
         set_interface_mtu(config)

@@ -7,6 +7,7 @@ cert.pem/key.pem with a real certificate at any time and run `appliance apply`.
 from __future__ import annotations
 
 import datetime
+import hashlib
 import ipaddress
 import os
 from pathlib import Path
@@ -64,3 +65,27 @@ def ensure_self_signed(cert_path: Path, key_path: Path, fqdn: str, domain: str) 
 def expiry(cert_path: Path) -> datetime.datetime:
     cert = x509.load_pem_x509_certificate(cert_path.read_bytes())
     return cert.not_valid_after_utc
+
+
+def check_pair(cert_path: Path, key_path: Path) -> str:
+    """The fingerprint of a certificate and key that belong together (what `appliance
+    apply` compares to see a dropped-in certificate); ValueError saying what is wrong."""
+    try:
+        cert_pem, key_pem = cert_path.read_bytes(), key_path.read_bytes()
+    except OSError as e:
+        raise ValueError(f"cannot read {e.filename}: {e.strerror}") from None
+    try:
+        cert = x509.load_pem_x509_certificate(cert_pem)  # the first one: the server's
+    except ValueError:
+        raise ValueError(f"{cert_path} is not a PEM certificate") from None
+    try:
+        key = serialization.load_pem_private_key(key_pem, password=None)
+    except (ValueError, TypeError):
+        raise ValueError(f"{key_path} is not a PEM private key without a passphrase") from None
+    spki = serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    if cert.public_key().public_bytes(*spki) != key.public_key().public_bytes(*spki):
+        raise ValueError(f"{key_path} is not the key of the certificate in {cert_path}")
+    if cert.not_valid_after_utc < datetime.datetime.now(datetime.UTC):
+        raise ValueError(f"the certificate in {cert_path} expired on "
+                         f"{cert.not_valid_after_utc:%Y-%m-%d}")
+    return hashlib.sha256(cert_pem + b"\0" + key_pem).hexdigest()

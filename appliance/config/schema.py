@@ -293,6 +293,25 @@ def _from_to_pairs(values: list[str]) -> str | None:
 
 
 TLS_VERSIONS = ("TLSv1", "TLSv1.1", "TLSv1.2", "TLSv1.3")
+# Mozilla's "intermediate" list: forward secrecy and AEAD only, no CBC, SHA-1 MACs or RSA
+# key exchange.
+MODERN_CIPHERS = ("ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:"
+                  "ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:"
+                  "ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305:"
+                  "DHE-RSA-AES128-GCM-SHA256:DHE-RSA-AES256-GCM-SHA384:"
+                  "DHE-RSA-CHACHA20-POLY1305")
+
+
+def _access(protocol: str, port: int) -> Key:
+    return Key("access", str, "private",
+               f"private: logins without TLS on {port} only from network.local_networks; "
+               f"public: from anywhere, passwords in clear (SME {protocol.lower()} access). "
+               "TLS logins work from anywhere either way", choices=("private", "public"))
+
+
+def _tls_min(ports: str) -> Key:
+    return Key("tls_min_version", str, "TLSv1.2", f"oldest TLS version accepted on {ports}",
+               choices=("TLSv1.2", "TLSv1.3"))
 
 
 def _smtp_daemon(name: str, port: int, instances: int, tls_min: str, doc: str) -> Section:
@@ -314,7 +333,7 @@ def _smtp_daemon(name: str, port: int, instances: int, tls_min: str, doc: str) -
             Key("tls_min_version", str, tls_min, "oldest TLS version accepted",
                 choices=TLS_VERSIONS),
             Key("tls_ciphers", str, "",
-                "OpenSSL cipher list for TLS 1.2 and older; empty: the system's default",
+                "OpenSSL cipher list for TLS 1.2 and older; empty: tls.ciphers",
                 check=_ciphers, allowed="an OpenSSL cipher string"),
             Key("tls_before_auth", bool, True,
                 "offer AUTH only after STARTTLS or on implicit TLS (SME TlsBeforeAuth)"),
@@ -396,7 +415,8 @@ SECTIONS: tuple[Section, ...] = (
                 "(SME LogLevel)", minimum=0, maximum=7),
         ),
     ),
-    _smtp_daemon("smtp", 25, 40, "TLSv1.1", "Port 25: mail from the internet (SME qpsmtpd)."),
+    # Port 25's TLS is opportunistic: a sender that cannot do TLS 1.2 sends in clear.
+    _smtp_daemon("smtp", 25, 40, "TLSv1.2", "Port 25: mail from the internet (SME qpsmtpd)."),
     _smtp_daemon("smtps", 465, 10, "TLSv1.2",
                  "Port 465: submission over implicit TLS, AUTH required (SME sqpsmtpd)."),
     _smtp_daemon("submission", 587, 10, "TLSv1.2",
@@ -589,15 +609,57 @@ SECTIONS: tuple[Section, ...] = (
         "Dovecot IMAP (143 STARTTLS, 993 TLS).",
         (
             Key("enabled", bool, True, "serve IMAP"),
+            _access("IMAP", 143),
+            Key("connections", int, 400,
+                "simultaneous IMAP sessions in all (SME ConcurrencyLimit); more are "
+                "dropped and logged", minimum=1, maximum=10000),
             Key("connections_per_ip", int, 20,
                 "simultaneous IMAP logins per user and address (SME ConcurrencyLimitPerIP)",
                 minimum=1, maximum=1000),
+            _tls_min("993 and STARTTLS on 143"),
         ),
     ),
     Section(
         "pop3",
         "Dovecot POP3 (110 STARTTLS, 995 TLS).",
-        (Key("enabled", bool, True, "serve POP3"),),
+        (
+            Key("enabled", bool, True, "serve POP3"),
+            _access("POP3", 110),
+            _tls_min("995 and STARTTLS on 110"),
+        ),
+    ),
+    Section(
+        "tls",
+        "The certificate and ciphers of every TLS service. Drop your own certificate "
+        "(with its chain) and key in /var/lib/appliance/tls/cert.pem and key.pem, then run "
+        "`appliance apply`; a self-signed one is made on first boot.",
+        (
+            Key("ciphers", str, MODERN_CIPHERS,
+                "OpenSSL cipher list for TLS 1.2 (TLS 1.3 suites are all modern) for IMAP, "
+                "POP3, HTTPS and any SMTP daemon whose tls_ciphers is empty",
+                check=_ciphers, allowed="an OpenSSL cipher string"),
+        ),
+    ),
+    Section(
+        "webmail",
+        "Roundcube at https://<host>/webmail (443; 80 redirects there). Users log in with "
+        "their own name and password; mail is sent through 587 as them.",
+        (
+            Key("enabled", bool, True, "serve webmail (SME horde status)"),
+            Key("access", str, "public", "public: from anywhere; private: only from "
+                "network.local_networks (SME httpd-e-smith/horde access)",
+                choices=("private", "public")),
+            Key("title", str, "Webmail", "name on the login page and in the window title "
+                "(SME horde Name)", check=_one_line, allowed="one line of text"),
+            Key("upload_max_mb", int, 10, "largest attachment upload in MB (SME php "
+                "UploadMaxFilesize); lowered to what fits smtpd.max_message_size once "
+                "base64-encoded",
+                minimum=1, maximum=1000),
+            Key("memory_limit_mb", int, 128, "PHP memory limit in MB (SME php MemoryLimit); "
+                "Roundcube holds a message and its attachments in memory",
+                minimum=64, maximum=4096),
+            _tls_min("443"),
+        ),
     ),
 )
 

@@ -17,11 +17,12 @@ from appliance.render import (
     spamassassin,
     supervisord,
     unbound,
+    webmail,
 )
 from appliance.render.files import RenderedFile
 
 RENDERERS = (unbound, network, postfix, dovecot, smtpd, supervisord, fetchmail, spamassassin,
-             clamav)
+             clamav, webmail)
 
 
 def render_all(config: Config) -> dict[str, list[RenderedFile]]:

@@ -1,7 +1,9 @@
 """Dovecot: IMAP, POP3, and LMTP delivery into Maildirs on the data volume.
 
 Users and their password hashes come from appliance.toml through a passwd-file.
-Plaintext logins are allowed only over TLS (Dovecot treats loopback as secure).
+Logins need TLS, except from loopback (Dovecot treats it as secure), from the local
+networks while a protocol's access is private, and from anywhere once it is public
+(SME's imap/pop3 access).
 """
 
 from __future__ import annotations
@@ -40,8 +42,10 @@ ssl = yes
 ssl_cert = <{paths.TLS_CERT}
 ssl_key = <{paths.TLS_KEY}
 ssl_min_protocol = TLSv1.2
+ssl_cipher_list = {d['tls']['ciphers']}
 ssl_prefer_server_ciphers = yes
 disable_plaintext_auth = yes
+{plaintext_logins(config)}
 auth_mechanisms = plain login
 # Log in as "alice" or "alice@domain": users are the same in every local domain.
 auth_username_format = %Ln
@@ -63,7 +67,8 @@ first_valid_uid = {VMAIL_UID}
 last_valid_uid = {VMAIL_UID}
 namespace inbox {{
   inbox = yes
-  separator = /
+  # SME: a dot in a folder name makes subfolders ("a.b" is b inside a)
+  separator = .
   mailbox Drafts {{
     special_use = \\Drafts
     auto = subscribe
@@ -114,12 +119,18 @@ service lmtp {{
     group = postfix
   }}
 }}
+service imap {{
+  # SME ConcurrencyLimit: Dovecot logs "process_limit (N) reached" and drops the rest
+  process_limit = {d['imap']['connections']}
+}}
 protocol imap {{
   mail_plugins = $mail_plugins imap_quota
   mail_max_userip_connections = {d['imap']['connections_per_ip']}
+  ssl_min_protocol = {d['imap']['tls_min_version']}
 }}
 protocol pop3 {{
   pop3_uidl_format = %08Xu%08Xv
+  ssl_min_protocol = {d['pop3']['tls_min_version']}
 }}
 recipient_delimiter = {d['smtpd']['check_goodrcptto']['extension_separator']}
 protocol lmtp {{
@@ -131,6 +142,20 @@ plugin {{
   quota = maildir:User quota
 }}
 """
+
+
+def plaintext_logins(config: Config) -> str:
+    """Where a login without TLS is allowed, per protocol (SME imap/pop3 access)."""
+    d = config.data
+    blocks = []
+    for protocol in ("imap", "pop3"):
+        if d[protocol]["access"] == "public":
+            blocks.append(f"protocol {protocol} {{\n  disable_plaintext_auth = no\n}}")
+            continue
+        for net in d["network"]["local_networks"]:
+            blocks.append(f"remote {net} {{\n  protocol {protocol} {{\n"
+                          f"    disable_plaintext_auth = no\n  }}\n}}")
+    return "\n".join(blocks)
 
 
 def sorts_spam(config: Config, user: dict) -> bool:

@@ -68,7 +68,8 @@ def settings(config: Config) -> dict:
         "tls": {"cert": str(paths.TLS_CERT), "key": str(paths.TLS_KEY)},
         "dkim_keys": str(paths.DKIM_KEYS),
         "run_as": RUN_AS,
-        "daemons": {name: dict(s[name], tcp_maxseg=mss(config))
+        "daemons": {name: dict(s[name], tcp_maxseg=mss(config),
+                               tls_ciphers=s[name]["tls_ciphers"] or d["tls"]["ciphers"])
                     for name in ("smtp", "smtps", "submission")},
         "terse_log": str(paths.TERSE_LOG_DIR),
     }

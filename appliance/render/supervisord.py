@@ -14,6 +14,7 @@ from appliance.config import Config
 from appliance.render.clamav import FRESHCLAM_CONF
 from appliance.render.files import RenderedFile
 from appliance.render.unbound import CONF as UNBOUND_CONF
+from appliance.render.webmail import PHP_FPM_CONF
 
 SERVICE = "supervisord"
 CONF = "/etc/supervisord.conf"  # where supervisorctl looks without -c
@@ -103,6 +104,11 @@ serverurl=unix://{sock}
         if clam["freshclam"]:
             out.append(_program("freshclam", "/usr/bin/freshclam -d --foreground "
                                 f"--config-file={FRESHCLAM_CONF}", priority=6, stopwait=10))
+    if config.data["webmail"]["enabled"]:
+        out.append(_program("php-fpm", f"/usr/sbin/php-fpm8.2 --nodaemonize --fpm-config "
+                            f"{PHP_FPM_CONF}", priority=20, stopwait=10))
+        out.append(_program("nginx", "/usr/sbin/nginx -g 'daemon off;'", priority=25,
+                            stopwait=10))
     out.append(_program("scheduler", f"{_bin('appliance')} scheduler", priority=30,
                         stopwait=5))
     return "".join(out)

@@ -197,8 +197,7 @@ def test_bad_value_is_refused_and_the_file_is_untouched(toml: Path) -> None:
 
 
 @pytest.mark.parametrize("command", [
-    "config setprop imap access public",
-    "config setprop horde Name 'MyDomain Mail'",
+    "config setprop php UploadMaxFilesize 10M",
     "config setprop qpsmtpd Proxy 25",
     "db configuration getprop LearnAsSpam dir",
 ])
@@ -206,6 +205,19 @@ def test_what_does_not_apply_here_says_why(toml: Path, command: str) -> None:
     with pytest.raises(ConfigError, match="not available here: .{20,}"):
         run(command)
     assert toml.read_text() == START
+
+
+def test_webmail_and_imap_access_settings_map_to_the_toml(toml: Path) -> None:
+    run("config setprop imap access public")
+    run("config setprop pop3 access public")
+    run("config setprop imap ConcurrencyLimit 200")
+    run("config setprop horde Name 'MyDomain Mail'")
+    data = load(toml).data
+    assert data["imap"]["access"] == data["pop3"]["access"] == "public"
+    assert data["imap"]["connections"] == 200
+    assert data["webmail"]["title"] == "MyDomain Mail"
+    with pytest.raises(ConfigError, match="private|public"):
+        run("config setprop imap access open")
 
 
 def test_unknown_property_is_refused_by_name(toml: Path) -> None:

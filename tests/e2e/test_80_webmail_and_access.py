@@ -1,0 +1,289 @@
+"""Webmail, TLS policy and IMAP/POP3 access against the running container (issue 7).
+
+A real browser (Debian's chromium, headless, driven by Selenium through Debian's
+chromedriver) reads and answers mail in Roundcube; testssl.sh scans every TLS port;
+plaintext logins are tried from outside the local networks, as SME documents.
+"""
+
+from __future__ import annotations
+
+import imaplib
+import json
+import poplib
+import re
+import ssl
+import subprocess
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.conftest import ALICE_PASSWORD, DOMAIN, STATE, Appliance, wait_for
+from tests.e2e.mail import TIMEOUT_S, imap_message, tls_context
+from tests.e2e.plugins import add_user, body, changed, delivered, dialogue, uid
+
+pytestmark = pytest.mark.e2e
+
+BOB_PASSWORD = "Bob-e2e-passw0rd"
+
+
+class NoRedirect(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        return None
+
+
+def fetch(url: str) -> tuple[int, dict[str, str], str]:
+    opener = urllib.request.build_opener(
+        NoRedirect, urllib.request.HTTPSHandler(context=tls_context()))
+    try:
+        with opener.open(url, timeout=TIMEOUT_S) as r:
+            return r.status, dict(r.headers), r.read().decode(errors="replace")
+    except urllib.error.HTTPError as e:
+        return e.code, dict(e.headers), e.read().decode(errors="replace")
+
+
+def test_http_redirects_to_https_and_the_login_page_carries_the_title(
+    appliance: Appliance,
+) -> None:
+    code, headers, _ = fetch(f"http://{appliance.ip}/webmail/")
+    assert code == 301 and headers["Location"] == f"https://{appliance.ip}/webmail/"
+    changed(appliance, "config setprop horde Name 'Example Office Mail'",
+            "signal-event email-update", ready=False)
+    code, headers, page = fetch(f"https://{appliance.ip}/webmail/")
+    assert code == 200, page[:500]
+    assert "<title>Example Office Mail" in page
+    assert "rcmloginuser" in page
+    assert headers.get("Strict-Transport-Security")
+    # what Roundcube keeps out of reach (Debian's .htaccess rules, for nginx)
+    for path in ("config/config.inc.php", "SQL/sqlite.initial.sql", "composer.json",
+                 "plugins/managesieve/config.inc.php.dist", "logs/errors.log"):
+        assert fetch(f"https://{appliance.ip}/webmail/{path}")[0] == 404, path
+
+
+def test_private_webmail_is_refused_outside_the_local_networks(appliance: Appliance) -> None:
+    url = f"https://{appliance.ip}/webmail/"
+    changed(appliance, "appliance config set webmail.access private", ready=False)
+    try:
+        wait_for(lambda: fetch(url)[0] == 403, 15, "nginx to refuse the outside")
+    finally:
+        changed(appliance, "appliance config set webmail.access public", ready=False)
+    wait_for(lambda: fetch(url)[0] == 200, 15, "nginx to serve the outside again")
+
+
+@pytest.fixture
+def browser() -> Iterator[object]:
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    opts = webdriver.ChromeOptions()
+    opts.binary_location = "/usr/bin/chromium"
+    for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage",
+                "--window-size=1280,900"):
+        opts.add_argument(arg)
+    opts.accept_insecure_certs = True  # the appliance's first-boot certificate
+    # A driver path: Selenium Manager (which would download one) is never asked.
+    driver = webdriver.Chrome(service=Service(executable_path="/usr/bin/chromedriver"),
+                              options=opts)
+    driver.set_page_load_timeout(60)
+    try:
+        yield driver
+    finally:
+        driver.quit()
+
+
+def test_a_user_reads_and_answers_mail_in_a_real_browser(appliance: Appliance,
+                                                         browser: object) -> None:
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+    from selenium.webdriver.support import expected_conditions as ec
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    drv = browser
+    app = appliance
+    add_user(app, "bob", BOB_PASSWORD)
+    subject = f"webmail-{uid()}"
+    raw = body(subject, extra_headers=f"Reply-To: bob@{DOMAIN}\n", text="Please answer.\n")
+    assert dialogue(app.ip, data=raw).code("data") == 250  # through port 25
+    delivered(app, subject)
+    answer = f"Answered in the browser {uid()}"
+    wait = WebDriverWait(drv, 60)
+    try:
+        drv.get(f"https://{app.ip}/webmail/")  # type: ignore[attr-defined]
+        wait.until(ec.visibility_of_element_located((By.ID, "rcmloginuser"))).send_keys("alice")
+        drv.find_element(By.ID, "rcmloginpwd").send_keys(ALICE_PASSWORD)  # type: ignore[attr-defined]
+        drv.find_element(By.ID, "rcmloginsubmit").click()  # type: ignore[attr-defined]
+        row = wait.until(ec.visibility_of_element_located(
+            (By.XPATH, f"//table[@id='messagelist']//tr[contains(., '{subject}')]")))
+        ActionChains(drv).double_click(row).perform()  # opens the message
+        wait.until(ec.element_to_be_clickable(
+            (By.XPATH, "//a[contains(@class, 'reply') and not(contains(@class, 'disabled'))"
+                       " and not(contains(@class, 'all'))]"))).click()
+        text = wait.until(ec.visibility_of_element_located((By.ID, "composebody")))
+        text.send_keys(Keys.CONTROL, Keys.HOME)
+        text.send_keys(answer + "\n")
+        wait.until(ec.element_to_be_clickable((By.CSS_SELECTOR, "button.send"))).click()
+        reply = wait_for(lambda: imap_message(app.ip, "bob", BOB_PASSWORD, f"Re: {subject}"),
+                         60, "the reply in bob's INBOX")
+    except Exception:
+        shot = STATE / "webmail-failure.png"
+        drv.save_screenshot(str(shot))  # type: ignore[attr-defined]
+        (STATE / "webmail-failure.html").write_text(drv.page_source)  # type: ignore[attr-defined]
+        print(f"screenshot: {shot}")
+        raise
+    assert answer.encode() in reply
+    head = reply.split(b"\r\n\r\n")[0].decode()
+    assert f"alice@{DOMAIN}" in head.split("\r\nFrom:")[1].split("\r\n")[0]
+    # sent through our submission daemon, with STARTTLS and AUTH as alice, like any
+    # client: its transaction log has the queue id Postfix gave the reply
+    queue_id = re.search(r"\(Postfix\) with ESMTP id (\w+)", head)
+    assert queue_id, head
+    log = app.exec("cat", "/var/log/appliance/smtpd-submission.log").stdout
+    assert re.search(rf"submission 127\.0\.0\.1 \S+ auth=alice tls=TLSv1\.[23] "
+                     rf"from=<alice@{DOMAIN}> .*id={queue_id.group(1)} verdict=queued", log)
+    assert imap_message(app.ip, "alice", ALICE_PASSWORD, f"Re: {subject}", "Sent")
+
+
+# -- TLS ---------------------------------------------------------------------------------
+
+TLS_PORTS = [
+    pytest.param(465, [], id="smtps-465"),
+    pytest.param(587, ["--starttls", "smtp"], id="submission-587"),
+    pytest.param(25, ["--starttls", "smtp"], id="smtp-25"),
+    pytest.param(993, [], id="imaps-993"),
+    pytest.param(143, ["--starttls", "imap"], id="imap-143"),
+    pytest.param(995, [], id="pop3s-995"),
+    pytest.param(110, ["--starttls", "pop3"], id="pop3-110"),
+    pytest.param(443, [], id="https-443"),
+]
+
+
+@pytest.mark.parametrize(("port", "starttls"), TLS_PORTS)
+def test_testssl_finds_no_old_protocol_and_no_weak_cipher(
+    appliance: Appliance, tmp_path: Path, port: int, starttls: list[str]
+) -> None:
+    report = tmp_path / "testssl.json"
+    proc = subprocess.run(
+        ["testssl", "--quiet", "--color", "0", "--warnings", "off", "-p", "-s",
+         "--jsonfile", str(report), *starttls, f"{appliance.ip}:{port}"],
+        capture_output=True, text=True, timeout=600, check=False)
+    findings = {f["id"]: f for f in json.loads(report.read_text())}
+    assert findings, proc.stdout + proc.stderr
+    for old in ("SSLv2", "SSLv3", "TLS1", "TLS1_1"):
+        assert "not offered" in findings[old]["finding"], (port, findings[old])
+    assert "offered" in findings["TLS1_2"]["finding"]
+    weak = {i: f["finding"] for i, f in findings.items() if i.startswith("cipherlist_")
+            and f["severity"] not in ("OK", "INFO")}
+    assert not weak, (port, weak)
+
+
+# -- IMAP and POP3 access ------------------------------------------------------------------
+
+
+def plaintext_imap_login(ip: str) -> str:
+    box = imaplib.IMAP4(ip, 143, timeout=TIMEOUT_S)
+    try:
+        box.login("alice", ALICE_PASSWORD)
+        return "OK"
+    except imaplib.IMAP4.error as e:
+        return str(e)
+    finally:
+        box.shutdown()
+
+
+def plaintext_pop3_login(ip: str) -> str:
+    pop = poplib.POP3(ip, 110, timeout=TIMEOUT_S)
+    try:
+        pop.user("alice")
+        pop.pass_(ALICE_PASSWORD)
+        return "OK"
+    except poplib.error_proto as e:
+        return str(e)
+    finally:
+        pop.close()
+
+
+def test_plaintext_logins_follow_sme_access_private_and_public(appliance: Appliance) -> None:
+    app = appliance
+    # private (the default): from outside the local networks, TLS first
+    assert "Plaintext authentication disallowed" in plaintext_imap_login(app.ip)
+    assert "OK" != plaintext_pop3_login(app.ip)
+    imaps = imaplib.IMAP4_SSL(app.ip, 993, ssl_context=tls_context(), timeout=TIMEOUT_S)
+    assert imaps.login("alice", ALICE_PASSWORD)[0] == "OK"
+    imaps.logout()
+    # the test client's address made local: private lets it in without TLS
+    changed(app, "appliance config set network.local_networks '198.51.100.1/32'",
+            ready=False)
+    try:
+        wait_for(lambda: plaintext_imap_login(app.ip) == "OK", 15, "a local IMAP login")
+        assert plaintext_pop3_login(app.ip) == "OK"
+    finally:
+        changed(app, "appliance config set network.local_networks ''", ready=False)
+    wait_for(lambda: plaintext_imap_login(app.ip) != "OK", 15, "TLS required again")
+    # public, as SME: from anywhere
+    changed(app, "config setprop imap access public", "config setprop pop3 access public",
+            "signal-event email-update", ready=False)
+    try:
+        wait_for(lambda: plaintext_imap_login(app.ip) == "OK", 15, "a public IMAP login")
+        assert plaintext_pop3_login(app.ip) == "OK"
+    finally:
+        changed(app, "config setprop imap access private", "config setprop pop3 access private",
+                "signal-event email-update", ready=False)
+    wait_for(lambda: plaintext_imap_login(app.ip) != "OK", 15, "TLS required again")
+
+
+def test_folders_dots_make_subfolders_and_the_spam_folders_are_subscribed(
+    appliance: Appliance,
+) -> None:
+    box = imaplib.IMAP4_SSL(appliance.ip, 993, ssl_context=tls_context(), timeout=TIMEOUT_S)
+    try:
+        box.login("alice", ALICE_PASSWORD)
+        name = f"www{uid()}.contribs.org"
+        assert box.create(name)[0] == "OK"
+        _, listed = box.list(name.split(".")[0], "*")
+        names = [line.decode().rsplit(" ", 1)[-1].strip('"') for line in listed]
+        top = name.split(".")[0]
+        assert set(names) >= {top, f"{top}.contribs", name}, names
+        _, subscribed = box.lsub()
+        text = b"\n".join(subscribed).decode()
+        for folder in ("junkmail", "LearnAsSpam", "LearnAsHam"):
+            assert folder in text
+    finally:
+        box.logout()
+
+
+def test_a_dropped_in_certificate_is_served_after_apply_and_a_bad_one_is_refused(
+    appliance: Appliance, tmp_path: Path,
+) -> None:
+    from appliance.tls import ensure_self_signed
+
+    app = appliance
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    ensure_self_signed(cert, key, "custom.example.net", "example.net")
+    tls = "/var/lib/appliance/tls"
+    app.exec("cp", f"{tls}/cert.pem", f"{tls}/key.pem", "/root/")
+
+    def served(port: int) -> bytes:
+        return ssl.PEM_cert_to_DER_cert(ssl.get_server_certificate((app.ip, port),
+                                                                   timeout=TIMEOUT_S))
+
+    before = served(993)
+    try:
+        # a key that is not the certificate's: refused, nothing changes
+        app.exec("sh", "-c", f"cat > {tls}/cert.pem", input=cert.read_text())
+        refused = app.exec("appliance", "apply", check=False)
+        assert refused.returncode != 0
+        assert "is not the key of the certificate" in refused.stdout + refused.stderr
+        assert served(993) == before
+        app.exec("sh", "-c", f"cat > {tls}/key.pem", input=key.read_text())
+        app.exec("appliance", "apply")
+        new = ssl.PEM_cert_to_DER_cert(cert.read_text())
+        for port in (465, 993, 995, 443):
+            wait_for(lambda p=port: served(p) == new, 30,
+                     f"port {port} to serve the new certificate")
+    finally:
+        app.exec("cp", "/root/cert.pem", "/root/key.pem", f"{tls}/")
+        app.exec("appliance", "apply")
+    wait_for(lambda: served(993) == before, 30, "the old certificate back")

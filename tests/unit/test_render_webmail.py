@@ -1,0 +1,92 @@
+"""Roundcube, nginx and php-fpm from [webmail] and [tls]; the TLS policy of Dovecot;
+the dropped-in certificate check."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from appliance.config import parse
+from appliance.render import dovecot, supervisord, webmail
+from appliance.tls import check_pair, ensure_self_signed
+
+BASE = '[system]\nhostname = "mail"\ndomain = "example.com"\n'
+
+
+def files(extra: str = "") -> dict[str, str]:
+    return {f.path: f.text for f in webmail.render(parse(BASE + extra))}
+
+
+def test_roundcube_logs_in_to_dovecot_and_sends_through_587_as_the_user() -> None:
+    conf = files('[webmail]\ntitle = "Bob\'s Mail"\n')[webmail.ROUNDCUBE_CONF]
+    assert "$config['imap_host'] = 'localhost:143';" in conf
+    assert "$config['smtp_host'] = 'tls://127.0.0.1:587';" in conf
+    assert "$config['smtp_user'] = '%u';" in conf and "$config['smtp_pass'] = '%p';" in conf
+    assert "sqlite:////var/lib/appliance/webmail/roundcube.db" in conf
+    assert "$config['product_name'] = 'Bob\\'s Mail';" in conf  # quoted for PHP
+    assert "$config['mail_domain'] = 'example.com';" in conf
+
+
+def test_php_limits_follow_sme_and_fit_the_mail_size_limit() -> None:
+    pool = files()[webmail.PHP_FPM_CONF]
+    assert "php_admin_value[upload_max_filesize] = 10M" in pool  # SME UploadMaxFilesize
+    assert "php_admin_value[memory_limit] = 128M" in pool
+    # 10 MB would be 14 MB in base64, over a 10 MB mail limit: lowered to what fits
+    small = files("[smtpd]\nmax_message_size = 10000000\n")
+    assert "php_admin_value[upload_max_filesize] = 7M" in small[webmail.PHP_FPM_CONF]
+    assert "$config['max_message_size'] = '7M';" in small[webmail.ROUNDCUBE_CONF]
+    assert "client_max_body_size 10m;" in small[webmail.NGINX_CONF]
+
+
+def test_nginx_redirects_http_and_serves_tls12_with_modern_ciphers_only() -> None:
+    conf = files()[webmail.NGINX_CONF]
+    assert "return 301 https://$host$request_uri;" in conf
+    assert "ssl_protocols TLSv1.2 TLSv1.3;" in conf
+    assert "ssl_ciphers ECDHE-ECDSA-AES128-GCM-SHA256:" in conf and "CBC" not in conf
+    assert "allow" not in conf  # public by default
+    assert "ssl_protocols TLSv1.3;" in files('[webmail]\ntls_min_version = "TLSv1.3"\n')[
+        webmail.NGINX_CONF]
+
+
+def test_private_webmail_allows_only_loopback_and_the_local_networks() -> None:
+    conf = files('[network]\nlocal_networks = ["192.168.1.0/24"]\n'
+                 '[webmail]\naccess = "private"\n')[webmail.NGINX_CONF]
+    rules = [line.strip() for line in conf.splitlines() if line.strip().startswith(
+        ("allow", "deny"))]
+    assert rules == ["allow 127.0.0.0/8;", "allow 192.168.1.0/24;", "deny all;"]
+
+
+def test_webmail_off_means_no_nginx_and_no_php() -> None:
+    on = supervisord.supervisord_conf(parse(BASE))
+    off = supervisord.supervisord_conf(parse(BASE + "[webmail]\nenabled = false\n"))
+    assert "[program:nginx]" in on and "[program:php-fpm]" in on
+    assert "[program:nginx]" not in off and "[program:php-fpm]" not in off
+
+
+def test_dovecot_plaintext_logins_private_and_public() -> None:
+    private = dovecot.dovecot_conf(parse(BASE + '[network]\nlocal_networks = ["10.0.0.0/8"]\n'))
+    assert "disable_plaintext_auth = yes" in private
+    assert "remote 10.0.0.0/8 {\n  protocol imap {\n    disable_plaintext_auth = no" in private
+    assert "remote 10.0.0.0/8 {\n  protocol pop3 {\n    disable_plaintext_auth = no" in private
+    public = dovecot.dovecot_conf(parse(BASE + '[imap]\naccess = "public"\n'))
+    assert "protocol imap {\n  disable_plaintext_auth = no\n}" in public
+    assert "protocol pop3 {\n  disable_plaintext_auth = no" not in public
+    assert "ssl_cipher_list = ECDHE-ECDSA-AES128-GCM-SHA256:" in public
+    assert "process_limit = 400" in public  # SME ConcurrencyLimit
+    assert "separator = ." in public  # SME: a dot in a folder name makes subfolders
+
+
+def test_a_certificate_and_key_must_belong_together(tmp_path: Path) -> None:
+    a, b = tmp_path / "a", tmp_path / "b"
+    ensure_self_signed(a / "cert.pem", a / "key.pem", "mail.example.com", "example.com")
+    ensure_self_signed(b / "cert.pem", b / "key.pem", "other.example.com", "example.com")
+    fingerprint = check_pair(a / "cert.pem", a / "key.pem")
+    assert len(fingerprint) == 64
+    with pytest.raises(ValueError, match="is not the key of the certificate"):
+        check_pair(a / "cert.pem", b / "key.pem")
+    (b / "key.pem").write_text("not a key")
+    with pytest.raises(ValueError, match="not a PEM private key"):
+        check_pair(b / "cert.pem", b / "key.pem")
+    with pytest.raises(ValueError, match="cannot read"):
+        check_pair(tmp_path / "none.pem", a / "key.pem")
