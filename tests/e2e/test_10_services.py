@@ -8,7 +8,7 @@ import pytest
 
 from tests.e2e.conftest import Appliance
 
-PUBLIC_PORTS = (25, 465, 587, 143, 993, 110, 995)
+PUBLIC_PORTS = (25, 465, 587, 143, 993, 110, 995, 80, 443)
 
 
 @pytest.mark.parametrize(
@@ -49,7 +49,7 @@ def test_postfix_handoff_listens_on_loopback_only(host, appliance: Appliance) ->
 def test_supervisor_reports_every_program_running(appliance: Appliance) -> None:
     status = appliance.exec("supervisorctl", "status").stdout
     programs = ("postfix", "dovecot", "smtpd-smtp", "smtpd-smtps", "smtpd-submission",
-                "scheduler", "spamd", "clamd", "freshclam", "unbound")
+                "scheduler", "spamd", "clamd", "freshclam", "unbound", "nginx", "php-fpm")
     for program in programs:
         assert f"{program} " in status
     assert status.count("RUNNING") == len(programs), status
