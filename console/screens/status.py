@@ -7,7 +7,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Header, Static
+from textual.widgets import Footer, Header, Static
 
 from appliance.status import Status, summary_lines
 
@@ -20,7 +20,7 @@ class StatusScreen(Screen):
     def compose(self) -> ComposeResult:
         yield Header()
         with VerticalScroll():
-            yield DataTable(id="services", cursor_type="none", show_cursor=False)
+            yield Static("", id="services", markup=False)
             yield Static("reading status...", id="summary", markup=False)
             yield Static("", id="problems", classes="error", markup=False)
             yield Static("Recent mail, newest first:", classes="heading")
@@ -29,8 +29,6 @@ class StatusScreen(Screen):
 
     def on_mount(self) -> None:
         self.title = "Status"
-        table = self.query_one("#services", DataTable)
-        table.add_columns("service", "state", "pid / uptime")
         self.action_refresh()
         self.set_interval(REFRESH_S, self.action_refresh)
 
@@ -45,16 +43,21 @@ class StatusScreen(Screen):
         self.app.call_from_thread(self.show, st, recent)
 
     def show(self, st: Status, recent: list[str]) -> None:
-        table = self.query_one("#services", DataTable)
-        table.clear()
-        for svc in st.services:
-            table.add_row(svc.name, svc.state, svc.detail)
+        self.query_one("#services", Static).update(service_grid(st))
         lines = summary_lines(st)
         self.query_one("#summary", Static).update("\n".join(lines))
         self.query_one("#problems", Static).update(
             "" if st.healthy else "Problems: " + "; ".join(st.problems))
         self.query_one("#recent", Static).update(
             "\n".join(_short(line) for line in recent) or "no mail yet")
+
+
+def service_grid(st: Status, per_line: int = 3) -> str:
+    """Every service and its state, three to a line: a dozen programs fit 80x24 with
+    the rest of the screen (a problem's detail is in the Problems line)."""
+    cells = [f"{svc.name:<17}{svc.state:<9}" for svc in st.services]
+    return "\n".join("".join(cells[i:i + per_line]).rstrip()
+                     for i in range(0, len(cells), per_line))
 
 
 def _short(line: str) -> str:

@@ -253,8 +253,8 @@ def test_sme_commands_from_the_readme_work_verbatim(appliance: Appliance, dora: 
 
     # What does not apply here says why, and changes nothing.
     before = appliance.exec("cat", "/var/lib/appliance/appliance.toml").stdout
-    webmail = sme(appliance, "config setprop horde Name 'MyDomain Mail'", check=False)
-    assert webmail.returncode == 2 and "webmail" in webmail.stderr
+    php = sme(appliance, "config setprop php UploadMaxFilesize 10M", check=False)
+    assert php.returncode == 2 and "webmail.upload_max_mb" in php.stderr
     bad = sme(appliance, "config setprop qpsmtpd HeloPolicy sloppy", check=False)
     assert bad.returncode == 2 and "lenient" in bad.stderr
     assert appliance.exec("cat", "/var/lib/appliance/appliance.toml").stdout == before

@@ -103,9 +103,10 @@ def test_a_user_reads_and_answers_mail_in_a_real_browser(appliance: Appliance,
 
     drv = browser
     app = appliance
-    add_user(app, "bob", BOB_PASSWORD)
+    bob = f"web{uid()[:6]}"  # a user of its own: other tests add their own bob
+    add_user(app, bob, BOB_PASSWORD)
     subject = f"webmail-{uid()}"
-    raw = body(subject, extra_headers=f"Reply-To: bob@{DOMAIN}\n", text="Please answer.\n")
+    raw = body(subject, extra_headers=f"Reply-To: {bob}@{DOMAIN}\n", text="Please answer.\n")
     assert dialogue(app.ip, data=raw).code("data") == 250  # through port 25
     delivered(app, subject)
     answer = f"Answered in the browser {uid()}"
@@ -125,8 +126,8 @@ def test_a_user_reads_and_answers_mail_in_a_real_browser(appliance: Appliance,
         text.send_keys(Keys.CONTROL, Keys.HOME)
         text.send_keys(answer + "\n")
         wait.until(ec.element_to_be_clickable((By.CSS_SELECTOR, "button.send"))).click()
-        reply = wait_for(lambda: imap_message(app.ip, "bob", BOB_PASSWORD, f"Re: {subject}"),
-                         60, "the reply in bob's INBOX")
+        reply = wait_for(lambda: imap_message(app.ip, bob, BOB_PASSWORD, f"Re: {subject}"),
+                         60, "the reply in the other user's INBOX")
     except Exception:
         shot = STATE / "webmail-failure.png"
         drv.save_screenshot(str(shot))  # type: ignore[attr-defined]
