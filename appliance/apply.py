@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import difflib
 import fcntl
 import grp
@@ -50,6 +51,8 @@ class Plan:
     diffs: list[str] = field(default_factory=list)
     reloaded: list[str] = field(default_factory=list)  # what was told to pick them up
     warnings: list[str] = field(default_factory=list)  # valid, but probably unwanted
+    # fingerprint of a dropped-in TLS certificate the services have not loaded yet
+    new_certificate: str = ""
 
     @property
     def services(self) -> list[str]:
@@ -272,17 +275,19 @@ def reload_services(services: list[str], previous_smtpd: dict | None, new_smtpd:
         if program in running and conf in changed_paths:
             ctl("restart", program)
             done.append(f"{program}: restart")
-    if tls_replaced and new_smtpd is None and config is not None:
-        from appliance.render.smtpd import settings as smtpd_settings
-
-        new_smtpd = previous_smtpd = smtpd_settings(config)
-    if ("smtpd" in services or tls_replaced) and new_smtpd is not None:
+    if tls_replaced and config is not None:
+        # the daemons load the certificate when they start (with any new settings too)
+        for daemon in SMTP_DAEMONS:
+            if config.data["smtpd"][daemon]["enabled"]:
+                ctl("restart", f"smtpd-{daemon}")
+                done.append(f"smtpd-{daemon}: restart")
+    elif "smtpd" in services and new_smtpd is not None:
         for daemon in SMTP_DAEMONS:
             new = new_smtpd["daemons"][daemon]
             old = (previous_smtpd or {}).get("daemons", {}).get(daemon)
             if not new["enabled"]:
                 continue
-            if old != new or tls_replaced:
+            if old != new:
                 # Listener settings (port, TLS, caps) need a fresh process.
                 ctl("restart", f"smtpd-{daemon}")
                 done.append(f"smtpd-{daemon}: restart")
@@ -334,8 +339,9 @@ def _apply(config: Config, *, dry_run: bool, check: bool, reload: bool) -> Plan:
     if warning := forwarder_warning(config.data["network"]["dns_forwarders"], config):
         p.warnings.append(warning)
         log.warning("%s", warning)
-    tls_fingerprint = _replaced_certificate(p) if strict else None
-    if dry_run or not (p.changed or tls_fingerprint):
+    if strict:
+        _check_certificate(p)
+    if dry_run or not (p.changed or p.new_certificate):
         return p
     if check:
         with tempfile.TemporaryDirectory(prefix="appliance-stage-") as tmp:
@@ -357,26 +363,30 @@ def _apply(config: Config, *, dry_run: bool, check: bool, reload: bool) -> Plan:
         new = json.loads(p.changed["smtpd"][0].text) if "smtpd" in p.changed else None
         p.reloaded = reload_services(p.services, previous, new, frozenset(
             f.path for files in p.changed.values() for f in files), config,
-            tls_replaced=tls_fingerprint is not None)
+            tls_replaced=bool(p.new_certificate))
         for line in p.reloaded:
             log.info("%s", line)
-    if tls_fingerprint:
-        write_atomic(paths.TLS_IN_USE, tls_fingerprint + "\n", mode=0o644)
+    if p.new_certificate:
+        write_atomic(paths.TLS_IN_USE, p.new_certificate + "\n", mode=0o644)
     return p
 
 
-def _replaced_certificate(p: Plan) -> str | None:
-    """The new fingerprint when tls/cert.pem or key.pem differ from what the services
-    loaded (a dropped-in certificate); ConfigError, changing nothing, if they are not a
-    usable pair."""
-    from appliance.tls import check_pair
+def _check_certificate(p: Plan) -> None:
+    """Set p.new_certificate when tls/cert.pem or key.pem differ from what the services
+    loaded (a dropped-in certificate); ConfigError, changing nothing, if the services
+    could not load them. An expired certificate is a warning."""
+    from appliance.tls import check_pair, expiry
 
     try:
         fingerprint = check_pair(paths.TLS_CERT, paths.TLS_KEY)
     except ValueError as e:
         raise ConfigError(f"TLS certificate: {e}; nothing was applied") from None
-    if (_current(paths.TLS_IN_USE) or "").strip() == fingerprint:
-        return None
-    p.diffs.append(f"{paths.TLS_CERT} and {paths.TLS_KEY}: a new certificate for every "
-                   "TLS service\n")
-    return fingerprint
+    expires = expiry(paths.TLS_CERT)
+    if expires < dt.datetime.now(dt.UTC):
+        p.warnings.append(f"the TLS certificate {paths.TLS_CERT} expired on "
+                          f"{expires:%Y-%m-%d}: clients will refuse it")
+        log.warning("%s", p.warnings[-1])
+    if (_current(paths.TLS_IN_USE) or "").strip() != fingerprint:
+        p.new_certificate = fingerprint
+        p.diffs.append(f"{paths.TLS_CERT} and {paths.TLS_KEY}: a new certificate for "
+                       "every TLS service\n")

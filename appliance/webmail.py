@@ -27,6 +27,14 @@ RUNTIME_DIRS = (Path("/run/php"), Path("/var/log/roundcube"), Path("/var/lib/rou
 
 
 def prepare() -> None:
+    """Never stops the boot: without its database webmail fails, mail must not."""
+    try:
+        _prepare()
+    except (OSError, sqlite3.Error, subprocess.SubprocessError) as e:
+        log.error("webmail: cannot prepare its database, webmail will not work: %s", e)
+
+
+def _prepare() -> None:
     www = pwd.getpwnam("www-data")
     for d in (DATABASE.parent, *RUNTIME_DIRS):
         d.mkdir(parents=True, exist_ok=True)

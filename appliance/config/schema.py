@@ -616,7 +616,6 @@ SECTIONS: tuple[Section, ...] = (
             Key("connections_per_ip", int, 20,
                 "simultaneous IMAP logins per user and address (SME ConcurrencyLimitPerIP)",
                 minimum=1, maximum=1000),
-            _tls_min("993 and STARTTLS on 143"),
         ),
     ),
     Section(
@@ -625,7 +624,6 @@ SECTIONS: tuple[Section, ...] = (
         (
             Key("enabled", bool, True, "serve POP3"),
             _access("POP3", 110),
-            _tls_min("995 and STARTTLS on 110"),
         ),
     ),
     Section(
@@ -634,6 +632,9 @@ SECTIONS: tuple[Section, ...] = (
         "(with its chain) and key in /var/lib/appliance/tls/cert.pem and key.pem, then run "
         "`appliance apply`; a self-signed one is made on first boot.",
         (
+            # One for both: Dovecot ignores ssl_min_protocol inside a protocol block.
+            _tls_min("IMAP and POP3 (993, 995, and STARTTLS on 143 and 110), which one "
+                     "server (Dovecot) answers"),
             Key("ciphers", str, MODERN_CIPHERS,
                 "OpenSSL cipher list for TLS 1.2 (TLS 1.3 suites are all modern) for IMAP, "
                 "POP3, HTTPS and any SMTP daemon whose tls_ciphers is empty",

@@ -41,7 +41,7 @@ postmaster_address = postmaster@{d['system']['domain']}
 ssl = yes
 ssl_cert = <{paths.TLS_CERT}
 ssl_key = <{paths.TLS_KEY}
-ssl_min_protocol = TLSv1.2
+ssl_min_protocol = {d['tls']['tls_min_version']}
 ssl_cipher_list = {d['tls']['ciphers']}
 ssl_prefer_server_ciphers = yes
 disable_plaintext_auth = yes
@@ -126,11 +126,9 @@ service imap {{
 protocol imap {{
   mail_plugins = $mail_plugins imap_quota
   mail_max_userip_connections = {d['imap']['connections_per_ip']}
-  ssl_min_protocol = {d['imap']['tls_min_version']}
 }}
 protocol pop3 {{
   pop3_uidl_format = %08Xu%08Xv
-  ssl_min_protocol = {d['pop3']['tls_min_version']}
 }}
 recipient_delimiter = {d['smtpd']['check_goodrcptto']['extension_separator']}
 protocol lmtp {{

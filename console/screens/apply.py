@@ -5,6 +5,8 @@ configuration and appliance.toml as they were, and the error is shown here."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -37,19 +39,17 @@ class ApplyScreen(Screen):
 
     @work(thread=True, exclusive=True)
     def preview(self) -> None:
-        try:
-            plan, error = self.app.session.preview(), ""  # type: ignore[attr-defined]
-        except ConfigError as e:
-            plan, error = None, str(e)
-        self.app.call_from_thread(self.show_preview, plan, error)
+        self.app.call_from_thread(self.show_preview,
+                                  *_attempt(self.app.session.preview))  # type: ignore[attr-defined]
 
     def show_preview(self, plan: Plan | None, error: str) -> None:
         summary = self.query_one("#apply-summary", Static)
         if plan is None:
             summary.update(f"✗ {error}")
             return
-        if plan.changed:
-            summary.update("Would change: " + ", ".join(plan.services) +
+        if plan.changed or plan.new_certificate:
+            what = plan.services + (["TLS certificate"] if plan.new_certificate else [])
+            summary.update("Would change: " + ", ".join(what) +
                            ". Press a to apply, Esc to go back.")
         else:
             summary.update("Nothing would change: the services run this configuration.")
@@ -68,11 +68,8 @@ class ApplyScreen(Screen):
 
     @work(thread=True, exclusive=True)
     def run_apply(self) -> None:
-        try:
-            plan, error = self.app.session.apply(), ""  # type: ignore[attr-defined]
-        except ConfigError as e:
-            plan, error = None, str(e)
-        self.app.call_from_thread(self.show_result, plan, error)
+        self.app.call_from_thread(self.show_result,
+                                  *_attempt(self.app.session.apply))  # type: ignore[attr-defined]
 
     def show_result(self, plan: Plan | None, error: str) -> None:
         self.busy = False
@@ -90,3 +87,11 @@ class ApplyScreen(Screen):
         self.app.session.reload()  # type: ignore[attr-defined]
         self.app.notify("edits discarded: appliance.toml as on disk")
         self.preview()
+
+
+def _attempt(step: Callable[[], Plan]) -> tuple[Plan | None, str]:
+    """A preview or an apply: its plan, or why it was refused."""
+    try:
+        return step(), ""
+    except ConfigError as e:
+        return None, str(e)

@@ -11,6 +11,7 @@ import imaplib
 import json
 import poplib
 import re
+import socket
 import ssl
 import subprocess
 import urllib.error
@@ -174,7 +175,7 @@ def test_testssl_finds_no_old_protocol_and_no_weak_cipher(
     assert findings, proc.stdout + proc.stderr
     for old in ("SSLv2", "SSLv3", "TLS1", "TLS1_1"):
         assert "not offered" in findings[old]["finding"], (port, findings[old])
-    assert "offered" in findings["TLS1_2"]["finding"]
+    assert findings["TLS1_2"]["finding"].startswith("offered"), findings["TLS1_2"]
     weak = {i: f["finding"] for i, f in findings.items() if i.startswith("cipherlist_")
             and f["severity"] not in ("OK", "INFO")}
     assert not weak, (port, weak)
@@ -221,7 +222,7 @@ def test_plaintext_logins_follow_sme_access_private_and_public(appliance: Applia
         wait_for(lambda: plaintext_imap_login(app.ip) == "OK", 15, "a local IMAP login")
         assert plaintext_pop3_login(app.ip) == "OK"
     finally:
-        changed(app, "appliance config set network.local_networks ''", ready=False)
+        changed(app, "appliance config unset network.local_networks", ready=False)
     wait_for(lambda: plaintext_imap_login(app.ip) != "OK", 15, "TLS required again")
     # public, as SME: from anywhere
     changed(app, "config setprop imap access public", "config setprop pop3 access public",
@@ -288,3 +289,24 @@ def test_a_dropped_in_certificate_is_served_after_apply_and_a_bad_one_is_refused
         app.exec("cp", "/root/cert.pem", "/root/key.pem", f"{tls}/")
         app.exec("appliance", "apply")
     wait_for(lambda: served(993) == before, 30, "the old certificate back")
+
+
+def test_tls_13_only_for_imap_and_pop3_refuses_a_tls_12_client(appliance: Appliance) -> None:
+    def handshake(port: int) -> str:
+        ctx = tls_context()
+        ctx.maximum_version = ssl.TLSVersion.TLSv1_2
+        try:
+            with ctx.wrap_socket(socket.create_connection((appliance.ip, port), TIMEOUT_S)):
+                return "TLSv1.2"
+        except (ssl.SSLError, ConnectionResetError) as e:
+            return f"refused: {e}"
+
+    assert handshake(993) == handshake(995) == "TLSv1.2"
+    changed(appliance, "appliance config set tls.tls_min_version TLSv1.3", ready=False)
+    try:
+        for port in (993, 995):
+            wait_for(lambda p=port: handshake(p).startswith("refused"), 15,
+                     f"{port} to refuse TLS 1.2")
+    finally:
+        changed(appliance, "appliance config set tls.tls_min_version TLSv1.2", ready=False)
+    wait_for(lambda: handshake(993) == "TLSv1.2", 15, "TLS 1.2 accepted again")

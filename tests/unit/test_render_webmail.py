@@ -90,3 +90,9 @@ def test_a_certificate_and_key_must_belong_together(tmp_path: Path) -> None:
         check_pair(b / "cert.pem", b / "key.pem")
     with pytest.raises(ValueError, match="cannot read"):
         check_pair(tmp_path / "none.pem", a / "key.pem")
+
+
+def test_imap_and_pop3_share_one_minimum_tls_version() -> None:
+    conf = dovecot.dovecot_conf(parse(BASE + '[tls]\ntls_min_version = "TLSv1.3"\n'))
+    assert conf.count("ssl_min_protocol") == 1  # Dovecot ignores it in protocol blocks
+    assert "\nssl_min_protocol = TLSv1.3\n" in conf
