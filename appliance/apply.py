@@ -34,7 +34,7 @@ from appliance import paths
 from appliance.config import Config, ConfigError, parse, write_atomic
 from appliance.render import RenderedFile, render_all
 from appliance.render.clamav import CLAMD_CONF, FRESHCLAM_CONF
-from appliance.render.dovecot import JUNKMAIL_SIEVE
+from appliance.render.dovecot import GLOBAL_SIEVES
 from appliance.render.fetchmail import RC
 from appliance.render.supervisord import SMTP_DAEMONS
 from appliance.render.unbound import CONF as UNBOUND_CONF
@@ -143,10 +143,11 @@ def check_staged(staging: Path, changed: dict[str, list[RenderedFile]]) -> None:
     if "dovecot" in changed:
         _run_check(["doveconf", "-n", "-c", str(staging / "etc/dovecot/dovecot.conf")],
                    "dovecot")
-        sieve = staging / JUNKMAIL_SIEVE.lstrip("/")
-        if sieve.exists() and (problem := compile_sieve(
-                sieve, staging / "etc/dovecot/dovecot.conf")):
-            raise ConfigError(f"sievec refused {JUNKMAIL_SIEVE}: {problem}")
+        for script in GLOBAL_SIEVES:
+            sieve = staging / script.lstrip("/")
+            if sieve.exists() and (problem := compile_sieve(
+                    sieve, staging / "etc/dovecot/dovecot.conf")):
+                raise ConfigError(f"sievec refused {script}: {problem}")
     if "spamassassin" in changed:
         _run_check(["spamassassin", "--lint", "--siteconfigpath",
                     str(staging / "etc/spamassassin")], "spamassassin")
@@ -354,11 +355,12 @@ def _apply(config: Config, *, dry_run: bool, check: bool, reload: bool) -> Plan:
     for files in p.changed.values():
         for f in files:
             _write(f, _real(f.path, root), strict)
-    if strict and JUNKMAIL_SIEVE in {f.path for f in p.changed.get("dovecot", [])}:
+    changed_paths = {f.path for f in p.changed.get("dovecot", [])}
+    for script in GLOBAL_SIEVES if strict else ():
         # checked in the staging tree above: a failure here is the file system's
-        if problem := compile_sieve(_real(JUNKMAIL_SIEVE, root),
-                                    _real("/etc/dovecot/dovecot.conf", root)):
-            log.error("sievec %s failed: %s", JUNKMAIL_SIEVE, problem)
+        if script in changed_paths and (problem := compile_sieve(
+                _real(script, root), _real("/etc/dovecot/dovecot.conf", root))):
+            log.error("sievec %s failed: %s", script, problem)
     if reload:
         new = json.loads(p.changed["smtpd"][0].text) if "smtpd" in p.changed else None
         p.reloaded = reload_services(p.services, previous, new, frozenset(

@@ -67,8 +67,9 @@ def test_every_user_has_a_mailbox_in_every_domain() -> None:
 
 def test_dovecot_users_file_holds_hashes_and_locks_users_without_password() -> None:
     users = files()["/etc/dovecot/appliance/users"].splitlines()
-    assert users[0] == f"alice:{HASH}:::Alice  Admin::"
-    assert users[1] == "bob::::::" + ":nologin"
+    dedupe = "userdb_sieve_before=/etc/dovecot/sieve/duplicates.sieve"
+    assert users[0] == f"alice:{HASH}:::Alice  Admin:::{dedupe}"
+    assert users[1] == "bob::::::" + f":nologin {dedupe}"
 
 
 def test_dovecot_requires_tls_for_plaintext_and_serves_imap_pop3() -> None:

@@ -111,8 +111,7 @@ def test_supervisord_runs_spamd_clamd_and_freshclam_only_when_enabled() -> None:
 def test_junkmail_sorting_per_user_over_the_global_switch() -> None:
     def sorting(extra: str) -> dict[str, bool]:
         users = files(extra)["/etc/dovecot/appliance/users"].splitlines()
-        return {u.split(":")[0]: "sieve_before=/etc/dovecot/sieve/junkmail.sieve" in u
-                for u in users}
+        return {u.split(":")[0]: "=/etc/dovecot/sieve/junkmail.sieve" in u for u in users}
 
     assert sorting("") == {"alice": False, "bob": False, "carol": True}
     assert sorting("[spamassassin]\nsort_spam = true\n") == {

@@ -158,6 +158,25 @@ def test_quota_reaches_dovecot_users_file() -> None:
     assert "quota = maildir:User quota" in out["/etc/dovecot/dovecot.conf"]
 
 
+def test_duplicate_suppression_runs_first_for_every_mailbox_within_its_window() -> None:
+    users = files()["/etc/dovecot/appliance/users"].splitlines()
+    assert all("userdb_sieve_before=/etc/dovecot/sieve/duplicates.sieve" in u for u in users)
+    sieve = files()["/etc/dovecot/sieve/duplicates.sieve"]
+    assert 'require ["duplicate"];' in sieve and "if duplicate :seconds 86400 {" in sieve
+    assert "discard;\n  stop;" in sieve
+    # ahead of junkmail sorting, which then moves to the second slot
+    sorted_spam = files("[spamassassin]\nsort_spam = true\n")["/etc/dovecot/appliance/users"]
+    assert ("userdb_sieve_before=/etc/dovecot/sieve/duplicates.sieve "
+            "userdb_sieve_before2=/etc/dovecot/sieve/junkmail.sieve") in sorted_spam
+    # 0 keeps every copy; junkmail then takes the first slot (Pigeonhole stops at a gap)
+    off = files("[delivery]\nduplicate_window_hours = 0\n[spamassassin]\nsort_spam = true\n")
+    assert "duplicates.sieve" not in off["/etc/dovecot/appliance/users"]
+    assert "userdb_sieve_before=/etc/dovecot/sieve/junkmail.sieve" in off[
+        "/etc/dovecot/appliance/users"]
+    assert ":seconds 3600 " in files("[delivery]\nduplicate_window_hours = 1\n")[
+        "/etc/dovecot/sieve/duplicates.sieve"]
+
+
 def test_internal_groups_are_hidden_from_the_internet_too() -> None:
     text = BASE + '[groups.staff]\nmembers = ["alice"]\nvisible = "internal"\n'
     out = {f.path: f.text for fs in render_all(parse(text)).values() for f in fs}
