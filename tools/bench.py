@@ -18,13 +18,13 @@ Then the soak (--soak-minutes, 30 by default; 0 skips it): smtp-source keeps por
 busy while the RSS and open file descriptors of every long-running process are sampled
 each --sample-seconds; the curve is printed, with the drift between the first and the
 last fifth of the run, and every acknowledged message is counted in the mailbox.
-Memory there is PSS (shared pages split between the processes that map them).
+Memory there is PSS (shared pages split between the processes that map them), read
+from the host's /proc, so `make bench` runs as root.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import re
 import statistics
@@ -99,47 +99,59 @@ def time_share() -> str:
                      for name, ms in rows) + f"\n  ({n} messages)"
 
 
-# Run inside the container as root: memory (KiB) and open descriptors per supervised
-# program, summed over its process tree (spamd, Postfix and Dovecot fork children).
-# Memory is PSS, RSS with shared pages split between their users, so a sum over
-# processes that share libraries is not counted many times over.
-SAMPLER = r"""
-import json, os, subprocess
-def tree(pid):
-    out = [pid]
-    for t in os.listdir(f"/proc/{pid}/task"):
-        try:
-            kids = open(f"/proc/{pid}/task/{t}/children").read().split()
-        except OSError:
-            continue
-        for k in kids:
-            out += tree(int(k))
-    return out
-def measure(pids):
-    rss = fds = 0
-    for p in pids:
-        try:
-            for line in open(f"/proc/{p}/smaps_rollup"):
-                if line.startswith("Pss:"):
-                    rss += int(line.split()[1])
-            fds += len(os.listdir(f"/proc/{p}/fd"))
-        except OSError:
-            pass
-    return rss, fds
-res = {}
-for name in %r:
-    pid = subprocess.run(["supervisorctl", "pid", name], capture_output=True,
-                         text=True).stdout.strip()
-    if pid.isdigit() and pid != "0":
-        res[name] = measure(tree(int(pid)))
-print(json.dumps(res))
-"""
+# Memory (KiB) and open descriptors per supervised program, summed over its process
+# tree (spamd, Postfix and Dovecot fork children), read from the host's /proc: root in
+# the container lacks CAP_SYS_PTRACE, so it cannot read the /proc entries of daemons that
+# changed user. Memory is PSS, RSS with shared pages split between their users, so a sum
+# over processes that share libraries is not counted many times over.
 SOAKED = ["smtpd-smtp", "smtpd-smtps", "smtpd-submission", "postfix", "dovecot", "spamd",
           "clamd", "unbound", "scheduler"]
 
 
+def _tree(pid: int) -> list[int]:
+    out = [pid]
+    try:
+        tasks = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return out
+    for t in tasks:
+        try:
+            kids = Path(f"/proc/{pid}/task/{t}/children").read_text().split()
+        except OSError:
+            continue
+        for k in kids:
+            out += _tree(int(k))
+    return out
+
+
+def _measure(pids: list[int]) -> tuple[int, int]:
+    pss = fds = 0
+    for p in pids:
+        try:
+            for line in Path(f"/proc/{p}/smaps_rollup").read_text().splitlines():
+                if line.startswith("Pss:"):
+                    pss += int(line.split()[1])
+            fds += len(os.listdir(f"/proc/{p}/fd"))
+        except OSError:
+            pass  # exited meanwhile
+    return pss, fds
+
+
 def sample() -> dict[str, tuple[int, int]]:
-    return json.loads(ex("/opt/appliance/bin/python", "-c", SAMPLER % (SOAKED,)))
+    status = sh(*COMPOSE, "exec", "-T", "appliance", "supervisorctl", "status", check=False)
+    inside = {m.group(1): int(m.group(2)) for m in
+              re.finditer(r"^(\S+)\s+RUNNING\s+pid (\d+),", status, re.MULTILINE)}
+    init = int(sh("docker", "inspect", "-f", "{{.State.Pid}}", ex_container()).strip())
+    host = {}  # container pid -> host pid (the last NSpid is the container's own)
+    for hp in _tree(init):
+        try:
+            for line in Path(f"/proc/{hp}/status").read_text().splitlines():
+                if line.startswith("NSpid:"):
+                    host[int(line.split()[-1])] = hp
+        except OSError:
+            pass
+    return {name: _measure(_tree(host[inside[name]])) for name in SOAKED
+            if name in inside and inside[name] in host}
 
 
 def inbox_count(user: str) -> int:
@@ -199,7 +211,7 @@ def main() -> int:
     ap.add_argument("--messages", type=int, default=1000)
     ap.add_argument("--sessions", type=int, default=20)
     ap.add_argument("--size", type=int, default=20480, help="bytes per message")
-    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--rounds", type=int, default=3, help="0: skip to the soak")
     ap.add_argument("--soak-minutes", type=float, default=30.0,
                     help="steady load afterwards, sampling RSS and descriptors (0: none)")
     ap.add_argument("--sample-seconds", type=float, default=60.0)
@@ -233,25 +245,26 @@ def main() -> int:
         run_source(25, 200, a.sessions, a.size)
         run_source(10025, 200, a.sessions, a.size)
 
-        pipeline, direct = [], []
-        for r in range(a.rounds):
-            direct.append(run_source(10025, a.messages, a.sessions, a.size))
-            pipeline.append(run_source(25, a.messages, a.sessions, a.size))
-            print(f"round {r + 1}: postfix direct {direct[-1]:7.1f} msg/s   "
-                  f"pipeline {pipeline[-1]:7.1f} msg/s   ratio {pipeline[-1] / direct[-1]:.2f}")
-        d, p = statistics.median(direct), statistics.median(pipeline)
-        print(f"\n{a.messages} messages x {a.size} B, {a.sessions} sessions, "
-              f"one message per connection, {a.rounds} alternating rounds")
-        print(f"postfix direct (10025): {d:7.1f} msg/s (median)")
-        print(f"full pipeline  (25):    {p:7.1f} msg/s (median)")
-        print(f"ratio pipeline/direct:  {p / d:.2f}")
-        print("\nwhere the pipeline's time goes (terse log, all rounds):")
-        print(time_share())
-        print("\nRSS of the SMTP daemons:")
-        print(ex("ps", "-o", "rss=,args=", "-u", "qpsmtpd").rstrip().replace(
-            "/opt/appliance/bin/python3 /opt/appliance/bin/appliance ", "  KiB  "))
-        print("\nRSS of the content filters (KiB):")
-        print(ex("ps", "-o", "rss=,args=", "-C", "spamd,clamd").rstrip())
+        if a.rounds > 0:  # 0: only the soak
+            pipeline, direct = [], []
+            for r in range(a.rounds):
+                direct.append(run_source(10025, a.messages, a.sessions, a.size))
+                pipeline.append(run_source(25, a.messages, a.sessions, a.size))
+                print(f"round {r + 1}: postfix direct {direct[-1]:7.1f} msg/s   "
+                      f"pipeline {pipeline[-1]:7.1f} msg/s   ratio {pipeline[-1] / direct[-1]:.2f}")
+            d, p = statistics.median(direct), statistics.median(pipeline)
+            print(f"\n{a.messages} messages x {a.size} B, {a.sessions} sessions, "
+                  f"one message per connection, {a.rounds} alternating rounds")
+            print(f"postfix direct (10025): {d:7.1f} msg/s (median)")
+            print(f"full pipeline  (25):    {p:7.1f} msg/s (median)")
+            print(f"ratio pipeline/direct:  {p / d:.2f}")
+            print("\nwhere the pipeline's time goes (terse log, all rounds):")
+            print(time_share())
+            print("\nRSS of the SMTP daemons:")
+            print(ex("ps", "-o", "rss=,args=", "-u", "qpsmtpd").rstrip().replace(
+                "/opt/appliance/bin/python3 /opt/appliance/bin/appliance ", "  KiB  "))
+            print("\nRSS of the content filters (KiB):")
+            print(ex("ps", "-o", "rss=,args=", "-C", "spamd,clamd").rstrip())
         if a.soak_minutes > 0:
             soak(a.soak_minutes, a.sample_seconds, a.sessions, a.size)
     finally:
