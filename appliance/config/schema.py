@@ -476,10 +476,11 @@ SECTIONS: tuple[Section, ...] = (
                 "exist here: returntosender (refused at RCPT) or an account that gets it "
                 "(SME EmailUnknownUser)", check=_account_or_keyword("returntosender"),
                 allowed="returntosender or an account name"),
-            Key("duplicate_window_hours", int, 24, "a message whose Message-ID a mailbox "
-                "already received within this many hours is not stored again: a sender's "
-                "retry after a lost 250, a redelivery after a crash, the same mail through "
-                "a list and directly; 0 keeps every copy", minimum=0, maximum=168),
+            Key("duplicate_window_hours", int, 24, "a copy of a message (the same "
+                "Message-ID, Date, From and Subject) that a mailbox already received within "
+                "this many hours is not stored again: a sender's retry after a lost 250, a "
+                "redelivery after a crash, the same mail through a list and directly; 0 "
+                "keeps every copy", minimum=0, maximum=168),
         ),
     ),
     Section(

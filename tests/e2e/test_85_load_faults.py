@@ -252,13 +252,18 @@ def test_a_retried_or_redelivered_message_is_stored_once(appliance: Appliance,
     assert redelivered.stdout.strip() == "{}"  # accepted by LMTP, as Postfix would see it
     assert send_port25(appliance.ip, other) == {}
     ids[load.message_id(1)] = 1
-    wait_for(lambda: delivered_ids(appliance.ip, load.run) == ids, 30, "the other message")
+    # A sender reusing a Message-ID for different mail loses nothing.
+    reused = load.message(0)
+    reused.replace_header("Subject", "another message, the same Message-ID")
+    assert send_port25(appliance.ip, reused) == {}
+    ids[load.message_id(0)] = 2
+    wait_for(lambda: delivered_ids(appliance.ip, load.run) == ids, 30, "the other messages")
     queue_drained(appliance)
     assert delivered_ids(appliance.ip, load.run) == ids
     # With the window at 0 every copy is kept.
     with settings(appliance, ("delivery.duplicate_window_hours", "0")):
         assert send_port25(appliance.ip, first) == {}
-        ids[load.message_id(0)] = 2
+        ids[load.message_id(0)] = 3
         wait_for(lambda: delivered_ids(appliance.ip, load.run) == ids, 30, "a second copy")
 
 

@@ -162,8 +162,11 @@ def test_duplicate_suppression_runs_first_for_every_mailbox_within_its_window() 
     users = files()["/etc/dovecot/appliance/users"].splitlines()
     assert all("userdb_sieve_before=/etc/dovecot/sieve/duplicates.sieve" in u for u in users)
     sieve = files()["/etc/dovecot/sieve/duplicates.sieve"]
-    assert 'require ["duplicate"];' in sieve and "if duplicate :seconds 86400 {" in sieve
-    assert "discard;\n  stop;" in sieve
+    assert 'require ["duplicate", "variables"];' in sieve
+    assert 'if duplicate :uniqueid "${key}" :seconds 86400 {' in sieve
+    for header in ("Message-ID", "Date", "From", "Subject"):
+        assert f'header :matches "{header}"' in sieve
+    assert "discard;\n    stop;" in sieve
     # ahead of junkmail sorting, which then moves to the second slot
     sorted_spam = files("[spamassassin]\nsort_spam = true\n")["/etc/dovecot/appliance/users"]
     assert ("userdb_sieve_before=/etc/dovecot/sieve/duplicates.sieve "
