@@ -31,8 +31,10 @@ trap 'rm -rf "$root"' EXIT
 debootstrap --variant=minbase "$SUITE" "$root" "$MIRROR" >"$root.log" 2>&1 || {
   log "debootstrap failed; last lines of $root.log:"; tail -n 20 "$root.log" >&2; exit 1; }
 rm -f "$root.log"
-# Slim it down the way the official -slim image does: no apt lists, docs or man pages.
-rm -rf "$root"/var/lib/apt/lists/* "$root"/var/cache/apt/*.bin "$root"/usr/share/doc/* \
+# Slim it down the way the official -slim image does: no apt lists, downloaded packages,
+# docs or man pages.
+rm -rf "$root"/var/lib/apt/lists/* "$root"/var/cache/apt/*.bin \
+       "$root"/var/cache/apt/archives/*.deb "$root"/usr/share/doc/* \
        "$root"/usr/share/man/* "$root"/usr/share/info/*
 printf 'deb %s %s main\ndeb %s %s-updates main\ndeb %s %s-security main\n' \
   "$MIRROR" "$SUITE" "$MIRROR" "$SUITE" "$SECURITY_MIRROR" "$SUITE" \

@@ -175,6 +175,13 @@ def test_executable_attachments_are_refused_when_patterns_scan_is_on(appliance: 
         sme(appliance, "config setprop qpsmtpd PatternsScan disabled")
 
 
+def test_spamassassin_runs_its_body_rules_compiled(appliance: Appliance):
+    # The image compiles them with sa-compile; Rule2XSBody must find all of them.
+    lint = appliance.exec("spamassassin", "-D", "zoom", "--lint", timeout=120)
+    assert re.search(r"zoom: able to use (\d+)/\1 'body_0' compiled rules \(100%\)",
+                     lint.stderr), lint.stderr[-2000:]
+
+
 def test_spamd_stopped_defers_and_the_retry_is_delivered_once(appliance: Appliance):
     subject = f"spamd-down-{uid()}"
     appliance.exec("supervisorctl", "stop", "spamd")
