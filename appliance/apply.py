@@ -209,6 +209,16 @@ def _programs() -> set[str]:
         return set()
 
 
+def sieve_stale(script: Path, changed: bool) -> bool:
+    """Whether a script of ours needs compiling: it or dovecot.conf changed (settings
+    such as the duplicate period apply at compile time), or its binary is missing or
+    older (a failed compile, a deleted file). Dovecot cannot write the binary itself."""
+    if not script.exists():
+        return False
+    binary = script.with_suffix(".svbin")
+    return changed or not binary.exists() or binary.stat().st_mtime < script.stat().st_mtime
+
+
 def compile_sieve(script: Path, dovecot_conf: Path) -> str | None:
     """Compile a Sieve script next to itself (Dovecot cannot write there), with the
     settings of that dovecot.conf; None if it compiled, else sievec's complaint."""
@@ -321,13 +331,28 @@ def commit(config: Config, *, dry_run: bool = False, check: bool = True) -> Plan
     text = tomlkit.dumps(config.document)
     new = parse(text, paths.CONFIG)
     with _lock():
-        if config.source is not None and _current(paths.CONFIG) != config.source:
+        if config.source is not None and (now := _current(paths.CONFIG)) != config.source:
             raise ConfigError("changed by someone else since it was read; nothing was "
-                              "applied: make the change again", file=paths.CONFIG)
+                              "applied: make the change again "
+                              f"({_what_changed(config.source, now)})", file=paths.CONFIG)
         p = _apply(new, dry_run=dry_run, check=check, reload=True)
         if not dry_run:
             write_atomic(paths.CONFIG, text, mode=0o600)
     return p
+
+
+def _what_changed(before: str, now: str | None) -> str:
+    """Which lines differ (keys only: values may be passwords), so whoever sees the
+    refusal can tell what the other edit was."""
+    if now is None:
+        return "the file is gone"
+    keys = []
+    for line in difflib.unified_diff(before.splitlines(), now.splitlines(), lineterm="", n=0):
+        if line[:1] in "+-" and not line.startswith(("+++", "---")):
+            key = line[1:].split("=", 1)[0].strip() or "(blank line)"
+            if key not in keys:
+                keys.append(key)
+    return "differs at " + ", ".join(keys[:6]) if keys else "only white space differs"
 
 
 def _apply(config: Config, *, dry_run: bool, check: bool, reload: bool) -> Plan:
@@ -358,8 +383,10 @@ def _apply(config: Config, *, dry_run: bool, check: bool, reload: bool) -> Plan:
     changed_paths = {f.path for f in p.changed.get("dovecot", [])}
     for script in GLOBAL_SIEVES if strict else ():
         # checked in the staging tree above: a failure here is the file system's
-        if script in changed_paths and (problem := compile_sieve(
-                _real(script, root), _real("/etc/dovecot/dovecot.conf", root))):
+        if sieve_stale(_real(script, root), script in changed_paths or
+                       "/etc/dovecot/dovecot.conf" in changed_paths) and (
+                problem := compile_sieve(_real(script, root),
+                                         _real("/etc/dovecot/dovecot.conf", root))):
             log.error("sievec %s failed: %s", script, problem)
     if reload:
         new = json.loads(p.changed["smtpd"][0].text) if "smtpd" in p.changed else None

@@ -140,6 +140,8 @@ protocol lmtp {{
 }}
 plugin {{
   sieve = file:~/sieve;active=~/.dovecot.sieve
+  # ceiling of duplicate :seconds, applied when the script is compiled
+  sieve_duplicate_max_period = 7d
   quota = maildir:User quota
 }}
 """
@@ -190,11 +192,12 @@ def duplicates_sieve(config: Config) -> str:
 # delivery.duplicate_window_hours is not stored twice (RFC 7352).
 require ["duplicate", "variables"];
 if header :matches "Message-ID" "?*" {{
-  set "key" "${{0}}";
-  if header :matches "Date" "*" {{ set "key" "${{key}}|${{1}}"; }}
-  if header :matches "From" "*" {{ set "key" "${{key}}|${{1}}"; }}
-  if header :matches "Subject" "*" {{ set "key" "${{key}}|${{1}}"; }}
-  if duplicate :uniqueid "${{key}}" :seconds {max(seconds, 1)} {{
+  set "id" "${{0}}";
+  set "date" ""; set "from" ""; set "subject" "";
+  if header :matches "Date" "*" {{ set "date" "${{1}}"; }}
+  if header :matches "From" "*" {{ set "from" "${{1}}"; }}
+  if header :matches "Subject" "*" {{ set "subject" "${{1}}"; }}
+  if duplicate :uniqueid "${{id}}|${{date}}|${{from}}|${{subject}}" :seconds {max(seconds, 1)} {{
     discard;
     stop;
   }}

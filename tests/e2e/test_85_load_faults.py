@@ -22,6 +22,7 @@ The counts of each run are written to $E2E_STATE/faults.txt for the closing note
 
 from __future__ import annotations
 
+import copy
 import imaplib
 import smtplib
 import socket
@@ -63,11 +64,19 @@ class Load:
     temporary: int = 0  # 4xx replies
     lost_sessions: int = 0  # hang-ups, refused connections
     lock: threading.Lock = field(default_factory=threading.Lock)
+    built: dict[int, EmailMessage] = field(default_factory=dict)
 
     def message_id(self, n: int) -> str:
         return f"<load-{self.run}-{n}@remote.test>"
 
     def message(self, n: int) -> EmailMessage:
+        """Message n, the same bytes at every attempt, as a real sender retries."""
+        with self.lock:
+            if n not in self.built:
+                self.built[n] = self._build(n)
+            return self.built[n]
+
+    def _build(self, n: int) -> EmailMessage:
         msg = EmailMessage()
         msg["From"] = "load@remote.test"
         msg["To"] = self.recipient
@@ -253,7 +262,7 @@ def test_a_retried_or_redelivered_message_is_stored_once(appliance: Appliance,
     assert send_port25(appliance.ip, other) == {}
     ids[load.message_id(1)] = 1
     # A sender reusing a Message-ID for different mail loses nothing.
-    reused = load.message(0)
+    reused = copy.deepcopy(first)
     reused.replace_header("Subject", "another message, the same Message-ID")
     assert send_port25(appliance.ip, reused) == {}
     ids[load.message_id(0)] = 2

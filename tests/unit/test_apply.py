@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
 import tomlkit
 
 from appliance import accounts, paths
-from appliance.apply import apply, plan
+from appliance.apply import apply, plan, sieve_stale
 from appliance.config import ConfigError, parse
 from appliance.config.default import default_toml
 
@@ -91,7 +92,24 @@ def test_commit_refuses_a_file_changed_since_it_was_read(root: Path, monkeypatch
     set_value(theirs, "queue.lifetime", ["1000"])
     commit(theirs, check=False)
     set_value(mine, "smtpd.timeout", ["60"])
-    with pytest.raises(ConfigError, match="changed by someone else since it was read"):
+    with pytest.raises(ConfigError, match="changed by someone else since it was read"
+                       r".*\(differs at (\[queue\], )?lifetime\)"):
         commit(mine, check=False)
     data = load(paths.CONFIG).data
     assert data["queue"]["lifetime"] == 1000 and data["smtpd"]["timeout"] == 120
+
+
+def test_a_sieve_script_is_recompiled_when_its_binary_is_missing_or_older(
+        tmp_path: Path) -> None:
+    script = tmp_path / "duplicates.sieve"
+    assert not sieve_stale(script, changed=True)  # nothing rendered there
+    script.write_text("keep;\n")
+    assert sieve_stale(script, changed=False)  # never compiled, or the binary was deleted
+    binary = script.with_suffix(".svbin")
+    binary.write_bytes(b"")
+    os.utime(script, (1000, 1000))
+    os.utime(binary, (2000, 2000))
+    assert not sieve_stale(script, changed=False)
+    assert sieve_stale(script, changed=True)  # it or dovecot.conf changed
+    os.utime(script, (3000, 3000))
+    assert sieve_stale(script, changed=False)  # a failed compile left an older binary

@@ -163,7 +163,9 @@ def test_duplicate_suppression_runs_first_for_every_mailbox_within_its_window() 
     assert all("userdb_sieve_before=/etc/dovecot/sieve/duplicates.sieve" in u for u in users)
     sieve = files()["/etc/dovecot/sieve/duplicates.sieve"]
     assert 'require ["duplicate", "variables"];' in sieve
-    assert 'if duplicate :uniqueid "${key}" :seconds 86400 {' in sieve
+    assert ('if duplicate :uniqueid "${id}|${date}|${from}|${subject}" :seconds 86400 {'
+            in sieve)
+    assert "sieve_duplicate_max_period = 7d" in files()["/etc/dovecot/dovecot.conf"]
     for header in ("Message-ID", "Date", "From", "Subject"):
         assert f'header :matches "{header}"' in sieve
     assert "discard;\n    stop;" in sieve
