@@ -237,7 +237,9 @@ def filters(on: bool) -> None:
     ex("appliance", "config", "set", "spamassassin.enabled", value)
     ex("appliance", "config", "set", "clamav.enabled", value)
     wait_for(content_filters_ready, 180, "spamd and clamd to answer")
-    time.sleep(2)  # the daemons restart with their new chain; the warm-up checks it
+    wait_for(lambda: "RUNNING" in ex("supervisorctl", "status", "smtpd-smtp"), 60,
+             "smtpd-smtp to restart")
+    time.sleep(2)  # let the restarted daemon bind; the warm-up checks it works
     run_source(25, 200, 20, 1024)
 
 
@@ -256,6 +258,9 @@ def main() -> int:
     ap.add_argument("--sample-seconds", type=float, default=60.0)
     ap.add_argument("--keep", action="store_true", help="leave the bench container running")
     a = ap.parse_args()
+    if a.soak_minutes > 0 and os.geteuid() != 0:
+        # without root the host's /proc of the container's daemons reads as nothing
+        sys.exit("bench: the soak reads the daemons' /proc from the host: run it as root")
 
     sh(*COMPOSE, "down", "-v", "--remove-orphans", check=False)
     sys.path.insert(0, str(ROOT))
