@@ -404,18 +404,17 @@ def _check_certificate(p: Plan) -> None:
     """Set p.new_certificate when tls/cert.pem or key.pem differ from what the services
     loaded (a dropped-in certificate); ConfigError, changing nothing, if the services
     could not load them. An expired certificate is a warning."""
-    from appliance.tls import check_pair, expiry
+    from appliance.tls import check_pair
 
     try:
-        fingerprint = check_pair(paths.TLS_CERT, paths.TLS_KEY)
+        pair = check_pair(paths.TLS_CERT, paths.TLS_KEY)
     except ValueError as e:
         raise ConfigError(f"TLS certificate: {e}; nothing was applied") from None
-    expires = expiry(paths.TLS_CERT)
-    if expires < dt.datetime.now(dt.UTC):
+    if pair.expires < dt.datetime.now(dt.UTC):
         p.warnings.append(f"the TLS certificate {paths.TLS_CERT} expired on "
-                          f"{expires:%Y-%m-%d}: clients will refuse it")
+                          f"{pair.expires:%Y-%m-%d}: clients will refuse it")
         log.warning("%s", p.warnings[-1])
-    if (_current(paths.TLS_IN_USE) or "").strip() != fingerprint:
-        p.new_certificate = fingerprint
+    if (_current(paths.TLS_IN_USE) or "").strip() != pair.fingerprint:
+        p.new_certificate = pair.fingerprint
         p.diffs.append(f"{paths.TLS_CERT} and {paths.TLS_KEY}: a new certificate for "
                        "every TLS service\n")

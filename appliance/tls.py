@@ -11,6 +11,7 @@ import hashlib
 import ipaddress
 import os
 from pathlib import Path
+from typing import NamedTuple
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -62,15 +63,14 @@ def ensure_self_signed(cert_path: Path, key_path: Path, fqdn: str, domain: str) 
     return True
 
 
-def expiry(cert_path: Path) -> datetime.datetime:
-    cert = x509.load_pem_x509_certificate(cert_path.read_bytes())
-    return cert.not_valid_after_utc
+class CertificatePair(NamedTuple):
+    fingerprint: str  # what `appliance apply` compares to see a dropped-in certificate
+    expires: datetime.datetime
 
 
-def check_pair(cert_path: Path, key_path: Path) -> str:
-    """The fingerprint of a certificate and key that belong together (what `appliance
-    apply` compares to see a dropped-in certificate); ValueError saying what is wrong
-    when the services could not load them."""
+def check_pair(cert_path: Path, key_path: Path) -> CertificatePair:
+    """A certificate and key that belong together, read and parsed once; ValueError
+    saying what is wrong when the services could not load them."""
     try:
         cert_pem, key_pem = cert_path.read_bytes(), key_path.read_bytes()
     except OSError as e:
@@ -88,4 +88,5 @@ def check_pair(cert_path: Path, key_path: Path) -> str:
         raise ValueError(f"{key_path} is not the key of the certificate in {cert_path}")
     # An expired certificate is served all the same (status and apply warn): refusing it
     # would stop every setting change, and a restart, over a renewal that came late.
-    return hashlib.sha256(cert_pem + b"\0" + key_pem).hexdigest()
+    return CertificatePair(hashlib.sha256(cert_pem + b"\0" + key_pem).hexdigest(),
+                           cert.not_valid_after_utc)

@@ -232,15 +232,21 @@ def content_filters_ready() -> bool:
                           capture_output=True).returncode == 0
 
 
-def filters(on: bool) -> None:
-    value = "true" if on else "false"
-    ex("appliance", "config", "set", "spamassassin.enabled", value)
-    ex("appliance", "config", "set", "clamav.enabled", value)
+def ready(sessions: int, size: int) -> None:
+    """After a settings change: status clean, port 25's daemon back, a warm-up through
+    it (smtp-source fails on anything but 250)."""
     wait_for(content_filters_ready, 180, "spamd and clamd to answer")
     wait_for(lambda: "RUNNING" in ex("supervisorctl", "status", "smtpd-smtp"), 60,
              "smtpd-smtp to restart")
-    time.sleep(2)  # let the restarted daemon bind; the warm-up checks it works
-    run_source(25, 200, 20, 1024)
+    time.sleep(2)  # let the restarted daemon bind
+    run_source(25, 200, sessions, size)
+
+
+def filters(on: bool, sessions: int, size: int) -> None:
+    value = "true" if on else "false"
+    ex("appliance", "config", "set", "spamassassin.enabled", value)
+    ex("appliance", "config", "set", "clamav.enabled", value)
+    ready(sessions, size)
 
 
 def ex_container() -> str:
@@ -280,11 +286,7 @@ def main() -> int:
         ex("appliance", "config", "set", "smtpd.loadcheck.max_load", "1000")
         ex("sh", "-c", f"cat > {CLAMAV_DB}/{TEST_SIGNATURES.name}",
            input=TEST_SIGNATURES.read_text())
-        wait_for(content_filters_ready, 180, "spamd and clamd to answer")
-        wait_for(lambda: "RUNNING" in ex("supervisorctl", "status", "smtpd-smtp"), 60,
-                 "smtpd-smtp to restart")
-        time.sleep(2)  # let the restarted daemon bind; the warm-up below checks it works
-        run_source(25, 200, a.sessions, a.size)
+        ready(a.sessions, a.size)
         run_source(10025, 200, a.sessions, a.size)
 
         if a.rounds > 0:  # 0: only the soak
@@ -299,10 +301,10 @@ def main() -> int:
             print(ex("ps", "-o", "rss=,args=", "-C", "spamd,clamd").rstrip())
 
             # Our daemon and its plugins against Postfix alone: what the SMTP side costs.
-            filters(False)
+            filters(False, a.sessions, a.size)
             print("\nwithout them (spamassassin.enabled and clamav.enabled false)")
             compare(a.rounds, a.messages * 3, a.sessions, a.size)
-            filters(True)
+            filters(True, a.sessions, a.size)
         if a.soak_minutes > 0:
             soak(a.soak_minutes, a.sample_seconds, a.sessions, a.size)
     finally:

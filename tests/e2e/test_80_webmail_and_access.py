@@ -308,5 +308,5 @@ def test_tls_13_only_for_imap_and_pop3_refuses_a_tls_12_client(appliance: Applia
             wait_for(lambda p=port: handshake(p).startswith("refused"), 15,
                      f"{port} to refuse TLS 1.2")
     finally:
-        changed(appliance, "appliance config set tls.tls_min_version TLSv1.2", ready=False)
+        changed(appliance, "appliance config unset tls.tls_min_version", ready=False)
     wait_for(lambda: handshake(993) == "TLSv1.2", 15, "TLS 1.2 accepted again")

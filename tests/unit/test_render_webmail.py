@@ -3,6 +3,7 @@ the dropped-in certificate check."""
 
 from __future__ import annotations
 
+import datetime
 from pathlib import Path
 
 import pytest
@@ -81,8 +82,9 @@ def test_a_certificate_and_key_must_belong_together(tmp_path: Path) -> None:
     a, b = tmp_path / "a", tmp_path / "b"
     ensure_self_signed(a / "cert.pem", a / "key.pem", "mail.example.com", "example.com")
     ensure_self_signed(b / "cert.pem", b / "key.pem", "other.example.com", "example.com")
-    fingerprint = check_pair(a / "cert.pem", a / "key.pem")
+    fingerprint, expires = check_pair(a / "cert.pem", a / "key.pem")
     assert len(fingerprint) == 64
+    assert expires > datetime.datetime.now(datetime.UTC)
     with pytest.raises(ValueError, match="is not the key of the certificate"):
         check_pair(a / "cert.pem", b / "key.pem")
     (b / "key.pem").write_text("not a key")
