@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -52,12 +54,21 @@ class StatusScreen(Screen):
             "\n".join(_short(line) for line in recent) or "no mail yet")
 
 
-def service_grid(st: Status, per_line: int = 3) -> str:
-    """Every service and its state, three to a line: a dozen programs fit 80x24 with
-    the rest of the screen (a problem's detail is in the Problems line)."""
-    cells = [f"{svc.name:<17}{svc.state:<9}" for svc in st.services]
+def service_grid(st: Status, per_line: int = 2) -> str:
+    """Every service with its state and uptime, two to a line: a dozen programs fit
+    80x24 with the rest of the screen (a problem's whole detail is in the Problems line)."""
+    cells = [f"{svc.name:<17}{svc.state:<9}{_uptime(svc.detail):<13}" for svc in st.services]
     return "\n".join("".join(cells[i:i + per_line]).rstrip()
                      for i in range(0, len(cells), per_line))
+
+
+def _uptime(detail: str) -> str:
+    """supervisord's "pid 12, uptime 2 days, 1:02:03" as "2d 1:02:03"; for a service
+    not running, the start of its detail (the error, or when it stopped)."""
+    m = re.search(r"uptime (?:(\d+) days?, )?(\d+:\d\d:\d\d)", detail)
+    if m:
+        return (f"{m[1]}d " if m[1] else "") + m[2]
+    return detail[:12]
 
 
 def _short(line: str) -> str:

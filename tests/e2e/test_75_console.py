@@ -6,6 +6,7 @@ MTU, and the SMTP listener advertises the clamped MSS."""
 from __future__ import annotations
 
 import json
+import re
 import shlex
 import socket
 import subprocess
@@ -162,7 +163,9 @@ def test_status_networking_delivery_and_test_message(appliance: Appliance,
     for line in ("unbound", "postfix", "queue:", "data volume", "TLS certificate",
                  "virus signatures:"):
         assert line in console.wait(line), line
-    assert "RUNNING" in status
+    # each service with its state and uptime, two to a line
+    assert re.search(r"smtpd-smtp +RUNNING +(\d+d )?\d+:\d\d:\d\d", status), status
+    (STATE / "console-status.txt").write_text(status)
     console.keys("Escape", "2")
     assert f"{appliance.ip}/24" in console.wait("default via 198.51.100.1 dev eth0")
     console.keys("Escape", "5")

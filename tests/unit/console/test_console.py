@@ -41,8 +41,9 @@ class FakeSystem:
             # every program the appliance runs: all must be in view at 80x24
             services=[Service(name, "RUNNING", "pid 10, uptime 1:00:00") for name in (
                 "clamd", "dovecot", "freshclam", "nginx", "php-fpm", "postfix", "scheduler",
-                "smtpd-smtp", "smtpd-smtps", "smtpd-submission", "unbound")]
-            + [Service("spamd", "FATAL", "Exited too quickly")],
+                "smtpd-smtp", "smtpd-smtps", "smtpd-submission")]
+            + [Service("unbound", "RUNNING", "pid 11, uptime 12 days, 3:04:05"),
+               Service("spamd", "FATAL", "Exited too quickly (process log may have details)")],
             queue={"active": 1, "deferred": 2, "hold": 0, "incoming": 0},
             disk_used=5 * 1024 * 1024, disk_free=10 * 1024 ** 3,
             certificate_expires=dt.datetime.now(dt.UTC) + dt.timedelta(days=300),
@@ -107,9 +108,9 @@ def make_app(committer: CountingCommit | None = None) -> tuple[ConsoleApp, Count
 
 
 def fits(app: ConsoleApp) -> None:
-    """Every control of the screen is fully on an 80x24 screen."""
-    for widget in app.screen.query("Input, Button, DataTable, OptionList"):
-        if not widget.display:
+    """Every control and every line of text on the screen is fully on an 80x24 screen."""
+    for widget in app.screen.query("Input, Button, DataTable, OptionList, Log, Static"):
+        if not widget.display or (isinstance(widget, Static) and not str(widget.render())):
             continue
         r = widget.region
         assert r.width > 0 and r.height > 0, f"{widget} is not visible"
@@ -152,6 +153,7 @@ async def test_dns_forwarders_become_the_toml_change_and_apply_runs_once(root: P
         await pilot.press("ctrl+s")
         await settle(pilot, app)
         assert isinstance(app.screen, ApplyScreen)
+        fits(app)
         diff = "\n".join(app.screen.query_one("#diff", Log).lines)
         assert "+    forward-addr: 192.0.2.7" in diff and "+    forward-addr: 192.0.2.8" in diff
         assert toml()["network"]["dns_forwarders"] == []  # not before apply
@@ -302,8 +304,10 @@ async def test_status_shows_services_queue_problems_and_recent_mail(root: Path) 
         await pilot.press("1")
         await settle(pilot, app)
         text = screen_text(app)
-        assert re.search(r"spamd +FATAL", text)
-        assert re.search(r"unbound +RUNNING", text) and re.search(r"nginx +RUNNING", text)
+        assert re.search(r"spamd +FATAL +Exited too q", text)
+        assert re.search(r"unbound +RUNNING +12d 3:04:05", text)
+        assert re.search(r"smtpd-submission +RUNNING +1:00:00", text)
+        assert re.search(r"nginx +RUNNING +1:00:00", text)
         assert "queue: 1 active, 2 deferred" in text
         assert "Problems: spamd is FATAL" in text
         older = "10:00:00 smtp 198.51.100.1 a@remote.test -> alice@example.com queued"
