@@ -261,8 +261,18 @@ def reload_services(services: list[str], previous_smtpd: dict | None, new_smtpd:
     # after `update`: it may just have started, restarted or removed programs
     running = _programs() if {"spamassassin", "clamav"} & set(services) else set()
     if "unbound" in services:
-        ctl("restart", "unbound")  # a HUP would drop the cache just the same
-        done.append("unbound: restart")
+        # A reload keeps port 53 open: lookups made meanwhile wait in the socket and are
+        # answered, where a restart left a moment in which they failed (and mail got a
+        # 451). A restart remains for an Unbound that is not running or will not reload.
+        proc = subprocess.run(["unbound-control", "-c", UNBOUND_CONF, "reload"], check=False,
+                              capture_output=True, text=True, timeout=CHECK_TIMEOUT_S)
+        if proc.returncode == 0:
+            done.append("unbound: reload")
+        else:
+            log.warning("unbound-control reload failed (%s); restarting unbound",
+                        (proc.stdout + proc.stderr).strip())
+            ctl("restart", "unbound")
+            done.append("unbound: restart")
     if "postfix" in services:
         run("postfix", "reload")
         done.append("postfix: reload")

@@ -36,6 +36,7 @@ STATE = Path(os.environ.get("E2E_STATE", "/tmp/appliance-e2e"))
 CLIENT_IP = "198.51.100.1"  # the host's address there: our clients come from the internet
 APPLIANCE_IP = "198.51.100.10"
 DNS_IP = "198.51.100.53"
+DNS2_IP = "198.51.100.54"  # a second DNS server: names only it knows (zones2.json)
 SINK_IP = "198.51.100.26"
 NOWHERE_IP = "198.51.100.99"  # nothing listens: mail for it stays queued
 CLAMAV_DB = "/var/lib/appliance/clamav"

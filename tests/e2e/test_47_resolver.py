@@ -3,11 +3,17 @@ deferred (4xx), never refused and never accepted unchecked, and flows again afte
 
 from __future__ import annotations
 
+import json
+import threading
+import time
+
 from tests.e2e.conftest import (
     ALICE_PASSWORD,
+    DNS2_IP,
     DNS_IP,
     NOWHERE_IP,
     SINK_IP,
+    STATE,
     Appliance,
     TestDNS,
     wait_for,
@@ -33,6 +39,54 @@ def test_every_lookup_goes_through_unbound(appliance: Appliance) -> None:
     assert "is running" in appliance.exec(
         "unbound-control", "-c", "/etc/unbound/unbound.conf", "status").stdout
     assert appliance.exec("getent", "hosts", "sink.remote.test").stdout.split()[0] == SINK_IP
+
+
+# Lookups as the SMTP plugins make them (appliance.smtpd.dns: 2 s per try, 5 s in all),
+# in the container for SECONDS; prints how many were answered and how many failed.
+LOOKUP_LOOP = """
+import sys, time, dns.resolver
+r = dns.resolver.Resolver(configure=False)
+r.nameservers, r.timeout, r.lifetime = ["127.0.0.1"], 2.0, 5.0
+answered = failed = 0
+end = time.monotonic() + float(sys.argv[1])
+while time.monotonic() < end:
+    try:
+        r.resolve("sink.remote.test", "A")
+        answered += 1
+    except Exception as e:
+        failed += 1
+        print(type(e).__name__, e, file=sys.stderr)
+print(answered, failed)
+"""
+
+
+def test_a_resolver_change_reloads_unbound_without_a_gap(appliance: Appliance) -> None:
+    """Unbound reloads in place: port 53 never closes, so no lookup fails while the
+    forwarder changes (a restart used to leave a moment of 451s)."""
+    def pid() -> str:
+        return appliance.exec("supervisorctl", "pid", "unbound").stdout.strip()
+
+    only_there = f"only-{uid()}.reload.test"  # a name only the second server knows
+    (STATE / "zones2.json").write_text(json.dumps({"names": {
+        only_there: {"A": ["192.0.2.78"]}, "sink.remote.test": {"A": [SINK_IP]}}}))
+    before = pid()
+    result: dict[str, str] = {}
+    loop = threading.Thread(target=lambda: result.update(out=appliance.exec(
+        "/opt/appliance/bin/python3", "-c", LOOKUP_LOOP, "8").stdout))
+    loop.start()
+    try:
+        time.sleep(2)  # lookups under way before the change
+        appliance.exec("appliance", "config", "set", "network.dns_forwarders", DNS2_IP)
+        # the new forwarder is in use
+        assert appliance.exec("getent", "hosts", only_there).stdout.split()[0] == "192.0.2.78"
+    finally:
+        loop.join()
+        appliance.exec("appliance", "config", "set", "network.dns_forwarders", DNS_IP)
+    out = result.get("out", "")
+    assert out, "the lookup loop did not finish"
+    answered, failed = map(int, out.split())
+    assert answered > 0 and failed == 0, out
+    assert pid() == before  # reloaded, not restarted
 
 
 def test_resolver_down_defers_then_mail_flows_once(appliance: Appliance,

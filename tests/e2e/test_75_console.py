@@ -18,6 +18,7 @@ import pytest
 from tests.e2e.conftest import (
     ALICE_PASSWORD,
     COMPOSE,
+    DNS2_IP,
     DNS_IP,
     SINK_IP,
     STATE,
@@ -26,7 +27,6 @@ from tests.e2e.conftest import (
 )
 from tests.e2e.plugins import delivered, uid
 
-DNS2_IP = "198.51.100.54"  # compose.e2e.yaml: the second DNS server
 SESSION = "appliance-e2e-console"
 
 
@@ -105,7 +105,7 @@ def test_dns_forwarder_set_from_the_console_is_used(appliance: Appliance,
         console.keys("C-s")
         console.wait(f"+    forward-addr: {DNS2_IP}")
         console.keys("a")
-        console.wait("applied. unbound: restart")
+        console.wait("applied. unbound: reload")
         assert toml_value(appliance, "network.dns_forwarders") == [DNS2_IP]
         assert wait_for(lambda: resolves(appliance, name), 30, f"{name} to resolve") == \
             "192.0.2.77"
