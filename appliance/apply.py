@@ -229,8 +229,11 @@ def compile_sieve(script: Path, dovecot_conf: Path) -> str | None:
 
 def reload_services(services: list[str], previous_smtpd: dict | None, new_smtpd: dict | None,
                     changed_paths: frozenset[str] = frozenset(),
-                    config: Config | None = None, tls_replaced: bool = False) -> list[str]:
-    """Tell running services to pick up their new files; returns what was done."""
+                    config: Config | None = None, tls_replaced: bool = False,
+                    tls_rereadable: bool = True) -> list[str]:
+    """Tell running services to pick up their new files; returns what was done.
+    TLS_REPLACED: a new certificate, which the SMTP daemons re-read on SIGHUP when
+    TLS_REREADABLE (they run without root), else they restart to load it."""
     done: list[str] = []
     if not paths.SUPERVISOR_SOCKET.exists():
         return done  # nothing runs yet (first boot renders before supervisord starts)
@@ -296,23 +299,19 @@ def reload_services(services: list[str], previous_smtpd: dict | None, new_smtpd:
         if program in running and conf in changed_paths:
             ctl("restart", program)
             done.append(f"{program}: restart")
-    if tls_replaced and config is not None:
-        # the daemons load the certificate when they start (with any new settings too)
+    if ("smtpd" in services and new_smtpd is not None) or (tls_replaced and config is not None):
         for daemon in SMTP_DAEMONS:
-            if config.data["smtpd"][daemon]["enabled"]:
-                ctl("restart", f"smtpd-{daemon}")
-                done.append(f"smtpd-{daemon}: restart")
-    elif "smtpd" in services and new_smtpd is not None:
-        for daemon in SMTP_DAEMONS:
-            new = new_smtpd["daemons"][daemon]
+            new = new_smtpd["daemons"][daemon] if new_smtpd is not None else None
             old = (previous_smtpd or {}).get("daemons", {}).get(daemon)
-            if not new["enabled"]:
+            if not (new["enabled"] if new is not None else
+                    config.data["smtpd"][daemon]["enabled"]):  # type: ignore[union-attr]
                 continue
-            if old != new:
-                # Listener settings (port, TLS, caps) need a fresh process.
+            if (new is not None and old != new) or (tls_replaced and not tls_rereadable):
+                # Listener settings (port, TLS versions, caps) need a fresh process.
                 ctl("restart", f"smtpd-{daemon}")
                 done.append(f"smtpd-{daemon}: restart")
             else:
+                # SIGHUP re-reads the settings and the certificate; sessions stay open
                 ctl("signal", "HUP", f"smtpd-{daemon}")
                 done.append(f"smtpd-{daemon}: reload")
     return done
@@ -398,11 +397,22 @@ def _apply(config: Config, *, dry_run: bool, check: bool, reload: bool) -> Plan:
                 problem := compile_sieve(_real(script, root),
                                          _real("/etc/dovecot/dovecot.conf", root))):
             log.error("sievec %s failed: %s", script, problem)
+    rereadable = True  # by the SMTP daemons, which run as RUN_AS
+    if p.new_certificate and strict:
+        from appliance.render.smtpd import RUN_AS
+        from appliance.tls import share_key
+
+        try:
+            share_key(paths.TLS_CERT, paths.TLS_KEY, RUN_AS)
+        except OSError as e:  # a read-only mount, say: they load it as root at start
+            log.warning("cannot share the TLS key with the SMTP daemons (%s); "
+                        "restarting them instead", e)
+            rereadable = False
     if reload:
         new = json.loads(p.changed["smtpd"][0].text) if "smtpd" in p.changed else None
         p.reloaded = reload_services(p.services, previous, new, frozenset(
             f.path for files in p.changed.values() for f in files), config,
-            tls_replaced=bool(p.new_certificate))
+            tls_replaced=bool(p.new_certificate), tls_rereadable=rereadable)
         for line in p.reloaded:
             log.info("%s", line)
     if p.new_certificate:

@@ -7,6 +7,7 @@ cert.pem/key.pem with a real certificate at any time and run `appliance apply`.
 from __future__ import annotations
 
 import datetime
+import grp
 import hashlib
 import ipaddress
 import os
@@ -90,3 +91,13 @@ def check_pair(cert_path: Path, key_path: Path) -> CertificatePair:
     # would stop every setting change, and a restart, over a renewal that came late.
     return CertificatePair(hashlib.sha256(cert_pem + b"\0" + key_pem).hexdigest(),
                            cert.not_valid_after_utc)
+
+
+def share_key(cert_path: Path, key_path: Path, group: str) -> None:
+    """Let GROUP read the pair (key 0640, certificate 0644, both root's): the SMTP
+    daemons re-read them after dropping root, so a new certificate needs no restart.
+    They hold the key in memory anyway; a file they can read exposes nothing more."""
+    gid = grp.getgrnam(group).gr_gid
+    for path, mode in ((key_path, 0o640), (cert_path, 0o644)):
+        os.chown(path, 0, gid)
+        os.chmod(path, mode)

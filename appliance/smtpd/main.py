@@ -1,8 +1,9 @@
 """One SMTP daemon process: `appliance smtpd smtp|smtps|submission`.
 
 Binds its port as root, loads the TLS key, then drops to the unprivileged `qpsmtpd`
-user. SIGHUP re-reads the settings file (users, domains, plugins) without dropping
-connections; SIGTERM stops accepting, lets sessions finish for a while, then exits.
+user. SIGHUP re-reads the settings file (users, domains, plugins) and the TLS
+certificate without dropping connections; SIGTERM stops accepting, lets sessions
+finish for a while, then exits.
 """
 
 from __future__ import annotations
@@ -102,6 +103,7 @@ class Daemon:
         self.implicit_tls = name == "smtps"
         self.ssl = tls_context(settings["tls"]["cert"], settings["tls"]["key"],
                                cfg["tls_min_version"], cfg.get("tls_ciphers", ""))
+        self.certificate = _read(settings["tls"]["cert"])  # what self.ssl serves
         self.limits = ConnectionLimits(cfg["instances"], cfg["instances_per_ip"])
         hand = settings["handoff"]
         self.handoff = PostfixHandoff(
@@ -158,6 +160,25 @@ class Daemon:
         self.handoff.reset()  # Postfix was reloaded first: its new maps need new sessions
         log.info("%s: settings reloaded (%d users, %d domains)", self.name,
                  len(settings["users"]), len(settings["local_domains"]))
+        self.reload_certificate()
+
+    def reload_certificate(self) -> None:
+        """A new certificate for the sessions to come (open ones keep theirs). The
+        listener's context is the one 465's server and every STARTTLS use, so it is
+        updated in place, and only once the pair has loaded into a context of its own:
+        a bad pair leaves the one in use untouched."""
+        cert, key = self.settings["tls"]["cert"], self.settings["tls"]["key"]
+        try:
+            if _read(cert) == self.certificate:
+                return
+            ssl.create_default_context(ssl.Purpose.CLIENT_AUTH).load_cert_chain(cert, key)
+            self.ssl.load_cert_chain(cert, key)
+            self.certificate = _read(cert)
+        except (OSError, ssl.SSLError) as e:
+            log.error("%s: keeping the certificate in use, the new one did not load: %s",
+                      self.name, e)
+            return
+        log.info("%s: new TLS certificate loaded", self.name)
 
     async def stop(self, grace: float = SHUTDOWN_GRACE_S) -> None:
         if self.server is not None:
@@ -173,6 +194,11 @@ class Daemon:
                     proto.transport.close()
         await self.handoff.close()
         self.handler.state.pipelines.close()
+
+
+def _read(path: str) -> bytes:
+    with open(path, "rb") as f:
+        return f.read()
 
 
 # smtpd.log_level is syslog's 0-7 (SME LogLevel); Python has fewer levels.

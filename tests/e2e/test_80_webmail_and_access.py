@@ -11,6 +11,7 @@ import imaplib
 import json
 import poplib
 import re
+import smtplib
 import socket
 import ssl
 import subprocess
@@ -271,7 +272,17 @@ def test_a_dropped_in_certificate_is_served_after_apply_and_a_bad_one_is_refused
         return ssl.PEM_cert_to_DER_cert(ssl.get_server_certificate((app.ip, port),
                                                                    timeout=TIMEOUT_S))
 
+    def after_starttls(port: int) -> bytes:
+        with smtplib.SMTP(app.ip, port, timeout=TIMEOUT_S) as client:
+            client.starttls(context=tls_context())
+            return client.sock.getpeercert(binary_form=True)
+
+    def smtpd_pids() -> str:
+        return app.exec("supervisorctl", "pid", "smtpd-smtp", "smtpd-smtps",
+                        "smtpd-submission").stdout
+
     before = served(993)
+    pids = smtpd_pids()
     try:
         # a key that is not the certificate's: refused, nothing changes
         app.exec("sh", "-c", f"cat > {tls}/cert.pem", input=cert.read_text())
@@ -280,11 +291,17 @@ def test_a_dropped_in_certificate_is_served_after_apply_and_a_bad_one_is_refused
         assert "is not the key of the certificate" in refused.stdout + refused.stderr
         assert served(993) == before
         app.exec("sh", "-c", f"cat > {tls}/key.pem", input=key.read_text())
-        app.exec("appliance", "apply")
-        new = ssl.PEM_cert_to_DER_cert(cert.read_text())
-        for port in (465, 993, 995, 443):
-            wait_for(lambda p=port: served(p) == new, 30,
-                     f"port {port} to serve the new certificate")
+        # a renewal must not cut off mail being sent: this session spans the apply
+        with smtplib.SMTP_SSL(app.ip, 465, timeout=TIMEOUT_S, context=tls_context()) as open_:
+            assert open_.ehlo()[0] == 250
+            app.exec("appliance", "apply")
+            new = ssl.PEM_cert_to_DER_cert(cert.read_text())
+            for port in (465, 993, 995, 443):
+                wait_for(lambda p=port: served(p) == new, 30,
+                         f"port {port} to serve the new certificate")
+            assert after_starttls(25) == after_starttls(587) == new
+            assert open_.noop()[0] == 250
+        assert smtpd_pids() == pids  # reloaded (SIGHUP), not restarted
     finally:
         app.exec("cp", "/root/cert.pem", "/root/key.pem", f"{tls}/")
         app.exec("appliance", "apply")

@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import copy
 import json
+import shutil
+import smtplib
+import socket
+import ssl
 from pathlib import Path
 
 import pytest
 
 from appliance.smtpd import main, replies
 from appliance.smtpd.auth import hash_password
+from appliance.tls import ensure_self_signed
 from tests.smtpd.conftest import StartDaemon
 from tests.smtpd.support import QUEUE_ID, FakePostfix, RawClient, in_thread, port, send
 
@@ -102,3 +107,76 @@ async def test_failed_reload_keeps_the_running_settings(
     assert daemon.handler.state is state and daemon.settings is settings
     out = await in_thread(send, port(daemon), "sender@example.net", ["alice@example.com"])
     assert out.data == QUEUED
+
+
+def unverified() -> ssl.SSLContext:
+    ctx = ssl.create_default_context()  # a self-signed certificate: TLS, unchecked
+    ctx.check_hostname, ctx.verify_mode = False, ssl.CERT_NONE
+    return ctx
+
+
+def served_certificate(daemon_port: int, starttls: bool) -> bytes:
+    """The certificate a new session gets: at once (465) or after STARTTLS (25, 587)."""
+    ctx = unverified()
+    if not starttls:
+        with socket.create_connection(("127.0.0.1", daemon_port), 10) as raw, \
+                ctx.wrap_socket(raw) as tls:
+            return tls.getpeercert(binary_form=True)
+    with smtplib.SMTP("127.0.0.1", daemon_port, timeout=10) as client:
+        client.starttls(context=ctx)
+        return client.sock.getpeercert(binary_form=True)
+
+
+def der(cert: Path) -> bytes:
+    return ssl.PEM_cert_to_DER_cert(cert.read_text())
+
+
+@pytest.mark.parametrize("name", ["smtps", "smtp"])
+async def test_reload_serves_a_new_certificate_and_open_sessions_keep_going(
+    start_daemon: StartDaemon, settings_file: Path, tmp_path: Path, name: str,
+    tls_files: tuple[Path, Path],
+) -> None:
+    """A renewed certificate (apply sends SIGHUP) is served to new sessions on 465 and
+    after STARTTLS, without a restart: a session open across it carries on."""
+    daemon = await start_daemon(name)
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    shutil.copy(tls_files[0], cert)
+    shutil.copy(tls_files[1], key)
+    settings = copy.deepcopy(daemon.settings)
+    settings["tls"] = {"cert": str(cert), "key": str(key)}
+    settings_file.write_text(json.dumps(settings), encoding="utf-8")
+    starttls = name != "smtps"
+    open_session = smtplib.SMTP_SSL if not starttls else smtplib.SMTP
+    kwargs = {} if starttls else {"context": unverified()}
+    client = await in_thread(lambda: open_session("127.0.0.1", port(daemon), timeout=10,
+                                                  **kwargs))
+    try:
+        daemon.reload()  # the same pair at a new path: nothing to load
+        assert await in_thread(served_certificate, port(daemon), starttls) == der(tls_files[0])
+
+        cert.unlink()
+        key.unlink()
+        ensure_self_signed(cert, key, "renewed.example.com", "example.com")
+        daemon.reload()
+
+        assert await in_thread(served_certificate, port(daemon), starttls) == der(cert)
+        assert (await in_thread(client.noop))[0] == 250
+    finally:
+        await in_thread(client.quit)
+
+
+async def test_a_new_certificate_without_its_key_leaves_the_one_in_use(
+    start_daemon: StartDaemon, settings_file: Path, tmp_path: Path,
+    tls_files: tuple[Path, Path], caplog: pytest.LogCaptureFixture,
+) -> None:
+    daemon = await start_daemon("smtps")
+    other_cert, other_key = tmp_path / "other-cert.pem", tmp_path / "other-key.pem"
+    ensure_self_signed(other_cert, other_key, "other.example.com", "example.com")
+    settings = copy.deepcopy(daemon.settings)
+    settings["tls"] = {"cert": str(other_cert), "key": str(tls_files[1])}  # not its key
+    settings_file.write_text(json.dumps(settings), encoding="utf-8")
+
+    daemon.reload()
+
+    assert await in_thread(served_certificate, port(daemon), False) == der(tls_files[0])
+    assert "keeping the certificate in use" in caplog.text
