@@ -30,6 +30,7 @@ class Prop:
     key: str
     true: str = "enabled"  # how SME spells a true boolean ...
     false: str = "disabled"  # ... and a false one
+    position: int | None = None  # one element of a list key (SME's Forwarder, Forwarder2)
 
     def path(self, name: str = "") -> str:
         return self.key.replace("{}", name)
@@ -94,7 +95,8 @@ CONFIGURATION: dict[str, dict[str, Prop]] = {
     },
     # SME's server console settings
     "InternalInterface": {"MTU": Prop("network.mtu")},
-    "dnscache": {"Forwarder": Prop("network.dns_forwarders")},
+    "dnscache": {"Forwarder": Prop("network.dns_forwarders", position=0),
+                 "Forwarder2": Prop("network.dns_forwarders", position=1)},
     "fetchmail": {
         "status": Prop("fetchmail.enabled"),
         "Method": Prop("fetchmail.method"),
@@ -281,7 +283,10 @@ class Database:
 
     def getprop(self, key: str, name: str) -> str:
         prop, dotted = self.prop(key, name)
-        return from_toml(prop, edit.get_value(self.config, dotted))
+        value = edit.get_value(self.config, dotted)
+        if prop.position is not None:
+            return value[prop.position] if len(value) > prop.position else ""
+        return from_toml(prop, value)
 
     def setprop(self, key: str, pairs: list[str]) -> None:
         if not pairs or len(pairs) % 2:
@@ -291,12 +296,28 @@ class Database:
 
     def set_one(self, key: str, name: str, value: str) -> None:
         prop, dotted = self.prop(key, name)
-        edit.set_value(self.config, dotted, to_toml(prop, dotted, value))
+        if prop.position is not None:
+            self._set_position(prop.position, dotted, _split_list(value))
+        else:
+            edit.set_value(self.config, dotted, to_toml(prop, dotted, value))
+
+    def _set_position(self, position: int, dotted: str, given: list[str]) -> None:
+        """One element of a list (empty: removed); a comma list in the first sets all."""
+        if position == 0 and len(given) > 1:
+            items = given
+        else:
+            items = list(edit.get_value(self.config, dotted))
+            items += [""] * (position + 1 - len(items))
+            items[position] = given[0] if given else ""
+        edit.set_value(self.config, dotted, [v for v in items if v] or [""])
 
     def delprop(self, key: str, names: list[str]) -> None:
         for name in names:
-            _, dotted = self.prop(key, name)
-            edit.unset_value(self.config, dotted)
+            prop, dotted = self.prop(key, name)
+            if prop.position is not None:
+                self._set_position(prop.position, dotted, [])
+            else:
+                edit.unset_value(self.config, dotted)
 
     def show(self, key: str | None = None) -> str:
         out = []

@@ -240,3 +240,23 @@ def test_console_settings_mtu_and_dns_forwarder(toml: Path) -> None:
     assert data["dns_forwarders"] == ["192.0.2.53", "192.0.2.54"]
     with pytest.raises(ConfigError, match="not a usable MTU"):
         run("config setprop InternalInterface MTU 100")
+
+
+def test_dns_forwarder_and_forwarder2_are_the_first_and_second_forwarders(
+        toml: Path) -> None:
+    def forwarders() -> list[str]:
+        return load(toml).data["network"]["dns_forwarders"]
+
+    run("config setprop dnscache Forwarder 192.0.2.53 Forwarder2 192.0.2.54")
+    assert forwarders() == ["192.0.2.53", "192.0.2.54"]
+    run("config setprop dnscache Forwarder 192.0.2.60")  # the second one stays
+    assert forwarders() == ["192.0.2.60", "192.0.2.54"]
+    assert run("config getprop dnscache Forwarder2").strip() == "192.0.2.54"
+    run("config delprop dnscache Forwarder2")
+    assert forwarders() == ["192.0.2.60"]
+    assert run("config getprop dnscache Forwarder2").strip() == ""
+    with pytest.raises(ConfigError, match="not an IP address"):
+        run("config setprop dnscache Forwarder2 dns.example.net")
+    assert forwarders() == ["192.0.2.60"]
+    run("config setprop dnscache Forwarder ''")  # SME's empty value: full recursion
+    assert forwarders() == []
