@@ -80,6 +80,9 @@ def plan(config: Config, root: Path = paths.ROOT) -> Plan:
             if old == f.text and not mode_differs:
                 continue
             p.changed.setdefault(service, []).append(f)
+            if f.secret and old != f.text:  # the console and --dry-run show diffs
+                p.diffs.append(f"{f.path}: changed (it holds a password: not shown)\n")
+                continue
             p.diffs.append("".join(difflib.unified_diff(
                 (old or "").splitlines(keepends=True), f.text.splitlines(keepends=True),
                 fromfile=f"{f.path} (running)", tofile=f"{f.path} (new)",

@@ -84,4 +84,5 @@ def fetchmailrc(config: Config) -> str:
 
 
 def render(config: Config) -> list[RenderedFile]:
-    return [RenderedFile(RC, fetchmailrc(config), mode=0o600, owner=USER, group=GROUP)]
+    return [RenderedFile(RC, fetchmailrc(config), mode=0o600, owner=USER, group=GROUP,
+                         secret=True)]

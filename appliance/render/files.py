@@ -14,3 +14,4 @@ class RenderedFile:
     mode: int = 0o644
     owner: str = "root"
     group: str = "root"
+    secret: bool = False  # holds a password in clear: its diff is never shown

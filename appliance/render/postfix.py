@@ -252,7 +252,8 @@ def render(config: Config) -> list[RenderedFile]:
         RenderedFile(f"{MAPS}/mailboxes", mailboxes(config)),
         RenderedFile(f"{MAPS}/aliases", aliases(config)),
         RenderedFile(f"{MAPS}/transport", transport(config)),
-        RenderedFile(f"{MAPS}/smarthost_auth", smarthost_auth(config), mode=0o600),
+        RenderedFile(f"{MAPS}/smarthost_auth", smarthost_auth(config), mode=0o600,
+                     secret=True),
         RenderedFile(f"{MAPS}/tls_policy", tls_policy(config)),
         RenderedFile(f"{MAPS}/bounce_templates", bounce_templates(config)),
     ]
