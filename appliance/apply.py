@@ -251,8 +251,12 @@ def reload_services(services: list[str], previous_smtpd: dict | None, new_smtpd:
             done.append(f"network: {e}")
 
     def run(*argv: str) -> None:
-        proc = subprocess.run(argv, check=False, capture_output=True, text=True,
-                              timeout=CHECK_TIMEOUT_S)
+        try:
+            proc = subprocess.run(argv, check=False, capture_output=True, text=True,
+                                  timeout=CHECK_TIMEOUT_S)
+        except (OSError, subprocess.TimeoutExpired) as e:
+            log.error("%s failed: %s", " ".join(argv), e)
+            return
         if proc.returncode != 0:  # the files are in place; say loudly what did not reload
             log.error("%s failed (exit %d): %s", " ".join(argv), proc.returncode,
                       (proc.stdout + proc.stderr).strip())
@@ -270,13 +274,18 @@ def reload_services(services: list[str], previous_smtpd: dict | None, new_smtpd:
         # A reload keeps port 53 open: lookups made meanwhile wait in the socket and are
         # answered, where a restart left a moment in which they failed (and mail got a
         # 451). A restart remains for an Unbound that is not running or will not reload.
-        proc = subprocess.run(["unbound-control", "-c", UNBOUND_CONF, "reload"], check=False,
-                              capture_output=True, text=True, timeout=CHECK_TIMEOUT_S)
-        if proc.returncode == 0:
+        try:
+            proc = subprocess.run(["unbound-control", "-c", UNBOUND_CONF, "reload"],
+                                  check=False, capture_output=True, text=True,
+                                  timeout=CHECK_TIMEOUT_S)
+            why = "" if proc.returncode == 0 else (
+                (proc.stdout + proc.stderr).strip() or f"exit {proc.returncode}")
+        except (OSError, subprocess.TimeoutExpired) as e:
+            why = str(e)
+        if not why:
             done.append("unbound: reload")
         else:
-            log.warning("unbound-control reload failed (%s); restarting unbound",
-                        (proc.stdout + proc.stderr).strip())
+            log.warning("unbound-control reload failed (%s); restarting unbound", why)
             ctl("restart", "unbound")
             done.append("unbound: restart")
     if "postfix" in services:

@@ -10,6 +10,7 @@ import datetime as dt
 import os
 import shutil
 import subprocess
+import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -57,12 +58,21 @@ def services() -> list[Service]:
     return out
 
 
+DU_EVERY_S = 60.0  # the console refreshes every few seconds; du walks every mailbox
+_du_cache: dict[str, tuple[float, int]] = {}
+
+
 def _du(path: str) -> int:
+    now = time.monotonic()
+    if (cached := _du_cache.get(path)) and now - cached[0] < DU_EVERY_S:
+        return cached[1]
     try:
         proc = subprocess.run(["du", "-sb", path], capture_output=True, text=True, timeout=120)
-        return int(proc.stdout.split()[0])
-    except (IndexError, ValueError, subprocess.TimeoutExpired):
+        used = int(proc.stdout.split()[0])
+    except (IndexError, ValueError, OSError, subprocess.TimeoutExpired):
         return 0
+    _du_cache[path] = (now, used)
+    return used
 
 
 def collect() -> Status:
@@ -82,7 +92,10 @@ def collect() -> Status:
         s.queue_error = str(e)
         s.problems.append(f"queue: {e}")
     s.disk_used = _du(str(paths.DATA))
-    s.disk_free = shutil.disk_usage(paths.DATA).free
+    try:
+        s.disk_free = shutil.disk_usage(paths.DATA).free
+    except OSError as e:
+        s.problems.append(f"data volume {paths.DATA}: {e.strerror}")
     try:
         from cryptography import x509
 

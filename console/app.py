@@ -58,7 +58,8 @@ Log { height: 1fr; min-height: 4; width: 1fr; border: round $panel; }
 
 
 class MainMenu(Screen):
-    BINDINGS = [Binding("q", "app.quit", "Quit")] + [
+    warned = False  # about quitting with edits not applied
+    BINDINGS = [Binding("q", "quit_menu", "Quit")] + [
         Binding(key, f"app.open('{name}')", label, show=False)
         for name, key, label, _doc, _cls in MENU
     ]
@@ -72,12 +73,23 @@ class MainMenu(Screen):
         yield Footer()
 
     def on_screen_resume(self) -> None:
+        self.warned = False
         session = self.app.session  # type: ignore[attr-defined]
         self.query_one("#menu-title", Static).update(
             f"Mail appliance {session.config.fqdn}: choose with the arrows and Enter, "
             "or a digit")
         self.query_one("#pending", Static).update(
             "Edits waiting to be applied: press 6." if session.staged else "")
+
+    def action_quit_menu(self) -> None:
+        """Quit; with edits not applied yet, only when q comes twice."""
+        session = self.app.session  # type: ignore[attr-defined]
+        if session.staged and not self.warned:
+            self.warned = True
+            self.query_one("#pending", Static).update(
+                "Edits waiting to be applied: q again quits without them, 6 applies them.")
+            return
+        self.app.exit()
 
     def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
         self.app.action_open(event.option.id)  # type: ignore[attr-defined]

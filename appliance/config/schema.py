@@ -127,8 +127,11 @@ def _ip_addresses(values: list[str]) -> str | None:
     return None
 
 
+MTU_MIN, MTU_MAX = 576, 9000  # IPv4's minimum datagram, jumbo frames
+
+
 def _mtu(value: int) -> str | None:
-    return None if value == 0 or 576 <= value <= 9000 else "not a usable MTU"
+    return None if value == 0 or MTU_MIN <= value <= MTU_MAX else "not a usable MTU"
 
 
 def _interface(value: str) -> str | None:
@@ -384,7 +387,8 @@ SECTIONS: tuple[Section, ...] = (
                 "listeners clamp their TCP MSS to MTU - 40 so path-MTU black holes cannot "
                 "stall mail. 0: the MTU the container was given, no clamping. Setting "
                 "the interface needs NET_ADMIN (compose.yaml grants it)", check=_mtu,
-                minimum=0, maximum=9000, allowed="an integer: 0, or 576 to 9000"),
+                minimum=0, maximum=MTU_MAX,
+                allowed=f"an integer: 0, or {MTU_MIN} to {MTU_MAX}"),
         ),
     ),
     Section(

@@ -43,6 +43,8 @@ class ApplyScreen(Screen):
                                   *_attempt(self.app.session.preview))  # type: ignore[attr-defined]
 
     def show_preview(self, plan: Plan | None, error: str) -> None:
+        if self.busy:  # an apply started meanwhile: its result is what counts
+            return
         summary = self.query_one("#apply-summary", Static)
         if plan is None:
             summary.update(f"✗ {error}")
@@ -58,6 +60,7 @@ class ApplyScreen(Screen):
         log = self.query_one("#diff", Log)
         log.clear()
         log.write_lines("".join(plan.diffs).splitlines())
+        log.scroll_home(animate=False)  # the first file's diff first
 
     def action_apply(self) -> None:
         if self.busy:
@@ -75,7 +78,14 @@ class ApplyScreen(Screen):
         self.busy = False
         result = self.query_one("#apply-result", Static)
         if plan is None:
-            result.update(f"✗ not applied, nothing changed: {error}")
+            if error.startswith(UNEXPECTED):  # not a refusal: it may have stopped part way
+                said = (f"✗ {error}. appliance.toml was not written; `appliance apply` "
+                        "puts the services back to it.")
+            else:
+                hint = (" Press d to read appliance.toml again (your edits here are "
+                        "dropped)." if "changed by someone else" in error else "")
+                said = f"✗ not applied, nothing changed: {error}{hint}"
+            result.update(said)
             result.set_class(True, "error")
             return
         result.set_class(False, "error")
@@ -84,14 +94,27 @@ class ApplyScreen(Screen):
         self.query_one("#apply-summary", Static).update("Applied.")
 
     def action_discard(self) -> None:
-        self.app.session.reload()  # type: ignore[attr-defined]
+        if self.busy:
+            return
+        try:
+            self.app.session.reload()  # type: ignore[attr-defined]
+        except ConfigError as e:  # edited by hand and broken: say so, keep the edits
+            self.query_one("#apply-result", Static).update(f"✗ {e}")
+            return
         self.app.notify("edits discarded: appliance.toml as on disk")
+        self.query_one("#apply-result", Static).update("")
         self.preview()
 
 
+UNEXPECTED = "unexpected error, "
+
+
 def _attempt(step: Callable[[], Plan]) -> tuple[Plan | None, str]:
-    """A preview or an apply: its plan, or why it was refused."""
+    """A preview or an apply: its plan, or why it was refused (anything unexpected
+    too: the console stays up and says it)."""
     try:
         return step(), ""
     except ConfigError as e:
         return None, str(e)
+    except Exception as e:  # noqa: BLE001
+        return None, f"{UNEXPECTED}{type(e).__name__}: {e}"

@@ -23,8 +23,17 @@ class DeliveryScreen(EditScreen):
                "all local mail goes there; empty: mailboxes here")
         yield ("delivery.helo_host", "HELO name", False, "empty: host name")
         for domain in sorted(self.app.session.config.data["domains"]):  # type: ignore[attr-defined]
-            yield (f"domains.{domain}.mail_server", f"Server for {domain}"[:22], False,
-                   "empty: as above")
+            yield (f"domains.{domain}.mail_server", _fit("@" + domain), False,
+                   f"server for {domain}; empty: as above")
+
+
+def _fit(label: str, width: int = 21) -> str:
+    """A label in its column (22 wide, one space before the field): a long domain keeps
+    its start and its end, which tell it apart from its neighbours."""
+    if len(label) <= width:
+        return label
+    keep = width - 1
+    return label[:keep // 2] + "…" + label[-(keep - keep // 2):]
 
     def compose_extra(self) -> ComposeResult:
         with Horizontal(classes="buttons"):

@@ -15,8 +15,13 @@ from console.session import FieldError
 
 
 def field_id(dotted: str) -> str:
-    """A widget id for a setting: dots and other characters ids cannot hold become -."""
-    return "f-" + "".join(c if c.isalnum() or c in "_-" else "-" for c in dotted)
+    """A widget id for a setting, one per setting: a character ids cannot hold becomes
+    its code between dashes (shop-a.example and shop.a-example stay apart)."""
+    return "f-" + "".join(c if c.isalnum() or c == "_" else f"-{ord(c):x}-" for c in dotted)
+
+
+def is_secret(dotted: str) -> bool:
+    return "password" in dotted
 
 
 def as_text(value: object) -> str:
@@ -53,11 +58,10 @@ class EditScreen(Screen):
     def compose_fields(self) -> ComposeResult:
         session = self.app.session  # type: ignore[attr-defined]
         for dotted, label, _is_list, hint in self.fields():
-            secret = "password" in dotted
             with Horizontal(classes="row"):
                 yield Label(label, classes="label")
                 yield Input(as_text(session.get(dotted)), id=field_id(dotted),
-                            password=secret, placeholder=hint)
+                            password=is_secret(dotted), placeholder=hint)
             yield Static("", id=field_id(dotted) + "-error", classes="error", markup=False)
 
     def compose_extra(self) -> ComposeResult:
@@ -72,7 +76,9 @@ class EditScreen(Screen):
         session = self.app.session  # type: ignore[attr-defined]
         out: dict[str, str | list[str]] = {}
         for dotted, _label, is_list, _hint in self.fields():
-            text = self.query_one("#" + field_id(dotted), Input).value.strip()
+            text = self.query_one("#" + field_id(dotted), Input).value
+            if not is_secret(dotted):  # a password is taken as typed, spaces and all
+                text = text.strip()
             value = text.replace(",", " ").split() if is_list else text
             if (" ".join(value) if is_list else value) != as_text(session.get(dotted)):
                 out[dotted] = value

@@ -9,6 +9,7 @@ from textual.app import ComposeResult
 from textual.containers import Horizontal
 from textual.widgets import Button, Input, Label, Log, Static
 
+from appliance.config.schema import MTU_MAX, MTU_MIN
 from appliance.network import Probe
 from console.screens.form import EditScreen, field_id
 
@@ -21,7 +22,7 @@ class MTUScreen(EditScreen):
              "0: the MTU the container was given.")
 
     def fields(self) -> Iterable[tuple[str, str, bool, str]]:
-        return ((MTU, "MTU", False, "0 or 576-9000"),)
+        return ((MTU, "MTU", False, f"0 or {MTU_MIN}-{MTU_MAX}"),)
 
     def compose_extra(self) -> ComposeResult:
         yield Static("", id="mtu-now", markup=False)
@@ -38,6 +39,9 @@ class MTUScreen(EditScreen):
     def on_mount(self) -> None:
         super().on_mount()
         self.pmtu: int | None = None
+        self.iface = self.app.session.get("network.interface")  # type: ignore[attr-defined]
+        # read once: `ip` is not run on the UI thread at every keystroke
+        self.iface_mtu = self.app.system.interface_mtu(self.iface)  # type: ignore[attr-defined]
         self.describe()
 
     def on_input_changed(self, event: Input.Changed) -> None:
@@ -49,14 +53,15 @@ class MTUScreen(EditScreen):
             self.start_probe()
 
     def describe(self) -> None:
-        session = self.app.session  # type: ignore[attr-defined]
-        iface = session.get("network.interface")
-        now = self.app.system.interface_mtu(iface)  # type: ignore[attr-defined]
         typed = self.query_one("#" + field_id(MTU), Input).value.strip()
-        clamp = (f"SMTP listeners' MSS: {int(typed) - 40}" if typed.isdigit() and int(typed)
-                 else "SMTP listeners' MSS: not clamped")
-        self.query_one("#mtu-now", Static).update(
-            f"{iface} now has MTU {now if now is not None else 'unknown'}. {clamp}.")
+        if typed in ("", "0"):
+            clamp = "SMTP listeners' MSS: not clamped"
+        elif typed.isdigit() and MTU_MIN <= int(typed) <= MTU_MAX:
+            clamp = f"SMTP listeners' MSS: {int(typed) - 40}"
+        else:
+            clamp = f"MTU must be 0 or {MTU_MIN}-{MTU_MAX}"
+        now = self.iface_mtu if self.iface_mtu is not None else "unknown"
+        self.query_one("#mtu-now", Static).update(f"{self.iface} now has MTU {now}. {clamp}.")
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
         if event.button.id == "probe":

@@ -31,20 +31,27 @@ class StatusScreen(Screen):
 
     def on_mount(self) -> None:
         self.title = "Status"
+        self.collecting = False
         self.action_refresh()
         self.set_interval(REFRESH_S, self.action_refresh)
 
     def action_refresh(self) -> None:
-        self.collect()
+        if not self.collecting:  # a slow round is not joined by more of them
+            self.collecting = True
+            self.collect()
 
     @work(thread=True, exclusive=True)
     def collect(self) -> None:
         system = self.app.system  # type: ignore[attr-defined]
-        st = system.status()
-        recent = system.recent_transactions(6)[::-1]  # newest first: it stays in view
+        try:
+            st = system.status()
+            recent = system.recent_transactions(6)[::-1]  # newest first: it stays in view
+        except Exception as e:  # noqa: BLE001 - the screen says it, the console stays
+            st, recent = Status(problems=[f"status could not be read: {e}"]), []
         self.app.call_from_thread(self.show, st, recent)
 
     def show(self, st: Status, recent: list[str]) -> None:
+        self.collecting = False
         self.query_one("#services", Static).update(service_grid(st))
         lines = summary_lines(st)
         self.query_one("#summary", Static).update("\n".join(lines))

@@ -121,6 +121,23 @@ def screen_text(app: ConsoleApp) -> str:
     return "\n".join(str(w.render()) for w in app.screen.query(Static))
 
 
+async def tab_to(pilot, app: ConsoleApp, widget_id: str) -> None:  # noqa: ANN001
+    """Move the focus with Tab alone, as a keyboard-only admin would."""
+    for _ in range(20):
+        if app.focused is not None and app.focused.id == widget_id:
+            return
+        await pilot.press("tab")
+    raise AssertionError(f"Tab never reaches #{widget_id}")
+
+
+async def review_mtu(pilot, app: ConsoleApp, mtu: str) -> None:  # noqa: ANN001
+    """From the menu: the MTU screen, a new value, ctrl+s: on the Apply screen."""
+    await pilot.press("4")
+    app.screen.query_one("#" + field_id("network.mtu"), Input).value = mtu
+    await pilot.press("ctrl+s")
+    await settle(pilot, app)
+
+
 async def settle(pilot, app: ConsoleApp) -> None:  # noqa: ANN001
     await pilot.pause()
     await app.workers.wait_for_complete()
@@ -202,7 +219,8 @@ async def test_public_resolver_with_block_lists_warns_and_offers_recursion(root:
         button = app.screen.query_one("#full-recursion", Button)
         assert button.display
         fits(app)
-        await pilot.click("#full-recursion")
+        await tab_to(pilot, app, "full-recursion")
+        await pilot.press("enter")
         await pilot.pause()
         assert forwarders.value == ""
         assert str(app.screen.query_one("#forwarder-warning", Static).render()) == ""
@@ -222,7 +240,8 @@ async def test_mtu_clamp_probe_and_apply(root: Path) -> None:
         assert system.probed == ["198.51.100.26"]
         assert "smallest path MTU to 198.51.100.26: 1400" in str(
             app.screen.query_one("#probe-result", Static).render())
-        await pilot.click("#use-pmtu")
+        await tab_to(pilot, app, "use-pmtu")
+        await pilot.press("enter")
         await pilot.pause()
         assert mtu.value == "1400"
         assert "MSS: 1360" in str(app.screen.query_one("#mtu-now", Static).render())
@@ -252,33 +271,92 @@ async def test_mtu_out_of_range_is_refused_by_its_field(root: Path) -> None:
 
 
 async def test_mail_delivery_smarthost_and_per_domain_server(root: Path) -> None:
-    paths.CONFIG.write_text(default_toml() + '\n[domains."example.org"]\n')
+    # two domains whose names differ only where . and - are: each has its own field
+    paths.CONFIG.write_text(default_toml() + '\n[domains."shop-example.org"]\n'
+                            '[domains."shop.example-org.net"]\n')
     app, committer, _ = make_app()
+    password = " S3cret pw "  # spaces are part of a password
     async with app.run_test(size=SIZE) as pilot:
         await pilot.press("5")
         fits(app)
         screen = app.screen
-        screen.query_one("#" + field_id("delivery.smarthost"), Input).value = "bad host"
+
+        def set_field(dotted: str, value: str) -> None:
+            screen.query_one("#" + field_id(dotted), Input).value = value
+
+        set_field("delivery.smarthost", "bad host")
         await pilot.press("ctrl+s")
         await settle(pilot, app)
         assert "'bad host' is not a host name or address" in str(screen.query_one(
             "#" + field_id("delivery.smarthost") + "-error", Static).render())
-        screen.query_one("#" + field_id("delivery.smarthost"), Input).value = \
-            "smtp.example.net:587"
-        screen.query_one("#" + field_id("delivery.smarthost_user"), Input).value = "office"
-        screen.query_one("#" + field_id("domains.example.org.mail_server"), Input).value = \
-            "10.0.0.5"
+        set_field("delivery.smarthost", "smtp.example.net:587")
+        set_field("delivery.smarthost_user", "office")
+        set_field("delivery.smarthost_password", password)
+        set_field("delivery.smarthost_tls", "encrypt")
+        set_field("delivery.helo_host", "out.example.com")
+        set_field("domains.shop-example.org.mail_server", "10.0.0.5")
         await pilot.press("ctrl+s")
         await settle(pilot, app)
         assert isinstance(app.screen, ApplyScreen)
+        shown = "\n".join(app.screen.query_one("#diff", Log).lines)
+        assert "smarthost_auth: changed (it holds a password: not shown)" in shown
+        assert "S3cret" not in shown + screen_text(app)
         await pilot.press("a")
         await settle(pilot, app)
     data = toml()
     assert data["delivery"]["smarthost"] == "smtp.example.net:587"
     assert data["delivery"]["smarthost_user"] == "office"
-    assert data["domains"]["example.org"] == {"mail_server": "10.0.0.5"}
-    assert data["delivery"]["helo_host"] == ""  # unchanged fields are not rewritten
+    assert data["delivery"]["smarthost_password"] == password
+    assert data["delivery"]["smarthost_tls"] == "encrypt"
+    assert data["delivery"]["helo_host"] == "out.example.com"
+    assert data["domains"]["shop-example.org"] == {"mail_server": "10.0.0.5"}
+    assert data["domains"]["shop.example-org.net"] == {}
+    assert data["delivery"]["delegate_mail_server"] == ""  # unchanged: not rewritten
     assert committer.calls == 1
+
+
+async def test_internal_mail_server_for_all_mail(root: Path) -> None:
+    app, committer, _ = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("5")
+        app.screen.query_one("#" + field_id("delivery.delegate_mail_server"), Input).value = \
+            "192.0.2.25"
+        await pilot.press("ctrl+s")
+        await settle(pilot, app)
+        assert "transport" in "\n".join(app.screen.query_one("#diff", Log).lines)
+        await pilot.press("a")
+        await settle(pilot, app)
+    assert toml()["delivery"]["delegate_mail_server"] == "192.0.2.25"
+    assert committer.calls == 1
+
+
+async def test_a_hand_broken_toml_is_reported_and_the_console_stays(root: Path) -> None:
+    app, committer, _ = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await review_mtu(pilot, app, "1492")
+        paths.CONFIG.write_text("[network\nmtu = 1400\n")  # someone edits it by hand, badly
+        await pilot.press("d")  # read it again
+        await settle(pilot, app)
+        assert app.is_running and isinstance(app.screen, ApplyScreen)
+        assert "✗" in str(app.screen.query_one("#apply-result", Static).render())
+        await pilot.press("a")  # the edit still stands, and is refused: the file changed
+        await settle(pilot, app)
+        result = str(app.screen.query_one("#apply-result", Static).render())
+        assert "changed by someone else" in result and "Press d" in result
+    assert committer.calls == 1
+
+
+async def test_quitting_with_edits_not_applied_asks_for_a_second_q(root: Path) -> None:
+    app, _, _ = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await review_mtu(pilot, app, "1492")
+        await pilot.press("escape", "q")
+        assert app.is_running
+        assert "q again quits without them" in screen_text(app)
+        await pilot.press("q")
+        await pilot.pause()
+        assert not app.is_running
+    assert toml()["network"]["mtu"] == 0
 
 
 async def test_a_refused_apply_changes_nothing_and_says_why(root: Path) -> None:
@@ -286,15 +364,31 @@ async def test_a_refused_apply_changes_nothing_and_says_why(root: Path) -> None:
     app, committer, _ = make_app(CountingCommit(fail="postfix refused the new "
                                                 "configuration: bad"))
     async with app.run_test(size=SIZE) as pilot:
-        await pilot.press("4")
-        app.screen.query_one("#" + field_id("network.mtu"), Input).value = "1492"
-        await pilot.press("ctrl+s")
-        await settle(pilot, app)
+        await review_mtu(pilot, app, "1492")
         await pilot.press("a")
         await settle(pilot, app)
         result = str(app.screen.query_one("#apply-result", Static).render())
         assert "not applied, nothing changed" in result and "postfix refused" in result
     assert paths.CONFIG.read_text() == before
+    assert committer.calls == 1
+
+
+async def test_an_unexpected_apply_failure_is_said_and_the_console_stays(root: Path) -> None:
+    class Exploding(CountingCommit):
+        def __call__(self, config, *, dry_run: bool = False):  # noqa: ANN001, ANN204
+            if not dry_run:
+                self.calls += 1
+                raise OSError(28, "No space left on device")
+            return super().__call__(config, dry_run=True)
+
+    app, committer, _ = make_app(Exploding())
+    async with app.run_test(size=SIZE) as pilot:
+        await review_mtu(pilot, app, "1492")
+        await pilot.press("a")
+        await settle(pilot, app)
+        result = str(app.screen.query_one("#apply-result", Static).render())
+        assert app.is_running and "No space left on device" in result
+        assert "nothing changed" not in result and "appliance apply" in result
     assert committer.calls == 1
 
 
@@ -316,6 +410,20 @@ async def test_status_shows_services_queue_problems_and_recent_mail(root: Path) 
         assert text.index(newer) < text.index(older)  # newest first, in view
         assert "virus signatures: ClamAV 1.0" in text
         fits(app)
+
+
+async def test_a_status_that_cannot_be_read_is_said_not_fatal(root: Path) -> None:
+    app, _, system = make_app()
+
+    def broken() -> Status:
+        raise OSError(2, "No such file or directory", "/var/lib/appliance")
+
+    system.status = broken  # type: ignore[method-assign]
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("1")
+        await settle(pilot, app)
+        assert app.is_running
+        assert "status could not be read" in screen_text(app)
 
 
 async def test_networking_shows_interfaces_and_gateway(root: Path) -> None:
