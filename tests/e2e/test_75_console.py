@@ -193,6 +193,19 @@ def test_status_networking_delivery_and_test_message(appliance: Appliance,
     assert f"{appliance.ip}/24" in console.wait("default via 198.51.100.1 dev eth0")
     console.keys("Escape", "5")
     console.wait("Smarthost TLS")
+    # the HELO name, six fields down: Tab from the smarthost field, as an admin would
+    console.keys("Tab", "Tab", "Tab", "Tab", "Tab", "End", "C-u")
+    console.type("out.example.com")
+    console.keys("C-s")
+    console.wait("+smtp_helo_name = out.example.com")
+    console.keys("a")
+    console.wait("applied. postfix: reload")
+    try:
+        assert toml_value(appliance, "delivery.helo_host") == "out.example.com"
+        assert appliance.exec("postconf", "-h", "smtp_helo_name").stdout.strip() == \
+            "out.example.com"
+    finally:
+        appliance.exec("appliance", "config", "unset", "delivery.helo_host")
     console.keys("Escape", "7")
     console.wait("Send to")
     console.type("alice@example.com")
