@@ -21,7 +21,7 @@ class ApplyScreen(Screen):
     BINDINGS = [
         Binding("a", "apply", "Apply"),
         Binding("d", "discard", "Discard edits"),
-        Binding("escape", "app.pop_screen", "Back"),
+        Binding("escape", "back", "Back"),
     ]
 
     def compose(self) -> ComposeResult:
@@ -92,6 +92,12 @@ class ApplyScreen(Screen):
         done = plan.reloaded or [f"{s}: files written" for s in plan.services]
         result.update("✓ applied. " + ("; ".join(done) if done else "Nothing changed."))
         self.query_one("#apply-summary", Static).update("Applied.")
+
+    def action_back(self) -> None:
+        if self.busy:  # the result (what was reloaded, or why not) must be seen
+            self.app.notify("applying: the result comes in a moment")
+            return
+        self.app.pop_screen()
 
     def action_discard(self) -> None:
         if self.busy:

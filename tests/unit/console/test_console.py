@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+import time
 from pathlib import Path
 
 import pytest
@@ -357,6 +358,25 @@ async def test_quitting_with_edits_not_applied_asks_for_a_second_q(root: Path) -
         await pilot.pause()
         assert not app.is_running
     assert toml()["network"]["mtu"] == 0
+
+
+async def test_esc_waits_for_a_running_apply_to_finish(root: Path) -> None:
+    class Slow(CountingCommit):
+        def __call__(self, config, *, dry_run: bool = False):  # noqa: ANN001, ANN204
+            if not dry_run:
+                time.sleep(0.5)
+            return super().__call__(config, dry_run=dry_run)
+
+    app, committer, _ = make_app(Slow())
+    async with app.run_test(size=SIZE) as pilot:
+        await review_mtu(pilot, app, "1492")
+        await pilot.press("a", "escape")
+        assert isinstance(app.screen, ApplyScreen)  # not left before the result
+        await settle(pilot, app)
+        assert "applied" in str(app.screen.query_one("#apply-result", Static).render())
+        await pilot.press("escape")
+        assert not isinstance(app.screen, ApplyScreen)
+    assert committer.calls == 1
 
 
 async def test_a_refused_apply_changes_nothing_and_says_why(root: Path) -> None:
