@@ -23,7 +23,7 @@ log = logging.getLogger("appliance.webmail")
 SCHEMA = Path("/usr/share/roundcube/SQL/sqlite.initial.sql")
 UPDATEDB = ["php", "/usr/share/roundcube/bin/updatedb.sh", "--package=roundcube",
             "--dir=/usr/share/roundcube/SQL"]
-RUNTIME_DIRS = (Path("/run/php"), Path("/var/log/roundcube"), Path("/var/lib/roundcube/temp"))
+RUNTIME_DIRS = (Path("/run/php"), Path("/var/lib/roundcube/temp"))
 
 
 def prepare() -> None:

@@ -76,8 +76,10 @@ $config['session_samesite'] = 'Strict';
 $config['create_default_folders'] = true;
 $config['login_rate_limit'] = 3;
 $config['junk_mbox'] = 'junkmail';
-$config['log_driver'] = 'file';
-$config['log_dir'] = '/var/log/roundcube/';
+// Roundcube's errors and failed logins go where every service's log goes: php-fpm
+// passes its workers' output on, supervisord to `docker compose logs`.
+$config['log_driver'] = 'stdout';
+$config['log_logins'] = true;
 $config['temp_dir'] = '/var/lib/roundcube/temp/';
 """
 

@@ -7,6 +7,7 @@ plaintext logins are tried from outside the local networks, as SME documents.
 
 from __future__ import annotations
 
+import http.cookiejar
 import imaplib
 import json
 import poplib
@@ -16,6 +17,7 @@ import socket
 import ssl
 import subprocess
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -62,6 +64,31 @@ def test_http_redirects_to_https_and_the_login_page_carries_the_title(
     for path in ("config/config.inc.php", "SQL/sqlite.initial.sql", "composer.json",
                  "plugins/managesieve/config.inc.php.dist", "logs/errors.log"):
         assert fetch(f"https://{appliance.ip}/webmail/{path}")[0] == 404, path
+
+
+def test_a_failed_webmail_login_is_in_the_container_log(appliance: Appliance) -> None:
+    """Roundcube's log is the container's log, as every service's: a wrong password
+    shows in `docker compose logs` with the user and the address it came from."""
+    jar = http.cookiejar.CookieJar()
+    opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(jar),
+                                         urllib.request.HTTPSHandler(context=tls_context()))
+    base = f"https://{appliance.ip}/webmail/"
+    page = opener.open(base, timeout=TIMEOUT_S).read().decode()
+    token = re.search(r'name="_token" value="([^"]+)"', page)
+    assert token, "no request token on the login page"
+    user = f"nobody{uid()}"
+    form = urllib.parse.urlencode({"_token": token[1], "_task": "login", "_action": "login",
+                                   "_timezone": "UTC", "_url": "", "_user": user,
+                                   "_pass": "wrong password"}).encode()
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        opener.open(base + "?_task=login", data=form, timeout=TIMEOUT_S)
+    assert refused.value.code == 401
+    said = "userlogins: <"  # Roundcube's own line (Dovecot logs the failure as well)
+    logs = wait_for(lambda: f"Failed login for {user} from" in (out := appliance.compose(
+        "logs", "--no-log-prefix", "--since", "2m", "appliance").stdout) and out, 30,
+        "Roundcube's failed login in the container log")
+    line = next(line for line in logs.splitlines() if f"Failed login for {user}" in line)
+    assert line.startswith(said), line
 
 
 def test_private_webmail_is_refused_outside_the_local_networks(appliance: Appliance) -> None:
