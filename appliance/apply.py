@@ -23,6 +23,7 @@ import pwd
 import shutil
 import subprocess
 import tempfile
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -39,6 +40,7 @@ from appliance.render.fetchmail import RC
 from appliance.render.supervisord import SMTP_DAEMONS
 from appliance.render.unbound import CONF as UNBOUND_CONF
 from appliance.render.webmail import NGINX_CONF, PHP_FPM_CONF
+from appliance.tls import CertificatePair
 
 log = logging.getLogger("appliance.apply")
 
@@ -53,6 +55,7 @@ class Plan:
     warnings: list[str] = field(default_factory=list)  # valid, but probably unwanted
     # fingerprint of a dropped-in TLS certificate the services have not loaded yet
     new_certificate: str = ""
+    certificate: CertificatePair | None = field(default=None, repr=False)  # its bytes
 
     @property
     def services(self) -> list[str]:
@@ -232,11 +235,11 @@ def compile_sieve(script: Path, dovecot_conf: Path) -> str | None:
 
 def reload_services(services: list[str], previous_smtpd: dict | None, new_smtpd: dict | None,
                     changed_paths: frozenset[str] = frozenset(),
-                    config: Config | None = None, tls_replaced: bool = False,
-                    tls_rereadable: bool = True) -> list[str]:
+                    config: Config | None = None, certificate: str = "") -> list[str]:
     """Tell running services to pick up their new files; returns what was done.
-    TLS_REPLACED: a new certificate, which the SMTP daemons re-read on SIGHUP when
-    TLS_REREADABLE (they run without root), else they restart to load it."""
+    CERTIFICATE: the fingerprint of a new pair, installed for the SMTP daemons, which
+    re-read it on SIGHUP (a daemon that does not say it serves it is restarted)."""
+    tls_replaced = bool(certificate)
     done: list[str] = []
     if not paths.SUPERVISOR_SOCKET.exists():
         return done  # nothing runs yet (first boot renders before supervisord starts)
@@ -312,21 +315,47 @@ def reload_services(services: list[str], previous_smtpd: dict | None, new_smtpd:
             ctl("restart", program)
             done.append(f"{program}: restart")
     if ("smtpd" in services and new_smtpd is not None) or (tls_replaced and config is not None):
+        hupped = []
         for daemon in SMTP_DAEMONS:
             new = new_smtpd["daemons"][daemon] if new_smtpd is not None else None
             old = (previous_smtpd or {}).get("daemons", {}).get(daemon)
             if not (new["enabled"] if new is not None else
                     config.data["smtpd"][daemon]["enabled"]):  # type: ignore[union-attr]
                 continue
-            if (new is not None and old != new) or (tls_replaced and not tls_rereadable):
+            if new is not None and old != new:
                 # Listener settings (port, TLS versions, caps) need a fresh process.
                 ctl("restart", f"smtpd-{daemon}")
                 done.append(f"smtpd-{daemon}: restart")
             else:
                 # SIGHUP re-reads the settings and the certificate; sessions stay open
                 ctl("signal", "HUP", f"smtpd-{daemon}")
+                hupped.append(daemon)
+        late = set(_not_serving(hupped, certificate)) if tls_replaced else set()
+        for daemon in hupped:
+            if daemon in late:  # its reload failed (it logged why): a restart loads it
+                ctl("restart", f"smtpd-{daemon}")
+                done.append(f"smtpd-{daemon}: restart (the reload kept the old certificate)")
+            else:
                 done.append(f"smtpd-{daemon}: reload")
     return done
+
+
+SERVING_WAIT_S = 10.0
+
+
+def _not_serving(daemons: list[str], certificate: str,
+                 wait: float = SERVING_WAIT_S) -> list[str]:
+    """Those DAEMONS that have not said (in SMTPD_TLS/serving-NAME) they serve the
+    CERTIFICATE within WAIT seconds of their SIGHUP."""
+    deadline = time.monotonic() + wait
+    pending = list(daemons)
+    while pending:
+        pending = [d for d in pending if (_current(paths.SMTPD_TLS / f"serving-{d}") or
+                                          "").strip() != certificate]
+        if not pending or time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
+    return pending
 
 
 @contextmanager
@@ -409,22 +438,20 @@ def _apply(config: Config, *, dry_run: bool, check: bool, reload: bool) -> Plan:
                 problem := compile_sieve(_real(script, root),
                                          _real("/etc/dovecot/dovecot.conf", root))):
             log.error("sievec %s failed: %s", script, problem)
-    rereadable = True  # by the SMTP daemons, which run as RUN_AS
-    if p.new_certificate and strict:
+    if p.certificate is not None:
         from appliance.render.smtpd import RUN_AS
-        from appliance.tls import share_key
+        from appliance.tls import install_for_smtpd
 
         try:
-            share_key(paths.TLS_CERT, paths.TLS_KEY, RUN_AS)
-        except OSError as e:  # a read-only mount, say: they load it as root at start
-            log.warning("cannot share the TLS key with the SMTP daemons (%s); "
-                        "restarting them instead", e)
-            rereadable = False
+            install_for_smtpd(p.certificate, paths.SMTPD_TLS, RUN_AS)
+        except OSError as e:  # /run is the container's own: this is not the admin's doing
+            raise ConfigError(f"cannot install the certificate for the SMTP daemons: {e}; "
+                              "nothing was reloaded") from None
     if reload:
         new = json.loads(p.changed["smtpd"][0].text) if "smtpd" in p.changed else None
         p.reloaded = reload_services(p.services, previous, new, frozenset(
             f.path for files in p.changed.values() for f in files), config,
-            tls_replaced=bool(p.new_certificate), tls_rereadable=rereadable)
+            certificate=p.new_certificate)
         for line in p.reloaded:
             log.info("%s", line)
     if p.new_certificate:
@@ -446,7 +473,11 @@ def _check_certificate(p: Plan) -> None:
         p.warnings.append(f"the TLS certificate {paths.TLS_CERT} expired on "
                           f"{pair.expires:%Y-%m-%d}: clients will refuse it")
         log.warning("%s", p.warnings[-1])
-    if (_current(paths.TLS_IN_USE) or "").strip() != pair.fingerprint:
+    from appliance.tls import installed_for_smtpd
+
+    if (_current(paths.TLS_IN_USE) or "").strip() != pair.fingerprint or \
+            not installed_for_smtpd(pair, paths.SMTPD_TLS):
         p.new_certificate = pair.fingerprint
+        p.certificate = pair
         p.diffs.append(f"{paths.TLS_CERT} and {paths.TLS_KEY}: a new certificate for "
                        "every TLS service\n")

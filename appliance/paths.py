@@ -25,6 +25,8 @@ SUPERVISORD_CONF = ETC / "appliance/supervisord.conf"
 SUPERVISOR_SOCKET = Path("/run/appliance/supervisor.sock")
 # Fingerprint of the certificate and key the running services loaded (appliance.tls)
 TLS_IN_USE = Path("/run/appliance/tls-in-use")
+# The SMTP daemons' copy of that pair, and which pair each serves (serving-NAME)
+SMTPD_TLS = Path("/run/appliance/smtpd-tls")
 SPAMASSASSIN_DIR = DATA / "spamassassin"  # spamd's home: the Bayes database
 CLAMAV_DB = DATA / "clamav"  # signatures (freshclam's downloads, or dropped in by hand)
 SPAMD_SOCKET = Path("/run/spamd/spamd.sock")

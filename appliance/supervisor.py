@@ -23,11 +23,10 @@ from appliance.apply import apply
 from appliance.config import Config, ConfigError, load, write_atomic
 from appliance.config.default import default_toml
 from appliance.dkim_keys import ensure_default_key
-from appliance.render.smtpd import RUN_AS as SMTPD_USER
 from appliance.render.supervisord import CONF as SUPERVISORD_CONF
 from appliance.render.unbound import LISTEN as UNBOUND_LISTEN
 from appliance.render.unbound import ROOT_KEY_SEED
-from appliance.tls import ensure_self_signed, share_key
+from appliance.tls import ensure_self_signed
 
 log = logging.getLogger("appliance.run")
 
@@ -36,6 +35,7 @@ EX_CONFIG = 78  # sysexits: configuration error
 # Runtime files a killed container leaves behind; stale pid files make daemons think
 # they are already running once PIDs get reused after a restart.
 STALE_RUNTIME = (
+    paths.TLS_IN_USE,  # nothing has loaded a certificate yet: apply installs it anew
     Path("/run/dovecot/master.pid"),
     paths.SUPERVISOR_SOCKET,
     paths.SUPERVISOR_SOCKET.parent / "supervisord.pid",
@@ -143,10 +143,6 @@ def run() -> int:
         if ensure_self_signed(paths.TLS_CERT, paths.TLS_KEY, config.fqdn,
                               config.data["system"]["domain"]):
             log.info("first boot: made a self-signed certificate for %s", config.fqdn)
-        try:
-            share_key(paths.TLS_CERT, paths.TLS_KEY, SMTPD_USER)  # re-read on SIGHUP
-        except OSError as e:
-            log.warning("cannot share the TLS key with the SMTP daemons: %s", e)
         if ensure_default_key(paths.DKIM_KEYS,
                               selector=config.data["smtpd"]["dkim_sign"]["selector"]):
             log.info("first boot: made the default DKIM key (see `appliance print-dns`)")

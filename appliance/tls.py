@@ -67,6 +67,13 @@ def ensure_self_signed(cert_path: Path, key_path: Path, fqdn: str, domain: str) 
 class CertificatePair(NamedTuple):
     fingerprint: str  # what `appliance apply` compares to see a dropped-in certificate
     expires: datetime.datetime
+    cert_pem: bytes  # the bytes checked, so exactly these are handed on
+    key_pem: bytes
+
+
+def fingerprint(cert_pem: bytes, key_pem: bytes) -> str:
+    """One pair's identity: apply's "new certificate?", the daemons' "serving what?"."""
+    return hashlib.sha256(cert_pem + b"\0" + key_pem).hexdigest()
 
 
 def check_pair(cert_path: Path, key_path: Path) -> CertificatePair:
@@ -89,15 +96,30 @@ def check_pair(cert_path: Path, key_path: Path) -> CertificatePair:
         raise ValueError(f"{key_path} is not the key of the certificate in {cert_path}")
     # An expired certificate is served all the same (status and apply warn): refusing it
     # would stop every setting change, and a restart, over a renewal that came late.
-    return CertificatePair(hashlib.sha256(cert_pem + b"\0" + key_pem).hexdigest(),
-                           cert.not_valid_after_utc)
+    return CertificatePair(fingerprint(cert_pem, key_pem), cert.not_valid_after_utc,
+                           cert_pem, key_pem)
 
 
-def share_key(cert_path: Path, key_path: Path, group: str) -> None:
-    """Let GROUP read the pair (key 0640, certificate 0644, both root's): the SMTP
-    daemons re-read them after dropping root, so a new certificate needs no restart.
-    They hold the key in memory anyway; a file they can read exposes nothing more."""
+def install_for_smtpd(pair: CertificatePair, folder: Path, group: str) -> None:
+    """The SMTP daemons' own copy of the checked pair, in /run: they run without root and
+    re-read it on SIGHUP, so a renewal needs no restart. The admin's files on the volume
+    keep their owner and mode; this copy is readable by GROUP only (it holds the key in
+    memory anyway) and gone with the container."""
     gid = grp.getgrnam(group).gr_gid
-    for path, mode in ((key_path, 0o640), (cert_path, 0o644)):
-        os.chown(path, 0, gid)
-        os.chmod(path, mode)
+    folder.mkdir(mode=0o750, parents=True, exist_ok=True)
+    os.chown(folder, 0, gid)
+    os.chmod(folder, 0o750)
+    # the key first: a daemon reloading in between finds a pair that does not match,
+    # refuses it and keeps serving the old one
+    for name, data, mode in (("key.pem", pair.key_pem, 0o640), ("cert.pem", pair.cert_pem,
+                                                                 0o644)):
+        write_atomic(folder / name, data, mode=mode)
+        os.chown(folder / name, 0, gid)
+
+
+def installed_for_smtpd(pair: CertificatePair, folder: Path) -> bool:
+    try:
+        return ((folder / "cert.pem").read_bytes(), (folder / "key.pem").read_bytes()) == \
+            (pair.cert_pem, pair.key_pem)
+    except OSError:
+        return False

@@ -65,7 +65,9 @@ def settings(config: Config) -> dict:
         "internal_users": internal_accounts(config),
         "domains": {name: dict(e) for name, e in sorted(d["domains"].items())},
         "users": {name: u["password"] for name, u in sorted(d["users"].items())},
-        "tls": {"cert": str(paths.TLS_CERT), "key": str(paths.TLS_KEY)},
+        # apply's checked copy of tls/cert.pem and key.pem, which the daemons can re-read
+        "tls": {"cert": str(paths.SMTPD_TLS / "cert.pem"),
+                "key": str(paths.SMTPD_TLS / "key.pem"), "report_dir": str(paths.SMTPD_TLS)},
         "dkim_keys": str(paths.DKIM_KEYS),
         "run_as": RUN_AS,
         "daemons": {name: dict(s[name], tcp_maxseg=mss(config),

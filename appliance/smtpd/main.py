@@ -27,6 +27,7 @@ from appliance.smtpd.handler import Handler, State
 from appliance.smtpd.handoff import PostfixHandoff
 from appliance.smtpd.pipeline import Pipelines, context
 from appliance.smtpd.server import ConnectionLimits, SMTPServer
+from appliance.tls import fingerprint
 
 log = logging.getLogger("appliance.smtpd")
 
@@ -101,9 +102,11 @@ class Daemon:
         self.settings = settings
         cfg = settings["daemons"][name]
         self.implicit_tls = name == "smtps"
-        self.ssl = tls_context(settings["tls"]["cert"], settings["tls"]["key"],
-                               cfg["tls_min_version"], cfg.get("tls_ciphers", ""))
-        self.certificate = _read(settings["tls"]["cert"])  # what self.ssl serves
+        self.ssl, self.certificate = self.load_certificate(settings)  # new sessions' TLS
+        # 465's server keeps the context it was made with: its SNI callback, which OpenSSL
+        # runs for every handshake (with or without a name), hands over the current one.
+        self.listener_ssl = self.ssl
+        self.listener_ssl.sni_callback = self._current_context
         self.limits = ConnectionLimits(cfg["instances"], cfg["instances_per_ip"])
         hand = settings["handoff"]
         self.handoff = PostfixHandoff(
@@ -144,7 +147,7 @@ class Daemon:
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
         self.server = await loop.create_server(
-            self.protocol, sock=self.sock, ssl=self.ssl if self.implicit_tls else None,
+            self.protocol, sock=self.sock, ssl=self.listener_ssl if self.implicit_tls else None,
             ssl_handshake_timeout=30 if self.implicit_tls else None,
         )
 
@@ -162,23 +165,52 @@ class Daemon:
                  len(settings["users"]), len(settings["local_domains"]))
         self.reload_certificate()
 
+    def load_certificate(self, settings: dict[str, Any]) -> tuple[ssl.SSLContext, str]:
+        """A whole new context for the pair in the settings, and the pair's fingerprint;
+        OSError or ssl.SSLError if it does not load, or changed while it was loading."""
+        tls, cfg = settings["tls"], settings["daemons"][self.name]
+        pair = _read(tls["cert"]), _read(tls["key"])
+        ctx = tls_context(tls["cert"], tls["key"], cfg["tls_min_version"],
+                          cfg.get("tls_ciphers", ""))
+        if (_read(tls["cert"]), _read(tls["key"])) != pair:
+            raise OSError("the certificate or key changed while it was loading")
+        return ctx, fingerprint(*pair)
+
+    def _current_context(self, conn: ssl.SSLObject, _name: str | None,
+                         _ctx: ssl.SSLContext) -> None:
+        if conn.context is not self.ssl:
+            conn.context = self.ssl
+
     def reload_certificate(self) -> None:
-        """A new certificate for the sessions to come (open ones keep theirs). The
-        listener's context is the one 465's server and every STARTTLS use, so it is
-        updated in place, and only once the pair has loaded into a context of its own:
-        a bad pair leaves the one in use untouched."""
-        cert, key = self.settings["tls"]["cert"], self.settings["tls"]["key"]
+        """A new certificate for the sessions to come (open ones keep theirs). It is
+        loaded into a context of its own, so a pair that does not load leaves the one in
+        use untouched; the pair now served is reported for apply to check."""
         try:
-            if _read(cert) == self.certificate:
-                return
-            ssl.create_default_context(ssl.Purpose.CLIENT_AUTH).load_cert_chain(cert, key)
-            self.ssl.load_cert_chain(cert, key)
-            self.certificate = _read(cert)
+            ctx, certificate = self.load_certificate(self.settings)
         except (OSError, ssl.SSLError) as e:
             log.error("%s: keeping the certificate in use, the new one did not load: %s",
                       self.name, e)
             return
-        log.info("%s: new TLS certificate loaded", self.name)
+        if certificate != self.certificate:
+            self.ssl, self.certificate = ctx, certificate
+            log.info("%s: new TLS certificate loaded", self.name)
+        self.report_certificate()
+
+    def report_certificate(self, owner: str | None = None) -> None:
+        """Say which pair this daemon serves (tls.report_dir/serving-NAME). Made by root at
+        start and given to OWNER, to be rewritten in place after privileges are dropped."""
+        folder = self.settings["tls"].get("report_dir")
+        if not folder:
+            return
+        path = Path(folder) / f"serving-{self.name}"
+        try:
+            with open(path, "w", encoding="ascii") as f:
+                f.write(self.certificate + "\n")
+            if owner is not None and os.geteuid() == 0:
+                pw = pwd.getpwnam(owner)
+                os.chown(path, pw.pw_uid, pw.pw_gid)
+        except OSError as e:  # apply then restarts this daemon to be sure
+            log.error("%s: cannot report the certificate in use: %s", self.name, e)
 
     async def stop(self, grace: float = SHUTDOWN_GRACE_S) -> None:
         if self.server is not None:
@@ -244,6 +276,7 @@ async def serve(name: str) -> None:
             log_transactions_to_file(settings["terse_log"], name, settings["run_as"])
         except OSError as e:  # stdout still has every line
             log.error("%s: cannot write the transaction log file: %s", name, e)
+    daemon.report_certificate(owner=settings["run_as"])
     drop_privileges(settings["run_as"])
     await daemon.start()
     cfg = settings["daemons"][name]

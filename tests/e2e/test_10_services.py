@@ -58,8 +58,9 @@ def test_supervisor_reports_every_program_running(appliance: Appliance) -> None:
 @pytest.mark.parametrize(
     ("path", "mode", "owner", "group"),
     [
-        # the SMTP daemons re-read the key without root when the certificate is renewed
-        ("/var/lib/appliance/tls/key.pem", 0o640, "root", "qpsmtpd"),
+        ("/var/lib/appliance/tls/key.pem", 0o600, "root", "root"),
+        # the SMTP daemons' copy, which they re-read without root on a renewal
+        ("/run/appliance/smtpd-tls/key.pem", 0o640, "root", "qpsmtpd"),
         ("/var/lib/appliance/appliance.toml", 0o600, "root", "root"),
         ("/etc/dovecot/appliance/users", 0o640, "root", "dovecot"),
         ("/etc/appliance/smtpd.json", 0o640, "root", "qpsmtpd"),

@@ -27,6 +27,7 @@ import pytest
 from tests.e2e.conftest import ALICE_PASSWORD, DOMAIN, STATE, Appliance, wait_for
 from tests.e2e.mail import TIMEOUT_S, imap_message, tls_context
 from tests.e2e.plugins import add_user, body, changed, delivered, dialogue, uid
+from tests.tls_pairs import ecdsa_pair
 
 pytestmark = pytest.mark.e2e
 
@@ -287,11 +288,10 @@ def test_folders_dots_make_subfolders_and_the_spam_folders_are_subscribed(
 def test_a_dropped_in_certificate_is_served_after_apply_and_a_bad_one_is_refused(
     appliance: Appliance, tmp_path: Path,
 ) -> None:
-    from appliance.tls import ensure_self_signed
-
     app = appliance
     cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
-    ensure_self_signed(cert, key, "custom.example.net", "example.net")
+    # ECDSA, as certbot makes them, in place of the first boot's RSA
+    ecdsa_pair(cert, key, "custom.example.net")
     tls = "/var/lib/appliance/tls"
     app.exec("cp", f"{tls}/cert.pem", f"{tls}/key.pem", "/root/")
 

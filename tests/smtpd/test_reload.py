@@ -14,9 +14,10 @@ import pytest
 
 from appliance.smtpd import main, replies
 from appliance.smtpd.auth import hash_password
-from appliance.tls import ensure_self_signed
+from appliance.tls import ensure_self_signed, fingerprint
 from tests.smtpd.conftest import StartDaemon
 from tests.smtpd.support import QUEUE_ID, FakePostfix, RawClient, in_thread, port, send
+from tests.tls_pairs import ecdsa_pair
 
 QUEUED = replies.QUEUED.format(queue_id=QUEUE_ID)
 
@@ -131,19 +132,25 @@ def der(cert: Path) -> bytes:
     return ssl.PEM_cert_to_DER_cert(cert.read_text())
 
 
+def serving(folder: Path, name: str) -> str:
+    return (folder / f"serving-{name}").read_text().strip()
+
+
 @pytest.mark.parametrize("name", ["smtps", "smtp"])
+@pytest.mark.parametrize("renewal", ["rsa", "ecdsa"])
 async def test_reload_serves_a_new_certificate_and_open_sessions_keep_going(
-    start_daemon: StartDaemon, settings_file: Path, tmp_path: Path, name: str,
+    start_daemon: StartDaemon, settings_file: Path, tmp_path: Path, name: str, renewal: str,
     tls_files: tuple[Path, Path],
 ) -> None:
     """A renewed certificate (apply sends SIGHUP) is served to new sessions on 465 and
-    after STARTTLS, without a restart: a session open across it carries on."""
+    after STARTTLS, without a restart: a session open across it carries on. From the
+    first boot's RSA to ECDSA too, where loading into the old context kept the RSA one."""
     daemon = await start_daemon(name)
     cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
     shutil.copy(tls_files[0], cert)
     shutil.copy(tls_files[1], key)
     settings = copy.deepcopy(daemon.settings)
-    settings["tls"] = {"cert": str(cert), "key": str(key)}
+    settings["tls"] = {"cert": str(cert), "key": str(key), "report_dir": str(tmp_path)}
     settings_file.write_text(json.dumps(settings), encoding="utf-8")
     starttls = name != "smtps"
     open_session = smtplib.SMTP_SSL if not starttls else smtplib.SMTP
@@ -151,15 +158,20 @@ async def test_reload_serves_a_new_certificate_and_open_sessions_keep_going(
     client = await in_thread(lambda: open_session("127.0.0.1", port(daemon), timeout=10,
                                                   **kwargs))
     try:
-        daemon.reload()  # the same pair at a new path: nothing to load
+        daemon.reload()  # the same pair at a new path: the same certificate
         assert await in_thread(served_certificate, port(daemon), starttls) == der(tls_files[0])
+        assert serving(tmp_path, name) == fingerprint(cert.read_bytes(), key.read_bytes())
 
         cert.unlink()
         key.unlink()
-        ensure_self_signed(cert, key, "renewed.example.com", "example.com")
+        if renewal == "rsa":
+            ensure_self_signed(cert, key, "renewed.example.com", "example.com")
+        else:
+            ecdsa_pair(cert, key, "renewed.example.com")
         daemon.reload()
 
         assert await in_thread(served_certificate, port(daemon), starttls) == der(cert)
+        assert serving(tmp_path, name) == fingerprint(cert.read_bytes(), key.read_bytes())
         assert (await in_thread(client.noop))[0] == 250
     finally:
         await in_thread(client.quit)
@@ -169,14 +181,20 @@ async def test_a_new_certificate_without_its_key_leaves_the_one_in_use(
     start_daemon: StartDaemon, settings_file: Path, tmp_path: Path,
     tls_files: tuple[Path, Path], caplog: pytest.LogCaptureFixture,
 ) -> None:
+    """As when a renewal has written the certificate and not yet the key: refused, the
+    old pair still served and still reported (apply then restarts the daemon)."""
     daemon = await start_daemon("smtps")
     other_cert, other_key = tmp_path / "other-cert.pem", tmp_path / "other-key.pem"
     ensure_self_signed(other_cert, other_key, "other.example.com", "example.com")
     settings = copy.deepcopy(daemon.settings)
-    settings["tls"] = {"cert": str(other_cert), "key": str(tls_files[1])}  # not its key
+    settings["tls"] = {"cert": str(other_cert), "key": str(tls_files[1]),  # not its key
+                       "report_dir": str(tmp_path)}
     settings_file.write_text(json.dumps(settings), encoding="utf-8")
 
     daemon.reload()
 
     assert await in_thread(served_certificate, port(daemon), False) == der(tls_files[0])
     assert "keeping the certificate in use" in caplog.text
+    assert not (tmp_path / "serving-smtps").exists()  # it reports only what it serves
+    # and the daemon still serves TLS at all (a half-loaded context would not)
+    assert await in_thread(served_certificate, port(daemon), False) == der(tls_files[0])

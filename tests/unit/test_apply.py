@@ -113,3 +113,32 @@ def test_a_sieve_script_is_recompiled_when_its_binary_is_missing_or_older(
     assert sieve_stale(script, changed=True)  # it or dovecot.conf changed
     os.utime(script, (3000, 3000))
     assert sieve_stale(script, changed=False)  # a failed compile left an older binary
+
+
+def test_daemons_not_serving_the_new_certificate_are_named(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """apply restarts an SMTP daemon whose SIGHUP did not load the new pair."""
+    from appliance.apply import _not_serving
+
+    monkeypatch.setattr(paths, "SMTPD_TLS", tmp_path)
+    (tmp_path / "serving-smtp").write_text("new\n")
+    (tmp_path / "serving-smtps").write_text("old\n")  # its reload kept the old pair
+    late = _not_serving(["smtp", "smtps", "submission"], "new", wait=0.2)
+    assert late == ["smtps", "submission"]  # submission never said
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="the copy is given to root and a group")
+def test_the_checked_pair_is_installed_for_the_daemons_as_checked(tmp_path: Path) -> None:
+    from appliance.tls import check_pair, ensure_self_signed, install_for_smtpd, installed_for_smtpd
+
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    ensure_self_signed(cert, key, "mail.example.com", "example.com")
+    pair = check_pair(cert, key)
+    copy = tmp_path / "smtpd-tls"
+    assert not installed_for_smtpd(pair, copy)
+    install_for_smtpd(pair, copy, "root")
+    assert installed_for_smtpd(pair, copy)
+    assert (copy / "key.pem").read_bytes() == key.read_bytes()
+    assert (copy / "key.pem").stat().st_mode & 0o777 == 0o640
+    assert copy.stat().st_mode & 0o777 == 0o750
+    assert key.stat().st_mode & 0o777 == 0o600  # the admin's file is left as it was

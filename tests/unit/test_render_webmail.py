@@ -82,9 +82,10 @@ def test_a_certificate_and_key_must_belong_together(tmp_path: Path) -> None:
     a, b = tmp_path / "a", tmp_path / "b"
     ensure_self_signed(a / "cert.pem", a / "key.pem", "mail.example.com", "example.com")
     ensure_self_signed(b / "cert.pem", b / "key.pem", "other.example.com", "example.com")
-    fingerprint, expires = check_pair(a / "cert.pem", a / "key.pem")
-    assert len(fingerprint) == 64
-    assert expires > datetime.datetime.now(datetime.UTC)
+    pair = check_pair(a / "cert.pem", a / "key.pem")
+    assert len(pair.fingerprint) == 64
+    assert pair.expires > datetime.datetime.now(datetime.UTC)
+    assert pair.key_pem == (a / "key.pem").read_bytes()  # what is handed on is what was checked
     with pytest.raises(ValueError, match="is not the key of the certificate"):
         check_pair(a / "cert.pem", b / "key.pem")
     (b / "key.pem").write_text("not a key")
