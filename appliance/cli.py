@@ -151,16 +151,21 @@ def cmd_config_show(config: Config, section: str | None) -> int:
     def wanted(path: str) -> bool:
         return not section or path == section or path.startswith(section + ".")
 
+    def hidden(values: dict) -> dict:
+        """A password (the smarthost's, fetchmail's, a user's hash) is never printed:
+        `config get KEY` shows one on purpose."""
+        return values | {k: "(set)" if v else "(none)" for k, v in values.items()
+                         if "password" in k and isinstance(v, str)}
+
     text = ""
     for spec in SECTIONS:
         if wanted(spec.path):
-            text += f"[{spec.path}]\n{tomlkit.dumps(config.get(spec.path))}\n"
+            text += f"[{spec.path}]\n{tomlkit.dumps(hidden(config.get(spec.path)))}\n"
     for coll in COLLECTIONS:
         if not wanted(coll.path):
             continue
         for name, entry in sorted(config.data[coll.path].items()):
-            if coll.path == "users":  # never print the hash
-                entry = entry | {"password": "(set)" if entry["password"] else "(none)"}
+            entry = hidden(entry)
             header = tomlkit.item(name).as_string() if "." in name or "@" in name else name
             text += f"[{coll.path}.{header}]\n{tomlkit.dumps(entry)}\n"
     if not text:

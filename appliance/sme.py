@@ -30,7 +30,8 @@ class Prop:
     key: str
     true: str = "enabled"  # how SME spells a true boolean ...
     false: str = "disabled"  # ... and a false one
-    position: int | None = None  # one element of a list key (SME's Forwarder, Forwarder2)
+    # SME's Forwarder and Forwarder2: the first of a list key (0), and the rest (1)
+    position: int | None = None
 
     def path(self, name: str = "") -> str:
         return self.key.replace("{}", name)
@@ -284,14 +285,18 @@ class Database:
     def getprop(self, key: str, name: str) -> str:
         prop, dotted = self.prop(key, name)
         value = edit.get_value(self.config, dotted)
-        if prop.position is not None:
-            return value[prop.position] if len(value) > prop.position else ""
+        if prop.position == 0:
+            return value[0] if value else ""
+        if prop.position == 1:
+            return ",".join(value[1:])
         return from_toml(prop, value)
 
     def setprop(self, key: str, pairs: list[str]) -> None:
         if not pairs or len(pairs) % 2:
             raise ConfigError(f"setprop {key} needs PROPERTY VALUE pairs")
-        for name, value in zip(pairs[::2], pairs[1::2], strict=True):
+        given = list(zip(pairs[::2], pairs[1::2], strict=True))
+        given.sort(key=lambda nv: self._position(key, nv[0]))
+        for name, value in given:
             self.set_one(key, name, value)
 
     def set_one(self, key: str, name: str, value: str) -> None:
@@ -301,15 +306,24 @@ class Database:
         else:
             edit.set_value(self.config, dotted, to_toml(prop, dotted, value))
 
+    def _position(self, key: str, name: str) -> int:
+        """Forwarder before Forwarder2, whichever order they were typed in."""
+        props = self.entries().get(key, ("", {}))[1]
+        prop = props.get(name) if isinstance(props, dict) else None
+        return (prop.position or 0) if prop is not None else 0
+
     def _set_position(self, position: int, dotted: str, given: list[str]) -> None:
-        """One element of a list (empty: removed); a comma list in the first sets all."""
-        if position == 0 and len(given) > 1:
-            items = given
+        """Position 0: the first (a comma list: all of them; empty: none, so full
+        recursion); 1: all after the first, which must be there."""
+        items = list(edit.get_value(self.config, dotted))
+        if position == 0:
+            items = given if len(given) != 1 else given + items[1:]
+        elif given and not items:
+            raise ConfigError(f"set the first one (Forwarder) before the others: {dotted}",
+                              key=dotted)
         else:
-            items = list(edit.get_value(self.config, dotted))
-            items += [""] * (position + 1 - len(items))
-            items[position] = given[0] if given else ""
-        edit.set_value(self.config, dotted, [v for v in items if v] or [""])
+            items = items[:1] + given
+        edit.set_value(self.config, dotted, items or [""])
 
     def delprop(self, key: str, names: list[str]) -> None:
         for name in names:
@@ -329,7 +343,10 @@ class Database:
                 continue
             out.append(f"{name}={kind}")
             for prop_name in sorted(props):
-                out.append(f"    {prop_name}={self.getprop(name, prop_name)}")
+                value = self.getprop(name, prop_name)
+                if "Passw" in prop_name and value:  # getprop shows it, on purpose
+                    value = "(set)"
+                out.append(f"    {prop_name}={value}")
         if key is not None and not out:
             raise _not_here(key)
         return "\n".join(out) + "\n"

@@ -236,7 +236,8 @@ def users_file(config: Config) -> str:
 def render(config: Config) -> list[RenderedFile]:
     return [
         RenderedFile("/etc/dovecot/dovecot.conf", dovecot_conf(config)),
-        RenderedFile(USERS_FILE, users_file(config), mode=0o640, group="dovecot"),
+        RenderedFile(USERS_FILE, users_file(config), mode=0o640, group="dovecot",
+                     secret=True),  # password hashes
         RenderedFile(JUNKMAIL_SIEVE, junkmail_sieve()),
         RenderedFile(DUPLICATES_SIEVE, duplicates_sieve(config)),
     ]

@@ -247,16 +247,32 @@ def test_dns_forwarder_and_forwarder2_are_the_first_and_second_forwarders(
     def forwarders() -> list[str]:
         return load(toml).data["network"]["dns_forwarders"]
 
-    run("config setprop dnscache Forwarder 192.0.2.53 Forwarder2 192.0.2.54")
+    run("config setprop dnscache Forwarder2 192.0.2.54 Forwarder 192.0.2.53")  # any order
     assert forwarders() == ["192.0.2.53", "192.0.2.54"]
     run("config setprop dnscache Forwarder 192.0.2.60")  # the second one stays
     assert forwarders() == ["192.0.2.60", "192.0.2.54"]
     assert run("config getprop dnscache Forwarder2").strip() == "192.0.2.54"
+    run("config setprop dnscache Forwarder2 192.0.2.70,192.0.2.71")  # the rest, as a list
+    assert forwarders() == ["192.0.2.60", "192.0.2.70", "192.0.2.71"]
+    assert "Forwarder2=192.0.2.70,192.0.2.71" in run("config show dnscache")
     run("config delprop dnscache Forwarder2")
     assert forwarders() == ["192.0.2.60"]
     assert run("config getprop dnscache Forwarder2").strip() == ""
     with pytest.raises(ConfigError, match="not an IP address"):
         run("config setprop dnscache Forwarder2 dns.example.net")
     assert forwarders() == ["192.0.2.60"]
+    run("config setprop dnscache Forwarder2 192.0.2.54")
     run("config setprop dnscache Forwarder ''")  # SME's empty value: full recursion
     assert forwarders() == []
+    with pytest.raises(ConfigError, match="before the others"):
+        run("config setprop dnscache Forwarder2 192.0.2.54")
+    run("config setprop dnscache Forwarder 192.0.2.53 Forwarder2 192.0.2.54")
+    run("config delprop dnscache Forwarder")
+    assert forwarders() == []
+
+
+def test_show_hides_passwords_that_getprop_gives(toml: Path) -> None:
+    run("config setprop SMTPAUTHPROXY Userid office Passwd S3cret-relay")
+    shown = run("config show SMTPAUTHPROXY")
+    assert "Passwd=(set)" in shown and "S3cret" not in shown and "Userid=office" in shown
+    assert run("config getprop SMTPAUTHPROXY Passwd").strip() == "S3cret-relay"
