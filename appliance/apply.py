@@ -253,24 +253,27 @@ def reload_services(services: list[str], previous_smtpd: dict | None, new_smtpd:
             log.error("%s", e)
             done.append(f"network: {e}")
 
-    def run(*argv: str) -> None:
+    def run(*argv: str) -> bool:
         try:
             proc = subprocess.run(argv, check=False, capture_output=True, text=True,
                                   timeout=CHECK_TIMEOUT_S)
         except (OSError, subprocess.TimeoutExpired) as e:
             log.error("%s failed: %s", " ".join(argv), e)
-            return
+            return False
         if proc.returncode != 0:  # the files are in place; say loudly what did not reload
             log.error("%s failed (exit %d): %s", " ".join(argv), proc.returncode,
                       (proc.stdout + proc.stderr).strip())
+        return proc.returncode == 0
 
-    def ctl(*args: str) -> None:
-        run("supervisorctl", *args)
+    def ctl(*args: str) -> bool:
+        return run("supervisorctl", *args)
+
+    def said(what: str, ok: bool) -> None:
+        """What was done, as the console and the CLI show it: a failure is said too."""
+        done.append(what if ok else f"{what} FAILED (see docker compose logs)")
 
     if "supervisord" in services:
-        ctl("reread")
-        ctl("update")
-        done.append("supervisord: update")
+        said("supervisord: update", ctl("reread") & ctl("update"))
     # after `update`: it may just have started, restarted or removed programs
     running = _programs() if {"spamassassin", "clamav"} & set(services) else set()
     if "unbound" in services:
@@ -289,31 +292,25 @@ def reload_services(services: list[str], previous_smtpd: dict | None, new_smtpd:
             done.append("unbound: reload")
         else:
             log.warning("unbound-control reload failed (%s); restarting unbound", why)
-            ctl("restart", "unbound")
-            done.append("unbound: restart")
+            said("unbound: restart", ctl("restart", "unbound"))
     if "postfix" in services:
-        run("postfix", "reload")
-        done.append("postfix: reload")
+        said("postfix: reload", run("postfix", "reload"))
     if "dovecot" in services or tls_replaced:
-        run("doveadm", "reload")
-        done.append("dovecot: reload")
+        said("dovecot: reload", run("doveadm", "reload"))
     if "webmail" in services or tls_replaced:
         web = _programs()
         if "nginx" in web:
-            ctl("signal", "HUP", "nginx")  # new workers with the new files, no drop
-            done.append("nginx: reload")
+            # new workers with the new files, no drop
+            said("nginx: reload", ctl("signal", "HUP", "nginx"))
         if "php-fpm" in web:
-            ctl("signal", "USR2", "php-fpm")  # php-fpm's graceful reload
-            done.append("php-fpm: reload")
+            said("php-fpm: reload", ctl("signal", "USR2", "php-fpm"))  # graceful
     if "spamassassin" in services and "spamd" in running:
-        ctl("signal", "HUP", "spamd")  # spamd re-reads local.cf
-        done.append("spamd: reload")
+        said("spamd: reload", ctl("signal", "HUP", "spamd"))  # it re-reads local.cf
     # clamd reads its configuration only at start (mail is deferred meanwhile): restart
     # each program only for its own file
     for program, conf in (("clamd", CLAMD_CONF), ("freshclam", FRESHCLAM_CONF)):
         if program in running and conf in changed_paths:
-            ctl("restart", program)
-            done.append(f"{program}: restart")
+            said(f"{program}: restart", ctl("restart", program))
     if ("smtpd" in services and new_smtpd is not None) or (tls_replaced and config is not None):
         hupped = []
         for daemon in SMTP_DAEMONS:
@@ -324,17 +321,18 @@ def reload_services(services: list[str], previous_smtpd: dict | None, new_smtpd:
                 continue
             if new is not None and old != new:
                 # Listener settings (port, TLS versions, caps) need a fresh process.
-                ctl("restart", f"smtpd-{daemon}")
-                done.append(f"smtpd-{daemon}: restart")
+                said(f"smtpd-{daemon}: restart", ctl("restart", f"smtpd-{daemon}"))
             else:
                 # SIGHUP re-reads the settings and the certificate; sessions stay open
-                ctl("signal", "HUP", f"smtpd-{daemon}")
-                hupped.append(daemon)
+                if ctl("signal", "HUP", f"smtpd-{daemon}"):
+                    hupped.append(daemon)
+                else:
+                    said(f"smtpd-{daemon}: reload", False)
         late = set(_not_serving(hupped, certificate)) if tls_replaced else set()
         for daemon in hupped:
             if daemon in late:  # its reload failed (it logged why): a restart loads it
-                ctl("restart", f"smtpd-{daemon}")
-                done.append(f"smtpd-{daemon}: restart (the reload kept the old certificate)")
+                said(f"smtpd-{daemon}: restart (the reload kept the old certificate)",
+                     ctl("restart", f"smtpd-{daemon}"))
             else:
                 done.append(f"smtpd-{daemon}: reload")
     return done

@@ -70,7 +70,7 @@ def _du(path: str) -> int:
         proc = subprocess.run(["du", "-sb", path], capture_output=True, text=True, timeout=120)
         used = int(proc.stdout.split()[0])
     except (IndexError, ValueError, OSError, subprocess.TimeoutExpired):
-        return 0
+        used = 0  # unknown; not asked again at once either (a du that timed out is slow)
     _du_cache[path] = (now, used)
     return used
 
@@ -94,8 +94,10 @@ def collect() -> Status:
     s.disk_used = _du(str(paths.DATA))
     try:
         s.disk_free = shutil.disk_usage(paths.DATA).free
+        free_known = True
     except OSError as e:
         s.problems.append(f"data volume {paths.DATA}: {e.strerror}")
+        free_known = False
     try:
         from cryptography import x509
 
@@ -108,7 +110,7 @@ def collect() -> Status:
     except (OSError, ValueError) as e:
         s.problems.append(f"TLS certificate unreadable: {e}")
     config = _settings(s)
-    if config is not None and (problem := disk_problem(s.disk_free, config)):
+    if config is not None and free_known and (problem := disk_problem(s.disk_free, config)):
         s.problems.append(problem)
     spam_on, clamav_on = (True, True) if config is None else (
         bool(config.data["spamassassin"]["enabled"]), bool(config.data["clamav"]["enabled"]))
