@@ -105,16 +105,16 @@ def install_for_smtpd(pair: CertificatePair, folder: Path, group: str) -> None:
     re-read it on SIGHUP, so a renewal needs no restart. The admin's files on the volume
     keep their owner and mode; this copy is readable by GROUP only (it holds the key in
     memory anyway) and gone with the container."""
-    gid = grp.getgrnam(group).gr_gid
+    owner, gid = os.geteuid(), grp.getgrnam(group).gr_gid  # root's, in the container
     folder.mkdir(mode=0o750, parents=True, exist_ok=True)
-    os.chown(folder, 0, gid)
+    os.chown(folder, owner, gid)
     os.chmod(folder, 0o750)
     # the key first: a daemon reloading in between finds a pair that does not match,
     # refuses it and keeps serving the old one
     for name, data, mode in (("key.pem", pair.key_pem, 0o640), ("cert.pem", pair.cert_pem,
                                                                  0o644)):
         write_atomic(folder / name, data, mode=mode)
-        os.chown(folder / name, 0, gid)
+        os.chown(folder / name, owner, gid)
 
 
 def installed_for_smtpd(pair: CertificatePair, folder: Path) -> bool:
