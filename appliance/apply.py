@@ -45,6 +45,7 @@ from appliance.tls import CertificatePair
 log = logging.getLogger("appliance.apply")
 
 CHECK_TIMEOUT_S = 60
+RELOAD_FAILED = " FAILED (see docker compose logs)"  # after what apply told a service
 
 
 @dataclass
@@ -53,9 +54,17 @@ class Plan:
     diffs: list[str] = field(default_factory=list)
     reloaded: list[str] = field(default_factory=list)  # what was told to pick them up
     warnings: list[str] = field(default_factory=list)  # valid, but probably unwanted
-    # fingerprint of a dropped-in TLS certificate the services have not loaded yet
-    new_certificate: str = ""
-    certificate: CertificatePair | None = field(default=None, repr=False)  # its bytes
+    # a dropped-in TLS certificate the services have not loaded yet
+    certificate: CertificatePair | None = field(default=None, repr=False)
+
+    @property
+    def new_certificate(self) -> str:
+        """Its fingerprint, or "" when the services run the one on the volume."""
+        return self.certificate.fingerprint if self.certificate is not None else ""
+
+    @property
+    def reload_failed(self) -> bool:
+        return any(line.endswith(RELOAD_FAILED) for line in self.reloaded)
 
     @property
     def services(self) -> list[str]:
@@ -239,7 +248,6 @@ def reload_services(services: list[str], previous_smtpd: dict | None, new_smtpd:
     """Tell running services to pick up their new files; returns what was done.
     CERTIFICATE: the fingerprint of a new pair, installed for the SMTP daemons, which
     re-read it on SIGHUP (a daemon that does not say it serves it is restarted)."""
-    tls_replaced = bool(certificate)
     done: list[str] = []
     if not paths.SUPERVISOR_SOCKET.exists():
         return done  # nothing runs yet (first boot renders before supervisord starts)
@@ -270,7 +278,7 @@ def reload_services(services: list[str], previous_smtpd: dict | None, new_smtpd:
 
     def said(what: str, ok: bool) -> None:
         """What was done, as the console and the CLI show it: a failure is said too."""
-        done.append(what if ok else f"{what} FAILED (see docker compose logs)")
+        done.append(what if ok else what + RELOAD_FAILED)
 
     if "supervisord" in services:
         said("supervisord: update", ctl("reread") & ctl("update"))
@@ -280,24 +288,15 @@ def reload_services(services: list[str], previous_smtpd: dict | None, new_smtpd:
         # A reload keeps port 53 open: lookups made meanwhile wait in the socket and are
         # answered, where a restart left a moment in which they failed (and mail got a
         # 451). A restart remains for an Unbound that is not running or will not reload.
-        try:
-            proc = subprocess.run(["unbound-control", "-c", UNBOUND_CONF, "reload"],
-                                  check=False, capture_output=True, text=True,
-                                  timeout=CHECK_TIMEOUT_S)
-            why = "" if proc.returncode == 0 else (
-                (proc.stdout + proc.stderr).strip() or f"exit {proc.returncode}")
-        except (OSError, subprocess.TimeoutExpired) as e:
-            why = str(e)
-        if not why:
+        if run("unbound-control", "-c", UNBOUND_CONF, "reload"):
             done.append("unbound: reload")
-        else:
-            log.warning("unbound-control reload failed (%s); restarting unbound", why)
+        else:  # run() logged why
             said("unbound: restart", ctl("restart", "unbound"))
     if "postfix" in services:
         said("postfix: reload", run("postfix", "reload"))
-    if "dovecot" in services or tls_replaced:
+    if "dovecot" in services or certificate:
         said("dovecot: reload", run("doveadm", "reload"))
-    if "webmail" in services or tls_replaced:
+    if "webmail" in services or certificate:
         web = _programs()
         if "nginx" in web:
             # new workers with the new files, no drop
@@ -311,7 +310,7 @@ def reload_services(services: list[str], previous_smtpd: dict | None, new_smtpd:
     for program, conf in (("clamd", CLAMD_CONF), ("freshclam", FRESHCLAM_CONF)):
         if program in running and conf in changed_paths:
             said(f"{program}: restart", ctl("restart", program))
-    if ("smtpd" in services and new_smtpd is not None) or (tls_replaced and config is not None):
+    if ("smtpd" in services and new_smtpd is not None) or (certificate and config is not None):
         hupped = []
         for daemon in SMTP_DAEMONS:
             new = new_smtpd["daemons"][daemon] if new_smtpd is not None else None
@@ -328,7 +327,7 @@ def reload_services(services: list[str], previous_smtpd: dict | None, new_smtpd:
                     hupped.append(daemon)
                 else:
                     said(f"smtpd-{daemon}: reload", False)
-        late = set(_not_serving(hupped, certificate)) if tls_replaced else set()
+        late = set(_not_serving(hupped, certificate)) if certificate else set()
         for daemon in hupped:
             if daemon in late:  # its reload failed (it logged why): a restart loads it
                 said(f"smtpd-{daemon}: restart (the reload kept the old certificate)",
@@ -452,13 +451,13 @@ def _apply(config: Config, *, dry_run: bool, check: bool, reload: bool) -> Plan:
             certificate=p.new_certificate)
         for line in p.reloaded:
             log.info("%s", line)
-    if p.new_certificate:
+    if p.new_certificate and not p.reload_failed:  # else the next apply tries again
         write_atomic(paths.TLS_IN_USE, p.new_certificate + "\n", mode=0o644)
     return p
 
 
 def _check_certificate(p: Plan) -> None:
-    """Set p.new_certificate when tls/cert.pem or key.pem differ from what the services
+    """Set p.certificate when tls/cert.pem or key.pem differ from what the services
     loaded (a dropped-in certificate); ConfigError, changing nothing, if the services
     could not load them. An expired certificate is a warning."""
     from appliance.tls import check_pair
@@ -475,7 +474,6 @@ def _check_certificate(p: Plan) -> None:
 
     if (_current(paths.TLS_IN_USE) or "").strip() != pair.fingerprint or \
             not installed_for_smtpd(pair, paths.SMTPD_TLS):
-        p.new_certificate = pair.fingerprint
         p.certificate = pair
         p.diffs.append(f"{paths.TLS_CERT} and {paths.TLS_KEY}: a new certificate for "
                        "every TLS service\n")

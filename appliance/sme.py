@@ -308,8 +308,7 @@ class Database:
 
     def _position(self, key: str, name: str) -> int:
         """Forwarder before Forwarder2, whichever order they were typed in."""
-        props = self.entries().get(key, ("", {}))[1]
-        prop = props.get(name) if isinstance(props, dict) else None
+        prop = self.entries().get(key, ("", {}))[1].get(name)
         return (prop.position or 0) if prop is not None else 0
 
     def _set_position(self, position: int, dotted: str, given: list[str]) -> None:

@@ -102,11 +102,9 @@ class Daemon:
         self.settings = settings
         cfg = settings["daemons"][name]
         self.implicit_tls = name == "smtps"
-        self.ssl, self.certificate = self.load_certificate(settings)  # new sessions' TLS
-        # 465's server keeps the context it was made with: its SNI callback, which OpenSSL
-        # runs for every handshake (with or without a name), hands over the current one.
-        self.listener_ssl = self.ssl
-        self.listener_ssl.sni_callback = self._current_context
+        self.certificate = self.pair_fingerprint(settings)
+        self.ssl = self.load_certificate(settings, self.certificate)  # new sessions' TLS
+        self.listener_ssl = self.ssl  # what 465's server was made with, for good
         self.limits = ConnectionLimits(cfg["instances"], cfg["instances_per_ip"])
         hand = settings["handoff"]
         self.handoff = PostfixHandoff(
@@ -165,16 +163,20 @@ class Daemon:
                  len(settings["users"]), len(settings["local_domains"]))
         self.reload_certificate()
 
-    def load_certificate(self, settings: dict[str, Any]) -> tuple[ssl.SSLContext, str]:
-        """A whole new context for the pair in the settings, and the pair's fingerprint;
-        OSError or ssl.SSLError if it does not load, or changed while it was loading."""
+    @staticmethod
+    def pair_fingerprint(settings: dict[str, Any]) -> str:
+        tls = settings["tls"]
+        return fingerprint(Path(tls["cert"]).read_bytes(), Path(tls["key"]).read_bytes())
+
+    def load_certificate(self, settings: dict[str, Any], expected: str) -> ssl.SSLContext:
+        """A whole new context for the pair in the settings, which must still be EXPECTED
+        once loaded; OSError or ssl.SSLError if it does not load or changed meanwhile."""
         tls, cfg = settings["tls"], settings["daemons"][self.name]
-        pair = _read(tls["cert"]), _read(tls["key"])
         ctx = tls_context(tls["cert"], tls["key"], cfg["tls_min_version"],
                           cfg.get("tls_ciphers", ""))
-        if (_read(tls["cert"]), _read(tls["key"])) != pair:
+        if self.pair_fingerprint(settings) != expected:
             raise OSError("the certificate or key changed while it was loading")
-        return ctx, fingerprint(*pair)
+        return ctx
 
     def _current_context(self, conn: ssl.SSLObject, _name: str | None,
                          _ctx: ssl.SSLContext) -> None:
@@ -186,14 +188,20 @@ class Daemon:
         loaded into a context of its own, so a pair that does not load leaves the one in
         use untouched; the pair now served is reported for apply to check."""
         try:
-            ctx, certificate = self.load_certificate(self.settings)
+            certificate = self.pair_fingerprint(self.settings)
+            if certificate != self.certificate:  # a reload for new users costs no TLS work
+                self.ssl = self.load_certificate(self.settings, certificate)
+                self.certificate = certificate
+                if self.implicit_tls:
+                    # 465's server keeps the context it was made with; its SNI callback,
+                    # which OpenSSL runs on every handshake (with or without a name),
+                    # hands over the current one
+                    self.listener_ssl.sni_callback = self._current_context
+                log.info("%s: new TLS certificate loaded", self.name)
         except (OSError, ssl.SSLError) as e:
             log.error("%s: keeping the certificate in use, the new one did not load: %s",
                       self.name, e)
-            return
-        if certificate != self.certificate:
-            self.ssl, self.certificate = ctx, certificate
-            log.info("%s: new TLS certificate loaded", self.name)
+            return  # unreported: apply restarts this daemon
         self.report_certificate()
 
     def report_certificate(self, owner: str | None = None) -> None:
@@ -226,11 +234,6 @@ class Daemon:
                     proto.transport.close()
         await self.handoff.close()
         self.handler.state.pipelines.close()
-
-
-def _read(path: str) -> bytes:
-    with open(path, "rb") as f:
-        return f.read()
 
 
 # smtpd.log_level is syslog's 0-7 (SME LogLevel); Python has fewer levels.

@@ -26,6 +26,14 @@ class DeliveryScreen(EditScreen):
             yield (f"domains.{domain}.mail_server", _fit("@" + domain), False,
                    f"server for {domain}; empty: as above")
 
+    def compose_extra(self) -> ComposeResult:
+        with Horizontal(classes="buttons"):
+            yield Button("Review & apply", id="review", variant="primary")
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        if event.button.id == "review":
+            self.action_review()
+
 
 def _fit(label: str, width: int = 21) -> str:
     """A label in its column (22 wide, one space before the field): a long domain keeps
@@ -34,11 +42,3 @@ def _fit(label: str, width: int = 21) -> str:
         return label
     keep = width - 1
     return label[:keep // 2] + "…" + label[-(keep - keep // 2):]
-
-    def compose_extra(self) -> ComposeResult:
-        with Horizontal(classes="buttons"):
-            yield Button("Review & apply", id="review", variant="primary")
-
-    def on_button_pressed(self, event: Button.Pressed) -> None:
-        if event.button.id == "review":
-            self.action_review()

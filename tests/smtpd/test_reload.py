@@ -182,7 +182,7 @@ async def test_a_new_certificate_without_its_key_leaves_the_one_in_use(
     tls_files: tuple[Path, Path], caplog: pytest.LogCaptureFixture,
 ) -> None:
     """As when a renewal has written the certificate and not yet the key: refused, the
-    old pair still served and still reported (apply then restarts the daemon)."""
+    old pair still served, and the new one not reported (apply then restarts the daemon)."""
     daemon = await start_daemon("smtps")
     other_cert, other_key = tmp_path / "other-cert.pem", tmp_path / "other-key.pem"
     ensure_self_signed(other_cert, other_key, "other.example.com", "example.com")

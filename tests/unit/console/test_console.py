@@ -322,8 +322,10 @@ async def test_internal_mail_server_for_all_mail(root: Path) -> None:
         await pilot.press("5")
         app.screen.query_one("#" + field_id("delivery.delegate_mail_server"), Input).value = \
             "192.0.2.25"
-        await pilot.press("ctrl+s")
+        await tab_to(pilot, app, "review")  # the screen's button, not ctrl+s
+        await pilot.press("enter")
         await settle(pilot, app)
+        assert isinstance(app.screen, ApplyScreen)
         assert "transport" in "\n".join(app.screen.query_one("#diff", Log).lines)
         await pilot.press("a")
         await settle(pilot, app)
