@@ -10,7 +10,7 @@ COMPOSE := docker compose
 E2E := $(COMPOSE) -p appliance-e2e -f compose.yaml -f tests/e2e/compose.e2e.yaml
 
 .PHONY: help up down image test unit e2e bench logs shell console status backup restore lint \
-	engine base \
+	engine base test-deps problems \
 	wheels venv clean docs
 
 help:
@@ -24,7 +24,7 @@ help:
 	@echo "make shell    a shell inside the appliance"
 	@echo "make console  the console menu (networking, DNS, MTU, delivery, status)"
 	@echo "make status   services, queue, disk, certificate"
-	@echo "make backup   the data volume to backup-DATE.tar.gz"
+	@echo "make backup   the data volume to backups/backup-DATE.tar.gz (mode 0600)"
 	@echo "make restore FILE=backup.tar.gz   replace the data volume from a backup"
 
 $(BIN)/.installed: pyproject.toml
@@ -53,6 +53,16 @@ up: image
 	$(COMPOSE) down --remove-orphans
 	$(COMPOSE) up -d --wait
 	@echo "The appliance is up. Logs: make logs. Add a user: docker compose exec appliance appliance user add NAME"
+	@$(MAKE) -s problems
+
+# Healthy means SMTP and IMAP answer; what else `appliance status` finds wrong (say, no
+# virus signatures yet, so all mail is deferred) is said after `make up`, never failing it.
+problems:
+	@if ! out=$$($(COMPOSE) exec -T appliance appliance status 2>&1); then \
+	  echo "But appliance status reports problems (make status shows them again):"; \
+	  printf '%s\n' "$$out" | grep '^problems: ' | sed 's/^problems: /  /' \
+	    || printf '%s\n' "$$out"; \
+	fi
 
 down: engine
 	$(COMPOSE) down --remove-orphans
@@ -69,9 +79,12 @@ console: engine
 status: engine
 	$(COMPOSE) exec -T appliance appliance status
 
+# The archive holds every key, password hash and mailbox: mode 0600 (umask) in backups/,
+# which git ignores
 backup: engine
-	f=backup-$$(date +%Y%m%d-%H%M%S).tar.gz; \
-	$(COMPOSE) exec -T appliance appliance backup > $$f.part && mv $$f.part $$f && echo "wrote $$f"
+	umask 077 && mkdir -p backups && f=backups/backup-$$(date +%Y%m%d-%H%M%S).tar.gz && \
+	$(COMPOSE) exec -T appliance appliance backup > $$f.part && mv $$f.part $$f && \
+	echo "wrote $$f (keys, password hashes and all mail: keep it private)"
 
 restore: engine
 	@test -n "$(FILE)" || { echo "usage: make restore FILE=backup.tar.gz"; exit 2; }
@@ -80,7 +93,11 @@ restore: engine
 unit: venv
 	$(BIN)/pytest -q tests/unit tests/smtpd
 
-e2e: image
+# the host's test tools (testssl, a DKIM verifier, tmux, chromium): tools/test-deps.sh
+test-deps:
+	bash tools/test-deps.sh
+
+e2e: test-deps image
 	$(BIN)/pytest -q tests/e2e
 
 test: unit e2e

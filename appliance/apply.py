@@ -33,6 +33,8 @@ import tomlkit
 
 from appliance import paths
 from appliance.config import Config, ConfigError, parse, write_atomic
+from appliance.config.load import reserved_name_problem, reserved_name_warnings
+from appliance.config.schema import ACCOUNT_COLLECTIONS
 from appliance.render import RenderedFile, render_all
 from appliance.render.clamav import CLAMD_CONF, FRESHCLAM_CONF
 from appliance.render.dovecot import GLOBAL_SIEVES
@@ -368,7 +370,7 @@ def apply(config: Config, *, dry_run: bool = False, check: bool = True,
           reload: bool = True) -> Plan:
     """Make the running services match `config`. Raises ConfigError, changing nothing."""
     with _lock():
-        return _apply(config, dry_run=dry_run, check=check, reload=reload)
+        return _apply_recorded(config, dry_run=dry_run, check=check, reload=reload)
 
 
 def commit(config: Config, *, dry_run: bool = False, check: bool = True) -> Plan:
@@ -377,12 +379,16 @@ def commit(config: Config, *, dry_run: bool = False, check: bool = True) -> Plan
     apply lock so two edits cannot interleave. Raises ConfigError, changing nothing."""
     text = tomlkit.dumps(config.document)
     new = parse(text, paths.CONFIG)
+    for table in ACCOUNT_COLLECTIONS:  # a file may keep one it had (a warning), not add one
+        for name in new.data[table].keys() - config.data[table].keys():
+            if problem := reserved_name_problem(table, name):
+                raise ConfigError(problem, key=f"{table}.{name}")
     with _lock():
         if config.source is not None and (now := _current(paths.CONFIG)) != config.source:
             raise ConfigError("changed by someone else since it was read; nothing was "
                               "applied: make the change again "
                               f"({_what_changed(config.source, now)})", file=paths.CONFIG)
-        p = _apply(new, dry_run=dry_run, check=check, reload=True)
+        p = _apply_recorded(new, dry_run=dry_run, check=check, reload=True)
         if not dry_run:
             write_atomic(paths.CONFIG, text, mode=0o600)
     return p
@@ -402,6 +408,37 @@ def _what_changed(before: str, now: str | None) -> str:
     return "differs at " + ", ".join(keys[:6]) if keys else "only white space differs"
 
 
+def _apply_recorded(config: Config, *, dry_run: bool, check: bool, reload: bool) -> Plan:
+    """_apply(), then keep CONFIG as the last good configuration (appliance.recovery).
+    After a boot that found none and started no service, the first good one renders
+    as at a boot and starts them all instead of reloading."""
+    from appliance import recovery
+
+    waiting = reload and not dry_run and recovery.waiting()
+    if waiting:
+        from appliance.supervisor import prepare
+
+        prepare(config)  # the first boot's certificate and keys, which rendering needs
+    p = _apply(config, dry_run=dry_run, check=check, reload=reload and not waiting)
+    if dry_run:
+        return p
+    if waiting:
+        from appliance.supervisor import start_waiting_services
+
+        p.reloaded = start_waiting_services(config)
+        for line in p.reloaded:
+            log.info("%s", line)
+        if p.reload_failed:  # still waiting: the next apply starts them again
+            recovery.remember(config)
+            return p
+    elif p.reload_failed:
+        # a service refused it (or did not hear of it): not a good configuration yet;
+        # the last good copy and any boot fallback stay until an apply fully succeeds
+        return p
+    recovery.applied(config)
+    return p
+
+
 def _apply(config: Config, *, dry_run: bool, check: bool, reload: bool) -> Plan:
     """apply() without taking the lock (the caller holds it)."""
     root = paths.ROOT
@@ -409,7 +446,10 @@ def _apply(config: Config, *, dry_run: bool, check: bool, reload: bool) -> Plan:
     p = plan(config, root)
     from appliance.network import forwarder_warning
 
+    warnings = reserved_name_warnings(config.data)  # loaded from before they were reserved
     if warning := forwarder_warning(config.data["network"]["dns_forwarders"], config):
+        warnings.append(warning)
+    for warning in warnings:
         p.warnings.append(warning)
         log.warning("%s", warning)
     if strict:

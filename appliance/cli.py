@@ -3,7 +3,8 @@
     appliance run                    the entrypoint: render and start everything
     appliance apply [--dry-run]      make the running services match appliance.toml
     appliance check                  validate appliance.toml, change nothing
-    appliance user add|del|passwd|list
+    appliance user add|passwd|list NAME  passwords checked (system.password_strength)
+    appliance user del NAME [--purge]    the mailbox is archived (--purge: deleted)
     appliance group add|del|list|member-add|member-del
     appliance pseudonym add|del|list
     appliance domain add|del|list
@@ -13,11 +14,12 @@
     appliance status                 services, queue, disk, certificate
     appliance backup [FILE]          the data volume as tar.gz (default: stdout)
     appliance restore [FILE]         replace the data volume from a backup
-    appliance print-dns [DOMAIN]     DKIM, SPF and DMARC records to publish
+    appliance print-dns [DOMAIN]     MX, A, DKIM, SPF and DMARC records to publish
     appliance dmarc-report           send DMARC aggregate reports now
     appliance smtpd smtp|smtps|submission   one SMTP daemon (run by supervisord)
     appliance scheduler              periodic jobs (run by supervisord)
     appliance healthcheck            exit 0 when SMTP and IMAP answer
+    appliance webmail-password       a user's own password change (Roundcube, via sudo)
 """
 
 from __future__ import annotations
@@ -102,22 +104,39 @@ def cmd_user(args: argparse.Namespace) -> int:
     name = args.name
     if not name:
         raise ConfigError(f"`appliance user {args.action}` needs a user name")
+    archived = None
     try:
         if args.action == "add":
             accounts.check_name(name)
             if name in config.data["users"]:
                 raise ConfigError("user already exists", key=f"users.{name}")
-            pw_hash = hash_password(_read_password(args.password_stdin))
-            accounts.add_user(config, name, pw_hash, args.full_name or "")
+            password = _read_password(args.password_stdin)
+            if problem := accounts.check_password(config, name, password):
+                print(f"appliance: password for {name} refused: {problem}", file=sys.stderr)
+                return 1
+            accounts.add_user(config, name, hash_password(password), args.full_name or "")
+            # a mailbox left by an earlier user of this name (deleted by hand) is not hers
+            archived = accounts.archive_mailbox(name)
         elif args.action == "passwd":
             if name not in config.data["users"]:
                 raise ConfigError("no such user", key=f"users.{name}")
-            accounts.set_password(config, name, hash_password(_read_password(args.password_stdin)))
+            password = _read_password(args.password_stdin)
+            if problem := accounts.check_password(config, name, password):
+                print(f"appliance: password for {name} refused: {problem}", file=sys.stderr)
+                return 1
+            accounts.set_password(config, name, hash_password(password))
         elif args.action == "del":
             accounts.delete_user(config, name)
     except ValueError as e:
         raise ConfigError(str(e)) from None
     _commit(config)
+    if args.action == "del":
+        # after the commit: Dovecot no longer knows the user, so nothing recreates it
+        archived = accounts.archive_mailbox(name, purge=args.purge)
+        if args.purge:
+            print(f"user {name}: mailbox deleted")
+    if archived:
+        print(f"user {name}: the old mailbox is kept in {archived}")
     print(f"user {name}: {args.action} done")
     return 0
 
@@ -146,28 +165,33 @@ def cmd_config(args: argparse.Namespace) -> int:
 
 def cmd_config_show(config: Config, section: str | None) -> int:
     """Every setting with its effective value (defaults included), as toml."""
-    from appliance.config.schema import COLLECTIONS, SECTIONS
+    from appliance.config.schema import COLLECTIONS, SECTIONS, Collection, Section
 
     def wanted(path: str) -> bool:
         return not section or path == section or path.startswith(section + ".")
 
-    def hidden(values: dict) -> dict:
-        """A password (the smarthost's, fetchmail's, a user's hash) is never printed:
-        `config get KEY` shows one on purpose."""
-        return values | {k: "(set)" if v else "(none)" for k, v in values.items()
-                         if "password" in k and isinstance(v, str)}
+    def hidden(spec: Section | Collection, values: dict) -> dict:
+        """A password (the smarthost's, fetchmail's, a user's hash: Key.secret) is never
+        printed: `config get KEY` shows one on purpose. Sub-tables ([smtpd] holds
+        [smtpd.smtp]) are printed under their own header."""
+        def secret(name: str) -> bool:
+            key = spec.key(name)
+            return key is not None and key.secret
+
+        return {k: "(set)" if v and secret(k) else v
+                for k, v in values.items() if not isinstance(v, dict)}
 
     text = ""
     for spec in SECTIONS:
         if wanted(spec.path):
-            text += f"[{spec.path}]\n{tomlkit.dumps(hidden(config.get(spec.path)))}\n"
+            header = ".".join(tomlkit.key(p).as_string() for p in spec.path.split("."))
+            text += f"[{header}]\n{tomlkit.dumps(hidden(spec, config.get(spec.path)))}\n"
     for coll in COLLECTIONS:
         if not wanted(coll.path):
             continue
         for name, entry in sorted(config.data[coll.path].items()):
-            entry = hidden(entry)
-            header = tomlkit.item(name).as_string() if "." in name or "@" in name else name
-            text += f"[{coll.path}.{header}]\n{tomlkit.dumps(entry)}\n"
+            entry = hidden(coll, entry)
+            text += f"[{coll.path}.{tomlkit.key(name).as_string()}]\n{tomlkit.dumps(entry)}\n"
     if not text:
         raise ConfigError("no such section (see docs/settings.md)", key=section)
     sys.stdout.write(text)
@@ -343,18 +367,27 @@ def cmd_smtpd(args: argparse.Namespace) -> int:
     return main(args.daemon)
 
 
-def cmd_healthcheck(args: argparse.Namespace) -> int:
-    from appliance import health
+def cmd_webmail_password(args: argparse.Namespace) -> int:
+    from appliance import webmail_password
 
-    config = _load()
-    smtp = config.data["smtpd"]["smtp"]
-    problems = [
-        p for p in (
-            health.check_smtp(smtp["port"]) if smtp["enabled"] else None,
-            health.check_handoff(),
-            health.check_imap() if config.data["imap"]["enabled"] else None,
-        ) if p
-    ]
+    return webmail_password.main()
+
+
+def cmd_healthcheck(args: argparse.Namespace) -> int:
+    from appliance import health, recovery
+
+    # a broken appliance.toml fails the check, named, while the last good one is probed
+    config, problem = recovery.current()
+    problems = [problem] if problem else []
+    if config is not None:
+        smtp = config.data["smtpd"]["smtp"]
+        problems += [
+            p for p in (
+                health.check_smtp(smtp["port"]) if smtp["enabled"] else None,
+                health.check_handoff(),
+                health.check_imap() if config.data["imap"]["enabled"] else None,
+            ) if p
+        ]
     for p in problems:
         print(p, file=sys.stderr)
     if not problems:
@@ -377,6 +410,8 @@ def parser() -> argparse.ArgumentParser:
     u.add_argument("--full-name")
     u.add_argument("--password-stdin", action="store_true",
                    help="read the password from the first line of standard input")
+    u.add_argument("--purge", action="store_true",
+                   help="del: delete the mailbox instead of archiving it")
     u.set_defaults(fn=cmd_user)
     c = sub.add_parser("config", help="read or change one setting, then apply")
     c.add_argument("action", choices=["get", "set", "unset", "show"])
@@ -412,8 +447,8 @@ def parser() -> argparse.ArgumentParser:
     rs = sub.add_parser("restore", help="replace the data volume from a backup")
     rs.add_argument("file", nargs="?", help="default: standard input")
     rs.set_defaults(fn=cmd_restore)
-    d = sub.add_parser("print-dns", help="DKIM, SPF and DMARC records to publish for a domain "
-                       "(SME qpsmtpd-print-dns)")
+    d = sub.add_parser("print-dns", help="MX, A, DKIM, SPF and DMARC records to publish for "
+                       "a domain (SME qpsmtpd-print-dns)")
     d.add_argument("domain", nargs="?", help="default: the primary domain")
     d.set_defaults(fn=cmd_print_dns)
     r = sub.add_parser("dmarc-report", help="send the DMARC aggregate reports now "
@@ -436,6 +471,9 @@ def parser() -> argparse.ArgumentParser:
     s.set_defaults(fn=cmd_smtpd)
     sub.add_parser("healthcheck", help="exit 0 when SMTP and IMAP answer"
                    ).set_defaults(fn=cmd_healthcheck)
+    sub.add_parser("webmail-password", help="change a user's own password: user, current "
+                   "and new password on standard input, one a line (Roundcube runs it)"
+                   ).set_defaults(fn=cmd_webmail_password)
     return p
 
 

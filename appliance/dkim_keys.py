@@ -9,7 +9,8 @@
 The selector of the default key is the setting smtpd.dkim_sign.selector (ensure_default_key
 writes it to default/selector too, for SME's tools); a domain's own key uses its selector
 file ("default" if there is none). `qpsmtpd-print-dns DOMAIN` is `appliance print-dns
-[DOMAIN]` here: the DKIM, SPF and DMARC records for a bind-style zone (seed 001).
+[DOMAIN]` here: the MX, A, DKIM, SPF and DMARC records for a bind-style zone (seed 001).
+The DMARC reports go to dmarc-feedback@DOMAIN, a role address delivered to system.admin.
 """
 
 from __future__ import annotations
@@ -141,10 +142,29 @@ def dns_records(domain: str, directory: str | os.PathLike[str],
     return lines
 
 
+ADDRESS_PLACEHOLDER = "<public-IPv4-address>"
+
+
+def host_records(domain: str, fqdn: str) -> list[str]:
+    """The MX of `domain` (this host) and, in the zone the host name belongs to, its A
+    record. The container cannot know the public address it is reached at: the A line
+    holds a placeholder that a zone file refuses until it is replaced."""
+    domain = domain.lower().rstrip(".")
+    lines = [f"@ IN MX 10 {fqdn}."]
+    host, _, zone = fqdn.partition(".")
+    if zone == domain:
+        lines.append(f"{host} IN A {ADDRESS_PLACEHOLDER} ; placeholder: the public IPv4 "
+                     f"address of {fqdn} (and an AAAA line for IPv6)")
+    else:
+        lines.append(f"; {fqdn} has its A record in the zone of {zone}")
+    return lines
+
+
 INTRO = """\
 ; Sample DNS records to publish in the public zone of {domain}.
-; The DKIM record can be copied as is; adjust the others to your needs (the DMARC
-; reports go to dmarc-feedback@{domain}: create that pseudonym, or change the address).
+; Replace the A record's placeholder with the address the internet reaches this
+; server at; the DKIM record can be copied as is. The DMARC reports go to
+; dmarc-feedback@{domain}, delivered to the admin (system.admin: {admin}).
 """
 
 
@@ -159,7 +179,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("domain", nargs="?", help="a mail domain (default: system.domain)")
     args = ap.parse_args(argv)
     try:
-        settings = smtpd_settings(load(paths.CONFIG))
+        config = load(paths.CONFIG)
+        settings = smtpd_settings(config)
     except ConfigError as e:
         print(f"appliance print-dns: {e}", file=sys.stderr)
         return 2
@@ -169,8 +190,13 @@ def main(argv: list[str] | None = None) -> int:
               f"({', '.join(settings['local_domains'])})", file=sys.stderr)
         return 2
     directory = settings.get("dkim_keys", str(paths.DKIM_KEYS))
-    records = dns_records(domain, directory, settings)
-    sys.stdout.write(INTRO.format(domain=domain))
+    records = host_records(domain, settings["hostname"]) + dns_records(domain, directory,
+                                                                       settings)
+    sys.stdout.write(INTRO.format(domain=domain, admin=config.admin or "no user yet"))
+    if domain in settings["delegated_domains"]:
+        server = settings["delegated_domains"][domain]
+        sys.stdout.write(f"; {domain}'s mail goes on to {server}: dmarc-feedback@ must "
+                         "exist there.\n")
     if key_for(directory, domain) is None:
         sys.stdout.write(f"; No DKIM key in {directory} yet: it is created when the "
                          "appliance starts.\n")

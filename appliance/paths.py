@@ -14,6 +14,9 @@ TLS_DIR = DATA / "tls"
 TLS_CERT = TLS_DIR / "cert.pem"
 TLS_KEY = TLS_DIR / "key.pem"
 MAIL_DIR = DATA / "mail"
+# Mailboxes of deleted users (NAME-YYYYmmddTHHMMSSZ): kept, but no new user of that name
+# gets them
+MAIL_ARCHIVE = DATA / "archive"
 POSTFIX_QUEUE = DATA / "postfix"
 SMTPD_STATE = DATA / "smtpd"  # karma, greylisting, DMARC records (owned by qpsmtpd)
 DKIM_KEYS = DATA / "dkim"  # default/{private,public,selector}, DOMAIN/... (SME dkim_keys)

@@ -141,6 +141,8 @@ CONFIGURATION: dict[str, dict[str, Prop]] = {
     "horde": {"status": Prop("webmail.enabled"), "Name": Prop("webmail.title")},
     "SMTPAUTHPROXY": {"Userid": Prop("delivery.smarthost_user"),
                       "Passwd": Prop("delivery.smarthost_password")},
+    "passwordstrength": {"Users": Prop("system.password_strength"),
+                         "length": Prop("system.password_min_length")},
 }
 
 # config keys that hold a value instead of properties (`config set DomainName x`)
@@ -169,7 +171,8 @@ ACCOUNTS: dict[str, dict[str, Prop]] = {
         "EmailExcludeUsers": Prop("groups.{}.exclude_users"),
         "EmailExcludeGroups": Prop("groups.{}.exclude_groups"),
     },
-    "pseudonym": {"Account": Prop("pseudonyms.{}.account")},
+    "pseudonym": {"Account": Prop("pseudonyms.{}.account"),
+                  "Visible": Prop("pseudonyms.{}.visible")},
 }
 TABLE_OF = {"user": "users", "group": "groups", "pseudonym": "pseudonyms"}
 
@@ -195,6 +198,9 @@ NOT_HERE: dict[tuple[str, str | None], str] = {
     ("qpsmtpd", "Proxy"): "no transparent SMTP proxy: the container does not route traffic",
     ("qpsmtpd", "TCPProxyPort"): "no transparent SMTP proxy: the container does not route "
                                  "traffic",
+    ("passwordstrength", "Admin"): "there is no admin password here: the appliance is run "
+                                   "as root through docker compose exec",
+    ("passwordstrength", "Ibays"): "there are no i-bays here: the appliance serves mail only",
 }
 
 EVENTS_THAT_APPLY = ("email-update", "user-modify", "user-create", "user-delete",
@@ -261,6 +267,8 @@ class Database:
 
     def __init__(self, config: Config) -> None:
         self.config = config
+        # what to do once the edited file is saved (a new user's leftover mailbox)
+        self.after_save: list[Callable[[], Any]] = []
 
     def entries(self) -> dict[str, tuple[str, dict[str, Prop]]]:
         """key -> (type, properties)."""
@@ -448,20 +456,39 @@ class Accounts(Database):
         kind, pairs = args[0], args[1:]
         if key in self.entries():
             raise ConfigError(f"{key} already exists as a {self.entries()[key][0]}")
-        accounts.add_entry(self.config, TABLE_OF[kind], key, {})
+        if kind == "user":  # as `appliance user add`: the admin recorded, no password yet
+            accounts.add_user(self.config, key, "")
+            # a mailbox an earlier user of this name left is not the new user's
+            self.after_save.append(lambda: accounts.archive_mailbox(key))
+        else:
+            accounts.add_entry(self.config, TABLE_OF[kind], key, {})
         if pairs:
             self.setprop(key, pairs)
 
     def delete(self, key: str) -> None:
+        """Removes the entry; for a user, `signal-event user-delete NAME` then applies
+        it and archives the mailbox (as SME's user-delete event removes the account)."""
         kind, _ = self.entry(key)
-        accounts.delete_entry(self.config, TABLE_OF[kind], key)
+        if kind == "user":
+            accounts.delete_user(self.config, key)
+        else:
+            accounts.delete_entry(self.config, TABLE_OF[kind], key)
 
 
 class Domains(Database):
     name = "domains"
 
+    def _primary(self) -> str:
+        return str(edit.get_value(self.config, "system.domain"))
+
     def entries(self) -> dict[str, tuple[str, dict[str, Prop]]]:
-        return {name: ("domain", DOMAINS) for name in _names(self.config, "domains")}
+        """Every mail domain, the primary (system.domain) first as SME lists it; the
+        primary's MailServer is delivery.delegate_mail_server (DelegateMailServer)."""
+        primary = self._primary()
+        out = {primary: ("domain", {k: p for k, p in DOMAINS.items() if k != "MailServer"})}
+        out |= {name: ("domain", DOMAINS) for name in _names(self.config, "domains")
+                if name != primary}
+        return out
 
     def set(self, key: str, args: list[str]) -> None:
         if not args or args[0] != "domain":
@@ -473,6 +500,9 @@ class Domains(Database):
 
     def delete(self, key: str) -> None:
         self.entry(key)
+        if key == self._primary():
+            raise ConfigError(f"{key} is the primary domain (system.domain): change it with "
+                              "`config set DomainName NEW`, it cannot be deleted")
         accounts.delete_entry(self.config, "domains", key)
 
 
@@ -572,6 +602,8 @@ def run_db(db_name: str, argv: list[str], out: Callable[[str], Any] = sys.stdout
     elif action == "delete":
         db.delete(key)
     save(config.document, paths.CONFIG)
+    for step in db.after_save:
+        step()
     return 0
 
 
@@ -586,9 +618,16 @@ def signal_event(argv: list[str], out: Callable[[str], Any] = sys.stdout.write) 
                           + ", ".join(EVENTS_THAT_APPLY))
     from appliance.apply import apply
 
-    plan = apply(load(paths.CONFIG))
+    config = load(paths.CONFIG)
+    plan = apply(config)
     out(f"{event}: " + (", ".join(plan.services) + " updated" if plan.services
                         else "nothing changed") + "\n")
+    if event == "user-delete":
+        # SME's user-delete removes the account's mail; here it is archived, once
+        # Dovecot (just reloaded) no longer knows the user
+        for name in argv[1:]:
+            if name not in config.data["users"] and (where := accounts.archive_mailbox(name)):
+                out(f"user-delete: {name}'s mailbox is kept in {where}\n")
     return 0
 
 

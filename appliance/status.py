@@ -37,6 +37,7 @@ class Status:
     certificate_expires: dt.datetime | None = None
     certificate_subject: str = ""
     virus_signatures: str = ""  # ClamAV engine, files and age; "" when scanning is off
+    admin: str = ""  # who gets postmaster@ and abuse@ (system.admin), as summary_lines says
     problems: list[str] = field(default_factory=list)
 
     @property
@@ -110,6 +111,11 @@ def collect() -> Status:
     except (OSError, ValueError) as e:
         s.problems.append(f"TLS certificate unreadable: {e}")
     config = _settings(s)
+    if config is not None:
+        s.admin = admin_line(config)
+        from appliance.config.load import reserved_name_warnings
+
+        s.problems.extend(reserved_name_warnings(config.data))
     if config is not None and free_known and (problem := disk_problem(s.disk_free, config)):
         s.problems.append(problem)
     spam_on, clamav_on = (True, True) if config is None else (
@@ -125,15 +131,24 @@ def collect() -> Status:
 
 
 def _settings(s: Status) -> Config | None:
-    """appliance.toml, or None (and a problem) when it cannot be read; the
-    filters are then reported as if on, to say what we can about them anyway."""
-    from appliance.config import ConfigError, load
+    """The configuration the services run (appliance.toml, or the last good copy a boot
+    fell back on), and a problem when appliance.toml is broken or not applied; None when
+    none runs: the filters are then reported as if on, to say what we can anyway."""
+    from appliance import recovery
 
-    try:
-        return load(paths.CONFIG)
-    except ConfigError as e:
-        s.problems.append(f"appliance.toml: {e}")
-        return None
+    config, problem = recovery.current()
+    if problem:
+        s.problems.insert(0, problem)  # first: it explains what follows
+    return config
+
+
+def admin_line(config: Config) -> str:
+    who = config.admin
+    if who is None:
+        return "nobody yet (the first user added becomes system.admin)"
+    if not config.data["system"]["admin"]:
+        return f"{who} (system.admin is not set: the first user in appliance.toml)"
+    return who
 
 
 def disk_problem(free: int, config: Config) -> str | None:
@@ -183,6 +198,8 @@ def summary_lines(s: Status) -> list[str]:
         lines.append(f"TLS certificate ({s.certificate_subject}): expires "
                      f"{s.certificate_expires:%Y-%m-%d} (in {days} days)")
     lines.append("virus signatures: " + (s.virus_signatures or "scanning is off"))
+    if s.admin:
+        lines.append(f"admin (postmaster@, abuse@, dmarc-feedback@): {s.admin}")
     return lines
 
 
@@ -197,6 +214,18 @@ def format_status(s: Status) -> str:
 
 
 TAIL_BYTES = 64 * 1024
+
+
+def transaction_verdict(fields: dict[str, str]) -> str:
+    """What a terse log line's transaction came to. A refusal's word is its reply
+    code's (a 4xx deferred, a 5xx rejected: appliance.smtpd.results.outcome), so lines
+    logged before the labels followed the code read right as well."""
+    from appliance.smtpd.results import outcome
+
+    reply = fields.get("reply", "").strip('"')
+    if reply[:1] in ("4", "5"):
+        return outcome(reply)
+    return fields.get("verdict", "?")
 
 
 def recent_transactions(n: int = 10) -> list[str]:

@@ -2,8 +2,10 @@
 
 Loads and validates appliance.toml (writing the commented default on first boot),
 creates first-boot secrets, renders every service's configuration and execs
-supervisord, which then runs Postfix, Dovecot and the SMTP daemons. A bad toml stops
-here with the file, line, key and reason: no service starts on a bad configuration.
+supervisord, which then runs Postfix, Dovecot and the SMTP daemons. No service starts on
+a bad configuration: a bad toml is logged with the file, line, key and reason, and the
+boot runs the last good configuration instead, or, with none, supervisord without
+programs until `appliance apply` starts them (appliance/recovery.py).
 """
 
 from __future__ import annotations
@@ -18,19 +20,19 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from appliance import paths
-from appliance.apply import apply
-from appliance.config import Config, ConfigError, load, write_atomic
+from appliance import paths, recovery
+from appliance.apply import RELOAD_FAILED, Plan, apply
+from appliance.config import Config, write_atomic
 from appliance.config.default import default_toml
 from appliance.dkim_keys import ensure_default_key
 from appliance.render.supervisord import CONF as SUPERVISORD_CONF
+from appliance.render.supervisord import waiting_conf
 from appliance.render.unbound import LISTEN as UNBOUND_LISTEN
 from appliance.render.unbound import ROOT_KEY_SEED
 from appliance.tls import ensure_self_signed
 
 log = logging.getLogger("appliance.run")
 
-EX_CONFIG = 78  # sysexits: configuration error
 
 # Runtime files a killed container leaves behind; stale pid files make daemons think
 # they are already running once PIDs get reused after a restart.
@@ -60,9 +62,29 @@ def first_boot_overrides(env: Mapping[str, str]) -> dict[str, Any]:
     return out
 
 
-def first_boot_config() -> None:
+def _volume_in_use() -> str | None:
+    """What shows a volume was used before (a last good configuration, mailboxes, DKIM
+    keys), or None for a new one."""
+    if recovery.last_good_path().exists():
+        return str(recovery.last_good_path())
+    for folder in (paths.MAIL_DIR, paths.DKIM_KEYS):
+        if folder.is_dir() and any(folder.iterdir()):  # prepare_volume() makes them empty
+            return str(folder)
+    return None
+
+
+def first_boot_config() -> bool:
+    """Write the default appliance.toml on a new volume; returns whether it did. A used
+    volume without one is a broken one, not a first boot: a default written there would
+    be applied and kept as last good, and every user would be gone. The boot then runs
+    the last good copy, or waits with the admin tools (recovery.boot reports the file
+    as not found)."""
     if paths.CONFIG.exists():
-        return
+        return False
+    if used := _volume_in_use():
+        log.error("%s is missing but this volume was used before (%s exists): not "
+                  "writing a default over it", paths.CONFIG, used)
+        return False
     text = default_toml(
         hostname=os.environ.get("APPLIANCE_HOSTNAME") or None,
         domain=os.environ.get("APPLIANCE_DOMAIN") or None,
@@ -70,6 +92,7 @@ def first_boot_config() -> None:
     )
     write_atomic(paths.CONFIG, text, mode=0o600)
     log.info("first boot: wrote the default %s", paths.CONFIG)
+    return True
 
 
 def prepare_volume() -> None:
@@ -134,32 +157,73 @@ def clean_stale_runtime() -> None:
     os.chown(paths.UNBOUND_CONTROL.parent, unbound.pw_uid, unbound.pw_gid)
 
 
+def prepare(config: Config) -> None:
+    """What rendering needs first: the self-signed certificate and the DKIM key of a
+    first boot, webmail's database."""
+    if ensure_self_signed(paths.TLS_CERT, paths.TLS_KEY, config.fqdn,
+                          config.data["system"]["domain"]):
+        log.info("first boot: made a self-signed certificate for %s", config.fqdn)
+    if ensure_default_key(paths.DKIM_KEYS,
+                          selector=config.data["smtpd"]["dkim_sign"]["selector"]):
+        log.info("first boot: made the default DKIM key (see `appliance print-dns`)")
+    from appliance import webmail
+
+    webmail.prepare()
+
+
+def start_on(config: Config) -> Plan:
+    """Render CONFIG for services about to start. Raises ConfigError, changing nothing."""
+    prepare(config)
+    plan = apply(config, reload=False)
+    use_own_resolver()
+    set_interface_mtu(config)
+    return plan
+
+
+def postfix_check() -> None:
+    # `postfix check` creates the queue directories on a new volume and fixes their
+    # ownership after an image upgrade changed the postfix uid.
+    subprocess.run(["postfix", "check"], check=False)
+
+
+def start_waiting_services(config: Config) -> list[str]:
+    """After a boot that waited for a good appliance.toml (supervisord runs without
+    programs) and an apply that rendered CONFIG: start every service, as a boot would."""
+    use_own_resolver()
+    set_interface_mtu(config)
+    postfix_check()
+    what = "supervisord: every service started (the boot had waited for a good config)"
+    for args in (("reread",), ("update",)):
+        try:
+            proc = subprocess.run(["supervisorctl", *args], capture_output=True, text=True,
+                                  check=False, timeout=120)
+        except (OSError, subprocess.TimeoutExpired) as e:
+            log.error("supervisorctl %s failed: %s", args[0], e)
+            return [what + RELOAD_FAILED]
+        if proc.returncode != 0:
+            log.error("supervisorctl %s failed (exit %d): %s", args[0], proc.returncode,
+                      (proc.stdout + proc.stderr).strip())
+            return [what + RELOAD_FAILED]
+    return [what]
+
+
 def run() -> int:
     logging.basicConfig(level=logging.INFO, format="appliance: %(message)s")
     prepare_volume()
     first_boot_config()
-    try:
-        config = load(paths.CONFIG)
-        if ensure_self_signed(paths.TLS_CERT, paths.TLS_KEY, config.fqdn,
-                              config.data["system"]["domain"]):
-            log.info("first boot: made a self-signed certificate for %s", config.fqdn)
-        if ensure_default_key(paths.DKIM_KEYS,
-                              selector=config.data["smtpd"]["dkim_sign"]["selector"]):
-            log.info("first boot: made the default DKIM key (see `appliance print-dns`)")
-        clean_stale_runtime()
-        from appliance import webmail
-
-        webmail.prepare()
-        plan = apply(config, reload=False)
-        use_own_resolver()
-        set_interface_mtu(config)
-    except ConfigError as e:
-        print(f"appliance: refusing to start: {e}", file=sys.stderr, flush=True)
-        return EX_CONFIG
-    log.info("rendered %s", ", ".join(plan.services) or "nothing new")
-    # `postfix check` creates the queue directories on a new volume and fixes their
-    # ownership after an image upgrade changed the postfix uid.
-    subprocess.run(["postfix", "check"], check=False)
+    clean_stale_runtime()
+    plan, state = recovery.boot(start_on)
+    recovery.write_state(state)
+    if state is not None:  # loudly: this is what `docker compose logs` shows first
+        log.error("*" * 72)
+        for line in recovery.boot_banner(state):
+            log.error("%s", line)
+        log.error("*" * 72)
+    if plan is None:
+        write_atomic(Path(SUPERVISORD_CONF), waiting_conf(), mode=0o644)
+    else:
+        log.info("rendered %s", ", ".join(plan.services) or "nothing new")
+        postfix_check()
     supervisord = shutil.which("supervisord") or str(Path(sys.executable).with_name("supervisord"))
     sys.stdout.flush()
     sys.stderr.flush()

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import re
 import tempfile
+import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,7 +19,15 @@ from typing import Any
 import tomlkit
 import tomlkit.exceptions
 
-from appliance.config.schema import COLLECTIONS, SECTIONS, Collection, Key, Section
+from appliance.config.schema import (
+    ACCOUNT_COLLECTIONS,
+    COLLECTIONS,
+    RESERVED_NAMES,
+    SECTIONS,
+    Collection,
+    Key,
+    Section,
+)
 
 
 class ConfigError(Exception):
@@ -41,6 +50,8 @@ class ConfigError(Exception):
         super().__init__(str(self))
 
     def __str__(self) -> str:
+        if not (self.file or self.line or self.key):
+            return self.reason  # not about the file (a missing tty, an unknown queue id)
         where = self.file or "appliance.toml"
         if self.line:
             where += f":{self.line}"
@@ -95,9 +106,11 @@ class Config:
 
     @property
     def admin(self) -> str | None:
-        """The user who receives postmaster@ and abuse@ (SME admin)."""
-        users = self.data["users"]
-        return self.data["system"]["admin"] or (min(users) if users else None)
+        """The user who receives postmaster@, abuse@ and dmarc-feedback@ (SME admin):
+        system.admin, which `appliance user add` records. A file that has users but does
+        not set it (written by hand) means the first user in the file, never one that
+        sorts first, so adding a user moves nothing."""
+        return self.data["system"]["admin"] or next(iter(self.data["users"]), None)
 
     @property
     def mailbox_domains(self) -> list[str]:
@@ -130,6 +143,22 @@ def _line_of(text: str, table: str, key: str | None) -> int | None:
     return None
 
 
+def _control_characters(value: str, multiline: bool) -> str | None:
+    """What is wrong with control characters in a text value, or None.
+
+    Every text setting ends up in a protocol line or a generated file, where CR, LF or
+    NUL would start a line of the attacker's (a greeting of "hi\\r\\n250 evil"); only
+    a multi-line text (a bounce text, a disclaimer) may hold line feeds."""
+    for ch in value:
+        if ch == "\n" and multiline:
+            continue
+        if unicodedata.category(ch) == "Cc":
+            allowed = ("line feeds are the only control characters allowed" if multiline
+                       else "must be one line without control characters")
+            return f"holds the control character U+{ord(ch):04X}; {allowed}"
+    return None
+
+
 def _check_value(key: Key, value: Any) -> str | None:
     if key.kind is bool:
         if not isinstance(value, bool):
@@ -151,9 +180,14 @@ def _check_value(key: Key, value: Any) -> str | None:
     elif key.kind is list:
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
             return "must be " + key.describe_allowed()
+        for item in value:
+            if problem := _control_characters(item, multiline=False):
+                return f"{item!r}: {problem}"
     elif key.kind is str:
         if not isinstance(value, str):
             return "must be " + key.describe_allowed()
+        if problem := _control_characters(value, key.multiline):
+            return problem
     if key.choices and value not in key.choices:
         return "must be " + key.describe_allowed()
     if key.check:
@@ -186,8 +220,8 @@ class _Validator:
                 self.fail(f"unknown key; [{spec.path}] knows: {known}", spec.path, name, value)
                 raise AssertionError  # for type checkers: fail() raises
             problem = _check_value(key, value)
-            if problem:
-                self.fail(problem, spec.path, name, value)
+            if problem:  # a password is not repeated: the error goes to logs and status
+                self.fail(problem, spec.path, name, None if key.secret else value)
             out[name] = float(value) if key.kind is float else value
         for key in spec.keys:
             out.setdefault(key.name, _copy(key.default))
@@ -204,6 +238,26 @@ class _Validator:
             sub = Section(table, spec.doc, spec.keys)
             out[entry] = self.section(sub, fields)
         return out
+
+
+def reserved_name_problem(table: str, name: str) -> str | None:
+    """Why a new entry `name` of `table` (users, groups, pseudonyms) is refused, or None:
+    it would take over a role address or a system account's mail."""
+    local = name.partition("@")[0]
+    if table in ACCOUNT_COLLECTIONS and local in RESERVED_NAMES:
+        return (f"{local!r} is reserved (a role address such as postmaster@, or a system "
+                "account of this server); choose another name. postmaster@, abuse@, "
+                "hostmaster@, webmaster@ and admin@ go to system.admin")
+    return None
+
+
+def reserved_name_warnings(data: dict[str, Any]) -> list[str]:
+    """Entries of a loaded file that have a reserved name. Only new ones are refused
+    (accounts.check_name): a volume made before a name was reserved must still load
+    after an upgrade, its entry keeping the address."""
+    return [f"{table}.{name}: {reserved_name_problem(table, name)}; it keeps working, "
+            "but rename it" for table in ACCOUNT_COLLECTIONS for name in data[table]
+            if reserved_name_problem(table, name)]
 
 
 def _copy(value: Any) -> Any:

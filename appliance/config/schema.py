@@ -29,6 +29,12 @@ class Key:
     maximum: float | None = None
     check: Check | None = None
     allowed: str = ""  # human wording of what `check` accepts
+    # str keys refuse control characters (CR/LF would smuggle lines into SMTP replies
+    # and generated files); a multi-line text may hold line feeds, nothing else
+    multiline: bool = False
+    # a password or its hash: `config show` and every error about it omit the value
+    # (errors reach docker logs, boot-state.json and the healthcheck)
+    secret: bool = False
 
     def describe_allowed(self) -> str:
         if self.choices:
@@ -80,6 +86,20 @@ _LABEL = r"(?!-)[A-Za-z0-9-]{1,63}(?<!-)"
 HOSTNAME_RE = re.compile(rf"^{_LABEL}$")
 DOMAIN_RE = re.compile(rf"^{_LABEL}(\.{_LABEL})+$")
 USERNAME_RE = re.compile(r"^[a-z][a-z0-9._-]{0,31}$")
+PASSWORD_STRENGTHS = ("none", "normal", "intermediate", "strong")  # SME passwordstrength
+# Names a new user, group or pseudonym (its local part) may not take, because mail to or
+# from them means something else here: the role addresses (RFC 2142 and the like, and
+# the DMARC report address print-dns publishes), Postfix's bounce senders, and the
+# accounts Postfix, Dovecot and our daemons send or receive local mail as. Mailboxes are
+# virtual: Debian's other system users and groups (news, list, backup, ...) are free.
+# A file that already has one still loads, with a warning (load.reserved_name_warnings).
+RESERVED_NAMES = frozenset({
+    "postmaster", "abuse", "hostmaster", "webmaster", "mailer-daemon", "everyone",
+    "dmarc-feedback", "admin", "administrator", "double-bounce",
+    "root", "daemon", "mail", "nobody", "postfix", "dovecot", "dovenull", "vmail",
+    "qpsmtpd", "clamav", "debian-spamd", "www-data", "unbound", "fetchmail",
+})
+ACCOUNT_COLLECTIONS = ("users", "groups", "pseudonyms")  # whose names RESERVED_NAMES binds
 SA_RULE_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
 # SME's spam sensitivity table: the tagging level of each setting; only custom rejects.
 SPAM_SENSITIVITY: dict[str, int | None] = {
@@ -262,10 +282,26 @@ def _ip_or_networks(values: list[str]) -> str | None:
     return _networks(values)
 
 
+EXTENSION_SEPARATORS = "+-"  # RFC 5233's + as most providers, and SME's -
+
+
+def _extension_separators(value: str) -> str | None:
+    if any(c not in "+-=" for c in value) or len(set(value)) != len(value):
+        return "not some of the characters + - = (each once), or empty"
+    return None
+
+
 def _addresses_or_patterns(values: list[str]) -> str | None:
     for v in values:
         if not v.strip() or any(c.isspace() for c in v.strip()):
             return f"{v!r} is empty or has spaces"
+    return None
+
+
+def _sender_patterns(values: list[str]) -> str | None:
+    for v in values:
+        if not v.strip() or any(c.isspace() for c in v) or ("@" not in v and v != "*"):
+            return f"{v!r} is not an address, @domain, pattern or *"
     return None
 
 
@@ -355,10 +391,19 @@ SECTIONS: tuple[Section, ...] = (
                 allowed="one DNS label"),
             Key("domain", str, "example.com", "primary mail domain", check=_domain,
                 allowed="a domain name"),
-            Key("admin", str, "", "the user who gets mail for postmaster@ and abuse@ "
-                "(SME admin); empty: the first user by name",
+            Key("admin", str, "", "the user who gets mail for postmaster@, abuse@ and "
+                "dmarc-feedback@ (SME admin); `appliance user add` sets the first user "
+                "added. That user cannot be deleted until another is set here",
                 check=lambda v: None if not v or USERNAME_RE.match(v) else "not a user name",
                 allowed="a user name"),
+            Key("password_strength", str, "strong", "what a user's new password must be "
+                "(SME passwordstrength Users): every level at least password_min_length "
+                "characters; none: nothing more; normal: upper and lower case letters; "
+                "intermediate: those and not easy to guess (zxcvbn score 3 of 4, in place "
+                "of SME's cracklib); strong: letters of both cases, digits, other "
+                "characters, and not easy to guess", choices=PASSWORD_STRENGTHS),
+            Key("password_min_length", int, 12, "fewest characters in a new password "
+                "(SME passwordstrength length)", minimum=1, maximum=128),
         ),
     ),
     Section(
@@ -450,7 +495,7 @@ SECTIONS: tuple[Section, ...] = (
             Key("bounce_text", str, "", "text a bounce starts with, before the list of "
                 "failed addresses and the returned message (bouncemessage); empty: "
                 "Postfix's standard explanation", check=_bounce_text,
-                allowed="text without a line that is only EOF"),
+                allowed="text without a line that is only EOF", multiline=True),
         ),
     ),
     Section(
@@ -465,7 +510,7 @@ SECTIONS: tuple[Section, ...] = (
                 allowed="no spaces, colons or line breaks"),
             Key("smarthost_password", str, "", "password for AUTH at the smarthost "
                 "(SME SMTPAUTHPROXY Passwd); this file is readable by root only",
-                check=_one_line, allowed="one line"),
+                check=_one_line, allowed="one line", secret=True),
             Key("smarthost_tls", str, "may", "TLS to the smarthost: may (when offered), "
                 "encrypt (refuse to send without it) or none", choices=("may", "encrypt",
                                                                          "none")),
@@ -485,6 +530,10 @@ SECTIONS: tuple[Section, ...] = (
                 "this many hours is not stored again: a sender's retry after a lost 250, a "
                 "redelivery after a crash, the same mail through a list and directly; 0 "
                 "keeps every copy", minimum=0, maximum=168),
+            Key("everyone_visible", str, "internal", "who may write to everyone@ (all "
+                "users with everyone_email): internal, only network.local_networks and "
+                "authenticated users (the internet gets 550 5.7.1), as on SME; public: "
+                "anyone", choices=("internal", "public")),
         ),
     ),
     Section(
@@ -510,7 +559,7 @@ SECTIONS: tuple[Section, ...] = (
                 "(SME FreqWeekend)", choices=tuple(FETCH_FREQUENCIES)),
             Key("account", str, "", "multidrop: the POP3 user (SME SecondaryMailAccount)"),
             Key("password", str, "", "multidrop: the POP3 password (SME "
-                "SecondaryMailPassword); this file is readable by root only"),
+                "SecondaryMailPassword); this file is readable by root only", secret=True),
             Key("sort_header", str, "", "multidrop: the header that holds each message's "
                 "recipient, e.g. Delivered-To or X-Original-To (SME SecondaryMailEnvelope); "
                 "empty: fetchmail's default (its Received lines, else To and Cc)",
@@ -771,10 +820,13 @@ PLUGIN_SECTIONS: tuple[Section, ...] = (
             "past; 0: not checked (SME MaximumDateOffset)", minimum=0, maximum=3650),
     ),
     _plugin(
-        "loadcheck", "Defers mail from outside while the machine is overloaded (SME "
+        "loadcheck", "Defers mail from outside while this container is overloaded (SME "
         "MaxLoad).",
-        Key("max_load", int, 7, "1-minute load average above which mail is deferred "
-            "(SME MaxLoad)", minimum=1, maximum=1000),
+        Key("max_load", int, 7, "load above which internet mail is deferred (SME "
+            "MaxLoad), measured for this container, not the host: N*p/(1-p) with p its "
+            "CPU pressure (cgroup cpu.pressure, some avg10) and N the CPUs it may use "
+            "(cpu.max); without PSI, the host's load average scaled to those CPUs",
+            minimum=1, maximum=1000),
     ),
     _plugin(
         "rhsbl", "Sender-domain block lists (SME RHSBL, SBLList).",
@@ -832,6 +884,20 @@ PLUGIN_SECTIONS: tuple[Section, ...] = (
             "leading ! to exempt", check=_addresses_or_patterns, allowed="patterns"),
     ),
     _plugin(
+        "sender_login", "Our logged-in users send only as themselves (as Postfix's "
+        "reject_sender_login_mismatch): MAIL FROM and every From: address must deliver "
+        "to the user (their own, a pseudonym, a group they get mail of) or match "
+        "send_as here or users.NAME.send_as; else 553 5.7.1 at MAIL, 550 5.7.1 after DATA. "
+        "The null sender is allowed.",
+        Key("enabled", bool, True, "check the senders of authenticated mail"),
+        Key("check_from_header", bool, True, "check the From: header addresses too, not "
+            "only MAIL FROM"),
+        Key("send_as", list, [], "sender addresses every authenticated user may use: "
+            "user@domain, @domain, patterns with * ? [...] and a leading ! to exempt; "
+            "\"*\": any", check=_sender_patterns,
+            allowed="addresses, @domains, patterns or *"),
+    ),
+    _plugin(
         "badmailfromto", "Refused sender and recipient pairs (SME badmailfromto).",
         Key("pairs", list, [], "'sender recipient': that sender cannot reach that "
             "recipient, who seems not to exist", check=_from_to_pairs,
@@ -844,8 +910,13 @@ PLUGIN_SECTIONS: tuple[Section, ...] = (
     ),
     _plugin(
         "check_goodrcptto", "Only existing recipients (SME check_goodrcptto).",
-        Key("extension_separator", str, "-", "user-ext@domain reaches user; empty: no "
-            "extensions (SME extn)", choices=("", "-", "+")),
+        Key("extension_separator", str, EXTENSION_SEPARATORS,
+            "the characters that start an address extension: user+ext@ and user-ext@ "
+            "reach user, split at the first of them (SME extn is '-'; Postfix's and "
+            "Dovecot's recipient_delimiter follow); a character that occurs in a user, "
+            "group or pseudonym name is left out (with a user mary-ann, '-' starts no "
+            "extension, so mary-ann+news@ is hers); empty: no extensions",
+            check=_extension_separators, allowed="any of + - = once each, or empty"),
     ),
     _plugin(
         "greylisting", "Greylisting: the first try from an unknown triplet is deferred.",
@@ -873,7 +944,7 @@ PLUGIN_SECTIONS: tuple[Section, ...] = (
         "(SME disclaimer).",
         Key("enabled", bool, False, "add disclaimers"),
         Key("text", str, "", "the disclaimer for every domain; a domain's own "
-            "[domains.*].disclaimer wins"),
+            "[domains.*].disclaimer wins", multiline=True),
     ),
     _plugin(
         "auth", "SMTP AUTH (SME Authentication).",
@@ -895,6 +966,16 @@ SECTIONS = SECTIONS + PLUGIN_SECTIONS
 
 VISIBLE = Key("visible", str, "public", "internal: unreachable from the internet (SME Visible)",
               choices=("public", "internal"))
+# As on SME, lists are for the office: only network.local_networks and our logged-in
+# users may write to a group unless it is made public.
+GROUP_VISIBLE = Key("visible", str, "internal", "public: anyone on the internet may write "
+                    "to the group; internal: only network.local_networks and authenticated "
+                    "users, the internet gets 550 5.7.1 (SME Visible)",
+                    choices=("public", "internal"))
+PSEUDONYM_VISIBLE = Key("visible", str, "account", "account: as visible as the user or "
+                        "group it delivers to (a pseudonym of an internal group stays "
+                        "internal); public or internal: set for this address alone "
+                        "(SME Visible)", choices=("account", "public", "internal"))
 
 COLLECTIONS: tuple[Collection, ...] = (
     Collection(
@@ -902,7 +983,7 @@ COLLECTIONS: tuple[Collection, ...] = (
         "Mail users: [users.NAME]. Add them with `appliance user add NAME`.",
         (
             Key("password", str, "", "password hash; set with `appliance user passwd NAME`",
-                check=_password_hash, allowed="{BLF-CRYPT} hash"),
+                check=_password_hash, allowed="{BLF-CRYPT} hash", secret=True),
             Key("full_name", str, "", "the user's full name"),
             VISIBLE,
             Key("forward", list, [], "forward the user's mail to these addresses "
@@ -916,6 +997,10 @@ COLLECTIONS: tuple[Collection, ...] = (
             Key("sort_spam", str, "global", "sort tagged spam into junkmail: global "
                 "follows spamassassin.sort_spam (SME SortSpam)",
                 choices=("global", "enabled", "disabled")),
+            Key("send_as", list, [], "sender addresses this user may use besides those "
+                "that deliver to them (smtpd.sender_login): user@domain, @domain, "
+                "patterns with * ? [...] and a leading ! to exempt; \"*\": any",
+                check=_sender_patterns, allowed="addresses, @domains, patterns or *"),
         ),
         USERNAME_RE,
         "lower-case letters, digits, '.', '_' or '-', starting with a letter, at most 32",
@@ -926,7 +1011,7 @@ COLLECTIONS: tuple[Collection, ...] = (
         (
             Key("members", list, [], "user names", allowed="existing users"),
             Key("description", str, "", "what this group is"),
-            VISIBLE,
+            GROUP_VISIBLE,
             Key("exclude_users", list, [], "members who do not get the group's mail "
                 "(SME EmailExcludeUsers)", check=_user_names, allowed="existing users"),
             Key("exclude_groups", list, [], "members of these groups do not get the "
@@ -941,7 +1026,8 @@ COLLECTIONS: tuple[Collection, ...] = (
         "Extra addresses: [pseudonyms.\"NAME\"] (NAME or NAME@domain) delivered to an "
         "account.",
         (Key("account", str, "", "the user or group that receives it",
-             allowed="an existing user or group"),),
+             allowed="an existing user or group"),
+         PSEUDONYM_VISIBLE),
         re.compile(r"^[a-z0-9][a-z0-9._+-]{0,63}(@" + _LABEL.replace("A-Za-z", "a-z") +
                    r"(\." + _LABEL.replace("A-Za-z", "a-z") + r")+)?$"),
         "a lower-case local part, or local@domain",
@@ -956,7 +1042,8 @@ COLLECTIONS: tuple[Collection, ...] = (
                 check=_mail_server, allowed="host, [ip] or host:port"),
             Key("dkim_signing", bool, True, "sign this domain's mail when "
                 "smtpd.dkim_sign is on (SME DKIMSigning per domain)"),
-            Key("disclaimer", str, "", "disclaimer for mail from this domain"),
+            Key("disclaimer", str, "", "disclaimer for mail from this domain",
+                multiline=True),
         ),
         DOMAIN_RE,
         "a domain name",

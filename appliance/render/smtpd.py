@@ -9,7 +9,12 @@ from __future__ import annotations
 import json
 
 from appliance import paths
-from appliance.accounts import addresses, internal_accounts
+from appliance.accounts import (
+    addresses,
+    internal_addresses,
+    recipient_delimiters,
+    unowned_addresses,
+)
 from appliance.config import Config
 from appliance.config.schema import PLUGIN_SECTIONS
 from appliance.render.files import RenderedFile
@@ -32,6 +37,9 @@ def plugin_settings(config: Config) -> dict[str, dict]:
                 socket=str(paths.SPAMD_SOCKET))
     out["spamassassin"] = spam
     out["clamav"] = dict(config.data["clamav"], socket=str(paths.CLAMD_SOCKET))
+    # the delimiters in effect, as Postfix and Dovecot get them (check_goodrcptto,
+    # badrcptto and sender_login read this one value)
+    out["check_goodrcptto"]["extension_separator"] = recipient_delimiters(config)
     return out
 
 
@@ -62,7 +70,11 @@ def settings(config: Config) -> dict:
         "primary_domain": d["system"]["domain"],
         "delegated_domains": config.delegated_domains,
         "addresses": addresses(config),
-        "internal_users": internal_accounts(config),
+        "internal_addresses": internal_addresses(config),
+        # delivered to users, but no one's to send as (sender_login: only by send_as)
+        "unowned_addresses": unowned_addresses(config),
+        "send_as": {name: list(u["send_as"]) for name, u in sorted(d["users"].items())
+                    if u["send_as"]},
         "domains": {name: dict(e) for name, e in sorted(d["domains"].items())},
         "users": {name: u["password"] for name, u in sorted(d["users"].items())},
         # apply's checked copy of tls/cert.pem and key.pem, which the daemons can re-read

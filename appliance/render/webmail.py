@@ -5,12 +5,19 @@ TLS policy. Roundcube logs in to Dovecot over loopback and sends through our own
 submission daemon on 587 with the user's credentials, so webmail is signed, checked
 and counted like any other client. Its SQLite database and the key that encrypts its
 sessions live on the data volume (`appliance run` creates them: webmail_runtime.py).
+
+Filters and Out of Office talk to Dovecot's ManageSieve over loopback. A password change
+goes through the password plugin's `appliance` driver
+(rootfs/usr/share/roundcube/plugins/password/drivers/appliance.php): it runs the one
+command sudoers allows www-data, `appliance webmail-password`, which checks the current
+password and the new one's strength and applies it as `appliance user passwd` does.
 """
 
 from __future__ import annotations
 
 from appliance import paths
 from appliance.config import Config
+from appliance.render.dovecot import MANAGESIEVE_PORT
 from appliance.render.files import RenderedFile
 
 SERVICE = "webmail"
@@ -66,8 +73,21 @@ $config['support_url'] = '';
 $config['des_key'] = trim(file_get_contents('{DES_KEY}'));
 $config['cipher_method'] = 'AES-256-CBC';
 $config['enable_installer'] = false;
-$config['plugins'] = ['archive', 'managesieve'];
-$config['managesieve_host'] = 'localhost';
+$config['plugins'] = ['archive', 'managesieve', 'password'];
+// Dovecot's ManageSieve over loopback, which it treats as secure (as IMAP above): the
+// password never leaves the container, and Dovecot wants STARTTLS from anywhere else.
+$config['managesieve_host'] = '127.0.0.1:{MANAGESIEVE_PORT}';
+$config['managesieve_usetls'] = false;
+// Settings > Out of Office, beside Filters
+$config['managesieve_vacation'] = 1;
+// Settings > Password: the driver asks the appliance, which checks the current
+// password and the new one's strength (the user sees its refusal). Roundcube shows and
+// checks only the length (system.password_min_length); its own score is left out.
+$config['password_driver'] = 'appliance';
+$config['password_confirm_current'] = true;
+$config['password_minimum_length'] = {int(d['system']['password_min_length'])};
+$config['password_minimum_score'] = 0;
+$config['password_log'] = true;
 $config['skin'] = 'elastic';
 $config['enable_spellcheck'] = false;
 $config['max_message_size'] = '{upload_max_mb(config)}M';

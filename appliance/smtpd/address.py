@@ -19,20 +19,30 @@ def split_address(address: str) -> tuple[str, str]:
 
 
 def mailbox_of(local: str, domain: str, addresses: frozenset[str] | set[str],
-               separator: str) -> str | None:
+               separators: str) -> str | None:
     """The known address local@domain reaches: itself, or user@domain for user-ext@.
 
-    As Postfix and Dovecot split (recipient_delimiter): the extension starts at the
-    first separator, so mary-ann-news@ is looked up as mary@, never as mary-ann@.
+    `separators` holds the characters that may start an extension ("+-": user+ext@ and
+    user-ext@). As Postfix and Dovecot split (recipient_delimiter): the extension starts
+    at the first of them, so mary-ann+news@ is looked up as mary@, never as mary-ann@.
     """
     address = f"{local}@{domain}"
     if address in addresses:
         return address
-    if separator and separator in local:
-        base = f"{local.split(separator, 1)[0]}@{domain}"
+    cut = next((i for i, c in enumerate(local) if c in separators), -1) if separators else -1
+    if cut > 0:
+        base = f"{local[:cut]}@{domain}"
         if base in addresses:
             return base
     return None
+
+
+def qualify_postmaster(address: str, domain: str) -> str:
+    """RFC 5321 4.5.1: RCPT TO:<postmaster>, with no domain and in any case, must be
+    accepted; it is postmaster@ the primary domain. No other bare local part is."""
+    if address.lower() == "postmaster" and domain:
+        return f"postmaster@{domain}"
+    return address
 
 
 def _glob_to_regex(pattern: str) -> str:

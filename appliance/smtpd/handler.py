@@ -16,13 +16,14 @@ from typing import Any
 
 from aiosmtpd.smtp import MISSING, AuthResult, Envelope, LoginPassword, Session
 
-from appliance.smtpd import replies, storage
+from appliance.smtpd import received, replies, storage
+from appliance.smtpd.address import qualify_postmaster
 from appliance.smtpd.auth import PasswordChecker
 from appliance.smtpd.handoff import PostfixHandoff
 from appliance.smtpd.hooks import Connection, Transaction
 from appliance.smtpd.peers import AUTHENTICATED, SUBMISSION_DAEMONS
 from appliance.smtpd.pipeline import Pipeline, Pipelines
-from appliance.smtpd.results import Result, Verdict
+from appliance.smtpd.results import Result, Verdict, outcome
 from appliance.smtpd.server import SMTPServer
 
 log = logging.getLogger("appliance.smtpd.handler")
@@ -41,25 +42,39 @@ class State:
     passwords: PasswordChecker
 
     @property
+    def primary_domain(self) -> str:
+        return str(self.settings["primary_domain"])
+
+    @property
     def max_recipients(self) -> int:
-        return int(self.settings.get("max_recipients", 100))
+        return int(self.settings["max_recipients"])
 
     @property
     def queue_dir(self) -> str:
-        return str(self.settings.get("queue_dir", ""))
+        return str(self.settings["queue_dir"])
 
     @property
     def queue_min_free(self) -> int:
-        return int(self.settings.get("queue_min_free", 0))
+        return int(self.settings["queue_min_free"])
 
     @property
     def relay_requires_auth(self) -> bool:
-        return bool(self.settings.get("plugin_settings", {}).get("relay", {})
-                    .get("require_auth", True))
+        return bool(self.settings["plugin_settings"]["relay"]["require_auth"])
 
 
 def _reply(result: Result, default: str) -> str:
     return result.reply or default
+
+
+REFUSED_REPLIES = "refused_replies"  # txn.notes: the reply line of each refused RCPT
+
+
+def _refuse_recipient(txn: Transaction, address: str, plugin: str, reply: str) -> str:
+    txn.rejected.append((address, plugin))
+    refused = txn.notes.setdefault(REFUSED_REPLIES, [])
+    assert isinstance(refused, list)
+    refused.append(reply)
+    return reply
 
 
 class Handler:
@@ -78,6 +93,7 @@ class Handler:
         conn.notes["pipelines"] = pipelines
         conn.peer = pipelines.peer_of(conn.remote_ip)
         conn.notes["pipeline"] = pipelines.for_peer(conn.peer)
+        received.look_up_client_name(conn, pipelines.ctx.resolver)  # for our Received line
         result = await self._pipeline(conn).run("connect", conn)
         if result.rejects:
             self._log(conn, None, "rejected", result)
@@ -96,6 +112,7 @@ class Handler:
     def on_disconnect(self, server: SMTPServer) -> None:
         conn = server.conn
         assert conn is not None
+        received.cancel_lookup(conn)
         self._end_transaction(conn, "aborted")
         chain = self._pipeline(conn)
         if chain.handles("disconnect"):
@@ -225,9 +242,9 @@ class Handler:
         assert conn is not None
         txn = conn.notes.get("txn")
         assert isinstance(txn, Transaction)
+        address = qualify_postmaster(address, self.state.primary_domain)
         if len(txn.recipients) >= self.state.max_recipients:
-            txn.rejected.append((address, "smtpd"))
-            return replies.TOO_MANY_RECIPIENTS
+            return _refuse_recipient(txn, address, "smtpd", replies.TOO_MANY_RECIPIENTS)
         result = await self._pipeline(conn).run("rcpt", conn, txn, address)
         if result.verdict is Verdict.OK:
             txn.recipients.append(address)
@@ -236,10 +253,10 @@ class Handler:
             return result.reply or replies.OK_RECIPIENT
         if result.verdict is Verdict.DECLINED:
             result = Result(Verdict.DENYSOFT, replies.NO_DECISION, "-")
-        txn.rejected.append((address, result.plugin))
         if result.verdict.disconnects:
             server.close_soon()
-        return result.reply or "550 5.7.1 Recipient refused"
+        return _refuse_recipient(txn, address, result.plugin,
+                                 result.reply or "550 5.7.1 Recipient refused")
 
     async def handle_DATA(self, server: SMTPServer, session: Session, envelope: Envelope) -> str:
         server.data_complete()
@@ -262,6 +279,11 @@ class Handler:
             result = Result(Verdict.DENY, replies.BARE_CR_LF, "smtpd")
             self._log(conn, txn, "rejected", result)
             return replies.BARE_CR_LF
+        # Our trace header first: plugins and spamd see the message as it is queued.
+        ssl_cipher = server.transport.get_extra_info("cipher") if server.transport else None
+        client_name = await received.client_name(conn)
+        txn.data = received.header(conn, txn, server.hostname, name=client_name,
+                                   cipher=ssl_cipher if conn.tls else None) + content
         for hook in ("data_post", "queue"):
             result = await self._pipeline(conn).run(hook, conn, txn)
             if result.rejects:
@@ -276,7 +298,7 @@ class Handler:
             recipients,
             txn.data,
             mail_options=body,
-            xforward=self._xforward(conn),
+            xforward=self._xforward(conn, client_name),
         )
         txn.notes["queue_id"] = delivered.queue_id
         verdict = "queued" if delivered.accepted else "deferred"
@@ -363,13 +385,15 @@ class Handler:
     # -- transactions and the terse log ------------------------------------------------
 
     @staticmethod
-    def _xforward(conn: Connection) -> dict[str, str]:
+    def _xforward(conn: Connection, client_name: str = received.UNKNOWN) -> dict[str, str]:
         proto = ("ESMTP" if conn.esmtp else "SMTP")
         if conn.tls:
             proto += "S"
         if conn.authenticated:
             proto += "A"
-        fields = {"ADDR": conn.remote_ip, "NAME": "[UNAVAILABLE]", "PROTO": proto}
+        # Postfix's own Received line and logs then name the client as ours do
+        name = "[UNAVAILABLE]" if client_name == received.UNKNOWN else client_name
+        fields = {"ADDR": conn.remote_ip, "NAME": name, "PROTO": proto}
         if conn.helo and all(33 <= ord(c) < 127 and c not in "()<>@,;:\\\"[]" for c in
                              conn.helo[:255]):
             fields["HELO"] = conn.helo[:255]
@@ -379,7 +403,11 @@ class Handler:
         txn = conn.notes.pop("txn", None)
         if isinstance(txn, Transaction):
             if txn.rejected and not txn.recipients:
-                verdict = "rejected"  # e.g. relaying denied: every recipient refused
+                # every recipient refused (relaying denied, greylisted): rejected when
+                # every refusal was for good, deferred when the client may come back
+                refused = txn.notes.get(REFUSED_REPLIES)
+                verdict = outcome("", temporary=isinstance(refused, list) and any(
+                    str(r)[:1] == "4" for r in refused))
             self._log(conn, txn, verdict, None)
 
     @staticmethod
@@ -406,6 +434,8 @@ class Handler:
             ms = (time.monotonic() - txn.started) * 1000
         else:
             ms = (time.monotonic() - conn.started) * 1000
+        if result is not None:
+            verdict = result.outcome  # a 4xx is deferred, a 5xx rejected, whoever asks
         parts.append(f"verdict={verdict}")
         if result is not None:
             parts.append(f"by={result.plugin or '-'}")

@@ -38,6 +38,7 @@ TABLE: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("count_unrecognized_commands", OUTSIDE),  # 12
     ("bcc", ALL),  # 13bcc
     ("relay", ALL),  # 14relay
+    ("sender_login", (AUTHENTICATED,)),  # (not in SME) users send only as themselves
     ("helo", OUTSIDE),  # 15helo
     ("resolvable_fromhost", OUTSIDE),  # 16
     ("headers", OUTSIDE),  # 17headers (qpsmtpd exempts relay clients and our users)

@@ -85,6 +85,7 @@ class Pipelines:
                 if name not in instances:
                     instances[name] = load(name, settings, ctx)
         self.instances = instances
+        self.ctx = ctx  # the shared resolver, also for the handler's client name lookup
         self.by_peer = {p: Pipeline([instances[n] for n in chain]) for p, chain in names.items()}
 
     def for_peer(self, peer: str) -> Pipeline:

@@ -3,6 +3,25 @@
 Tests import these constants, so a changed wording changes code and tests together.
 """
 
+# -- in place of aiosmtpd's own lines, which lack the enhanced codes (RFC 2034) we
+#    advertise; server.py maps aiosmtpd's text to these ------------------------------
+LINE_TOO_LONG = "500 5.5.2 Error: command line too long"  # RFC 5321 4.5.3.1.4
+BAD_SYNTAX = "500 5.5.2 Error: bad syntax"
+NON_ASCII = "500 5.5.2 Error: non-ASCII command without SMTPUTF8"
+MESSAGE_TOO_BIG = "552 5.3.4 Message size exceeds fixed maximum message size"
+TLS_ALREADY_ACTIVE = "503 5.5.1 Error: TLS already active"
+TLS_UNAVAILABLE = "454 4.7.0 TLS not available due to local problem"
+TLS_READY = "220 2.0.0 Ready to start TLS"
+TLS_FIRST = "530 5.7.0 Must issue a STARTTLS command first"
+TLS_HANDSHAKE_FAILED = "554 5.7.0 Command refused due to lack of security"
+NEED_MAIL = "503 5.5.1 Error: need MAIL command"
+NEED_RCPT = "503 5.5.1 Error: need RCPT command"
+NESTED_MAIL = "503 5.5.1 Error: nested MAIL command"
+ALREADY_AUTHENTICATED = "503 5.5.1 Error: already authenticated"
+PARAMETERS_UNKNOWN = "555 5.5.4 {command} parameters not recognized or not implemented"
+NOT_IMPLEMENTED = "502 5.5.1 {command} not implemented"
+BYE = "221 2.0.0 Bye"
+
 GREETING = "220 {hostname} ESMTP"
 OK = "250 2.0.0 OK"
 OK_SENDER = "250 2.1.0 Sender OK"
@@ -33,3 +52,9 @@ AUTH_OK = "235 2.7.0 Authentication successful"
 AUTH_FAILED = "535 5.7.8 Authentication credentials invalid"
 AUTHZID_REFUSED = "535 5.7.8 Authorization identity must be the login"
 AUTH_REQUIRED = "530 5.7.0 Authentication required"
+
+# -- who may send as whom, who may write to internal addresses (sender_login, badrcptto)
+SENDER_NOT_OWNED = "553 5.7.1 <{address}>: Sender address rejected: not owned by user {user}"
+FROM_NOT_OWNED = "550 5.7.1 <{address}>: From: header address not owned by user {user}"
+INTERNAL_ONLY = ("550 5.7.1 <{address}>: Recipient address rejected: internal address, "
+                 "only local senders and our logged-in users may write to it")

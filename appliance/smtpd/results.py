@@ -36,6 +36,16 @@ class Verdict(enum.Enum):
         return self in (Verdict.DENYSOFT, Verdict.DENYSOFT_DISCONNECT)
 
 
+def outcome(reply: str, temporary: bool = False) -> str:
+    """The word the transaction log, status and the console use for a refusal: a 4xx
+    reply is "deferred" (the client retries), a 5xx "rejected". Without a reply code,
+    `temporary` decides. The one place this is decided."""
+    code = reply.strip().strip('"')[:1]
+    if code in ("4", "5"):
+        return "deferred" if code == "4" else "rejected"
+    return "deferred" if temporary else "rejected"
+
+
 @dataclass(frozen=True)
 class Result:
     verdict: Verdict
@@ -45,6 +55,11 @@ class Result:
     @property
     def rejects(self) -> bool:
         return self.verdict.rejects
+
+    @property
+    def outcome(self) -> str:
+        """ "deferred" or "rejected", from the reply code (see `outcome`)."""
+        return outcome(self.reply, self.verdict.temporary)
 
 
 DECLINED = Result(Verdict.DECLINED)

@@ -3,20 +3,25 @@
 - connection caps (SME Instances / InstancesPerIP), refused with 421 before anything else;
 - a connect hook that runs before the greeting and a disconnect hook;
 - the Connection object that lives on the protocol instance (aiosmtpd re-creates its
-  Session at STARTTLS, so per-connection state cannot live there).
+  Session at STARTTLS, so per-connection state cannot live there);
+- DATA without aiosmtpd's line-length refusal: only the message size is limited;
+- enhanced status codes (RFC 2034, which we advertise) on aiosmtpd's own replies, and
+  no second STARTTLS inside TLS.
 
-Relies on aiosmtpd 1.4.x internals (`_handle_client`, `_original_transport`); the
-dependency is pinned to that series.
+Relies on aiosmtpd 1.4.x internals (`_handle_client`, `_original_transport`,
+`_tls_protocol`, `_reader`, `_call_handler_hook`, `_set_post_data_state`) and on its
+reply texts (AIOSMTPD_REPLIES); the dependency is pinned to that series.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import re
 from collections import Counter
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, AnyStr
 
-from aiosmtpd.smtp import SMTP, syntax
+from aiosmtpd.smtp import MISSING, SMTP, syntax
 
 from appliance.smtpd import replies
 from appliance.smtpd.hooks import Connection
@@ -29,6 +34,45 @@ log = logging.getLogger("appliance.smtpd.server")
 
 # Hard stop for unknown commands when no plugin counts them (local peers).
 UNRECOGNIZED_BACKSTOP = 50
+
+# aiosmtpd's own reply lines that lack an enhanced status code, and ours in their place.
+AIOSMTPD_REPLIES: dict[str, str] = {
+    "500 Command line too long": replies.LINE_TOO_LONG,
+    "500 Error: bad syntax": replies.BAD_SYNTAX,
+    "500 Error: strict ASCII mode": replies.NON_ASCII,
+    "554 Command refused due to lack of security": replies.TLS_HANDSHAKE_FAILED,
+    "530 Must issue a STARTTLS command first": replies.TLS_FIRST,
+    "454 TLS not available": replies.TLS_UNAVAILABLE,
+    "220 Ready to start TLS": replies.TLS_READY,
+    "503 Error: need MAIL command": replies.NEED_MAIL,
+    "503 Error: need RCPT command": replies.NEED_RCPT,
+    "503 Error: nested MAIL command": replies.NESTED_MAIL,
+    "503 Already authenticated": replies.ALREADY_AUTHENTICATED,
+    "552 Error: message size exceeds fixed maximum message size": replies.MESSAGE_TOO_BIG,
+    "555 MAIL FROM parameters not recognized or not implemented":
+        replies.PARAMETERS_UNKNOWN.format(command="MAIL FROM"),
+    "555 RCPT TO parameters not recognized or not implemented":
+        replies.PARAMETERS_UNKNOWN.format(command="RCPT TO"),
+    "502 EXPN not implemented": replies.NOT_IMPLEMENTED.format(command="EXPN"),
+    "250 OK": replies.OK,
+    "221 Bye": replies.BYE,
+}
+# Families of aiosmtpd refusals whose text varies ("501 Syntax: HELO hostname", "503
+# Error: send EHLO first", "502 Could not VRFY x"): the subject and detail to insert.
+_REFUSAL_DETAILS = (("501 ", "5.4"), ("503 ", "5.1"), ("502 ", "5.1"), ("500 Error: c", "5.1"))
+_HAS_ENHANCED = re.compile(r"\d{3} [245]\.\d{1,3}\.\d{1,3}(?: |$)")
+
+
+def enhanced(line: str) -> str:
+    """The reply line with an enhanced status code: ours for aiosmtpd's known lines,
+    then for any other 4xx/5xx without one, its class with the best detail known
+    (X.0.0 at worst). Greeting, EHLO lines and continuations pass as they are."""
+    if (mapped := AIOSMTPD_REPLIES.get(line)) is not None:
+        return mapped
+    if line[:1] not in ("4", "5") or line[3:4] != " " or _HAS_ENHANCED.match(line):
+        return line
+    detail = next((d for start, d in _REFUSAL_DETAILS if line.startswith(start)), "0.0")
+    return f"{line[:3]} {line[0]}.{detail} {line[4:]}"
 
 
 class _Commands(dict):  # type: ignore[type-arg]
@@ -206,6 +250,17 @@ class SMTPServer(SMTP):
             return
         await self.push(await self.event_handler.on_unrecognized(self, command))
 
+    async def push(self, status: AnyStr) -> None:
+        await super().push(enhanced(status) if isinstance(status, str) else status)
+
+    @syntax("STARTTLS", when="tls_context")
+    async def smtp_STARTTLS(self, arg: str) -> None:
+        # aiosmtpd would start a second handshake inside the first (RFC 3207: 503).
+        if self.implicit_tls or self._tls_protocol is not None:
+            await self.push(replies.TLS_ALREADY_ACTIVE)
+            return
+        await super().smtp_STARTTLS(arg)
+
     @syntax("DATA")
     async def smtp_DATA(self, arg: str) -> None:
         # aiosmtpd has no hook between DATA and its 354: run ours when DATA is otherwise
@@ -219,10 +274,65 @@ class SMTPServer(SMTP):
                 return
         self._data_started, self._data_bytes = self.loop.time(), 0
         try:
-            await super().smtp_DATA(arg)
+            await self._receive_data(arg)
         finally:
             self._data_started = None
             self.data_resume()  # if handle_DATA did not get that far
+
+    async def _receive_data(self, arg: str) -> None:
+        """aiosmtpd's DATA, less its refusal of lines over 1000 bytes.
+
+        aiosmtpd reads the whole message and then answers a long line with a permanent
+        500. Postfix takes lines of any length (line_length_limit only chops them inside
+        its queue file) and folds them on output (smtp_line_length_limit), so a long line
+        is no reason to lose a message: only its size is limited (552 5.3.4). Lines come
+        in pieces of at most the reader's limit, so a line costs no more memory than the
+        message it belongs to.
+        """
+        if await self.check_helo_needed() or await self.check_auth_needed("DATA"):
+            return
+        assert self.envelope is not None and not self._decode_data
+        if not self.envelope.rcpt_tos:
+            await self.push(replies.NEED_RCPT)
+            return
+        if arg:
+            await self.push("501 Syntax: DATA")
+            return
+        await self.push("354 End data with <CR><LF>.<CR><LF>")
+        limit = self.data_size_limit
+        lines: list[bytes] = []
+        pieces: list[bytes] = []  # of the line being read
+        size, too_big, mid_line = 0, False, False
+        while self.transport is not None:
+            try:
+                piece = await self._reader.readuntil(b"\r\n")
+            except asyncio.LimitOverrunError as e:  # no CRLF within the reader's limit
+                piece = await self._reader.read(e.consumed)
+            if not mid_line and piece == b".\r\n":
+                break
+            mid_line = not piece.endswith(b"\r\n")
+            size += len(piece)
+            if limit and size > limit and not too_big:
+                too_big = True  # read on to the end, keep nothing (RFC 5321 4.2.5)
+                lines.clear()
+            if too_big:
+                pieces.clear()
+                continue
+            pieces.append(piece)
+            if not mid_line:
+                line = b"".join(pieces)
+                pieces.clear()
+                lines.append(line[1:] if line.startswith(b".") else line)  # 4.5.2
+        if too_big:
+            self._set_post_data_state()
+            await self.push(replies.MESSAGE_TOO_BIG)
+            return
+        content = b"".join(lines)
+        lines.clear()
+        self.envelope.content = self.envelope.original_content = content
+        status = await self._call_handler_hook("DATA")
+        self._set_post_data_state()
+        await self.push("250 OK" if status is MISSING else status)
 
     def _input_pending(self) -> bool:
         reader = getattr(self, "_reader", None)

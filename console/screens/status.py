@@ -11,7 +11,7 @@ from textual.containers import VerticalScroll
 from textual.screen import Screen
 from textual.widgets import Footer, Header, Static
 
-from appliance.status import Status, summary_lines
+from appliance.status import Status, summary_lines, transaction_verdict
 
 REFRESH_S = 5.0
 
@@ -85,6 +85,6 @@ def _short(line: str) -> str:
     fields = dict(p.split("=", 1) for p in parts[1:] if "=" in p)
     when = parts[0][11:19] if parts else ""
     head = " ".join(parts[1:3])
-    verdict = fields.get("verdict", "?") + (f" by {fields['by']}" if "by" in fields else "")
+    verdict = transaction_verdict(fields) + (f" by {fields['by']}" if "by" in fields else "")
     return (f"{when} {head} {fields.get('from', '<>').strip('<>')} -> "
             f"{fields.get('to', '-').replace('<', '').replace('>', '')} {verdict}")

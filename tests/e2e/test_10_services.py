@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import datetime
+import imaplib
 import socket
 
 import pytest
 
-from tests.e2e.conftest import Appliance
+from tests.e2e.conftest import CLIENT_IP, Appliance, wait_for
+from tests.e2e.mail import TIMEOUT_S
 
-PUBLIC_PORTS = (25, 465, 587, 143, 993, 110, 995, 80, 443)
+PUBLIC_PORTS = (25, 465, 587, 143, 993, 110, 995, 80, 443, 4190)
 
 
 @pytest.mark.parametrize(
@@ -79,3 +82,50 @@ def test_secrets_and_mail_are_not_world_readable(host, path: str, mode: int, own
 def test_healthcheck_speaks_smtp_and_imap(appliance: Appliance) -> None:
     out = appliance.exec("appliance", "healthcheck")
     assert out.stdout.strip() == "healthy"
+
+
+def test_the_healthcheck_writes_nothing_to_the_log(appliance: Appliance) -> None:
+    """It runs every 5 s: an IMAP session or a Postfix connection each time made ~35 log
+    lines a minute. A session of the test's own (from the internet) marks the end."""
+    since = datetime.datetime.now(datetime.UTC).isoformat()
+    for _ in range(3):
+        assert appliance.exec("appliance", "healthcheck").stdout.strip() == "healthy"
+    marker = imaplib.IMAP4(appliance.ip, 143, timeout=TIMEOUT_S)
+    marker.logout()
+
+    def logged() -> list[str]:
+        return appliance.compose("logs", "--no-log-prefix", "--since", since,
+                                 "appliance").stdout.splitlines()
+
+    lines = wait_for(lambda: (out := logged()) and any(
+        "imap-login" in line and f"rip={CLIENT_IP}," in line
+        for line in out) and out, 30, "the marker session in the log")
+    probes = [line for line in lines if "postfix/handoff" in line or "doveadm" in line
+              or ("imap-login" in line and "rip=127.0.0.1" in line)]
+    assert probes == []
+
+
+@pytest.mark.parametrize(("program", "problem"), [
+    ("postfix", "Postfix hand-off 127.0.0.1:10025: nothing listens"),
+    ("dovecot", "IMAP 143: nothing listens"),
+])
+def test_the_healthcheck_fails_while_a_service_is_down(appliance: Appliance, program: str,
+                                                       problem: str) -> None:
+    def check() -> tuple[int, str]:
+        proc = appliance.exec("appliance", "healthcheck", check=False)
+        return proc.returncode, proc.stderr
+
+    appliance.exec("supervisorctl", "stop", program)
+    try:
+        code, said = wait_for(lambda: (r := check())[0] != 0 and r, 30, f"{program} down")
+        assert code == 1 and problem in said, said
+    finally:
+        appliance.exec("supervisorctl", "start", program)
+    wait_for(lambda: check()[0] == 0, 60, "the healthcheck to pass again")
+
+
+@pytest.mark.parametrize("editor", ["vi", "nano"])
+def test_an_editor_is_there_for_appliance_toml(appliance: Appliance, editor: str) -> None:
+    assert appliance.exec(editor, "--version").returncode == 0
+    # login shells (`make shell`, `docker compose exec appliance bash -l`) name one
+    assert appliance.exec("bash", "-lc", 'echo "$EDITOR"').stdout.strip() == "nano"

@@ -78,3 +78,46 @@ def test_the_bridge_subnet_is_not_a_local_network(appliance: Appliance) -> None:
     toml = appliance.exec("cat", "/var/lib/appliance/appliance.toml").stdout
     line = next(ln for ln in toml.splitlines() if ln.startswith("local_networks"))
     assert line == 'local_networks = ["127.0.0.0/8", "::1/128"]'
+
+
+# -- issue 18: logged-in users send only as themselves; the lists are internal -----------
+
+
+def _mail_from_as_alice(ip: str, sender: str) -> tuple[int, str]:
+    with smtplib.SMTP(ip, 587, timeout=TIMEOUT_S) as s:
+        s.ehlo("laptop.test")
+        s.starttls(context=tls_context())
+        s.ehlo("laptop.test")
+        s.login("alice", ALICE_PASSWORD)
+        code, text = s.mail(sender)
+        if code == 250:
+            s.rset()
+        return code, text.decode()
+
+
+def test_alice_on_587_may_send_only_as_herself_and_her_pseudonym(appliance: Appliance) -> None:
+    from tests.e2e.plugins import changed
+
+    changed(appliance, "appliance pseudonym add asmith alice", ready=False)
+    try:
+        own = _mail_from_as_alice(appliance.ip, f"alice@{DOMAIN}")
+        pseudonym = _mail_from_as_alice(appliance.ip, f"asmith@{DOMAIN}")
+        bounce = _mail_from_as_alice(appliance.ip, "<>")
+        bob = _mail_from_as_alice(appliance.ip, f"bob@{DOMAIN}")
+        ceo = _mail_from_as_alice(appliance.ip, "ceo@bigbank.test")
+    finally:
+        changed(appliance, "appliance pseudonym del asmith", ready=False)
+    assert (own[0], pseudonym[0], bounce[0]) == (250, 250, 250)
+    for (code, text), address in ((bob, f"bob@{DOMAIN}"), (ceo, "ceo@bigbank.test")):
+        expected = replies.SENDER_NOT_OWNED.format(address=address, user="alice")
+        assert (code, text) == (_code(expected), expected[4:])
+
+
+def test_everyone_is_refused_to_the_internet(appliance: Appliance) -> None:
+    address = f"everyone@{DOMAIN}"
+    with smtplib.SMTP(appliance.ip, 25, timeout=TIMEOUT_S) as s:
+        s.ehlo("sender.test")
+        s.mail("someone@remote.test")
+        code, text = s.rcpt(address)
+    expected = replies.INTERNAL_ONLY.format(address=address)
+    assert (code, text.decode()) == (_code(expected), expected[4:])

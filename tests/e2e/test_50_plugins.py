@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import pytest
 
+from appliance.smtpd import replies
 from tests.e2e.conftest import (
     ALICE_PASSWORD,
     CLIENT_IP,
@@ -19,7 +20,7 @@ from tests.e2e.conftest import (
     wait_for,
 )
 from tests.e2e.mail import date_now
-from tests.e2e.plugins import body, configured, delivered, dialogue, uid
+from tests.e2e.plugins import body, configured, delivered, dialogue, submit, uid
 
 ALICE = f"alice@{DOMAIN}"
 REVERSED_CLIENT = ".".join(reversed(CLIENT_IP.split(".")))
@@ -263,7 +264,7 @@ def test_outgoing_mail_is_dkim_signed_and_an_independent_verifier_agrees(
     from tests.e2e.mail import message, tls_context
 
     verifier = shutil.which("dkimproxy-verify")
-    assert verifier, "dkimproxy-verify (Debian libmail-dkim-perl) is needed: .ci/run installs it"
+    assert verifier, "dkimproxy-verify (Debian libmail-dkim-perl) is needed: make e2e installs it"
     records = appliance.exec("appliance", "print-dns", DOMAIN).stdout
     txt = next(line for line in records.splitlines() if "._domainkey" in line)
     selector = txt.split("._domainkey", 1)[0].strip()
@@ -414,11 +415,18 @@ def test_group_pseudonym_and_extension_addresses_are_delivered(appliance: Applia
     appliance.exec("appliance", "config", "set", "groups.team.members", "alice,bob")
     appliance.exec("appliance", "config", "set", "pseudonyms.sales.account", "alice")
     subjects = {}
-    for rcpt in (f"team@{DOMAIN}", f"sales@{DOMAIN}", f"alice-lists@{DOMAIN}"):
+    for rcpt in (f"sales@{DOMAIN}", f"alice-lists@{DOMAIN}"):
         subjects[rcpt] = f"addr-{uid()}"
         d = wait_for(lambda r=rcpt: (x := dialogue(appliance.ip, recipients=(r,), data=body(
             subjects[r], to=r))).code("rcpt") == 250 and x, 30, f"{rcpt} accepted")
         assert d.code("data") == 250
+    # a group is internal by default (SME): the internet is refused, alice may write to it
+    team = f"team@{DOMAIN}"
+    wait_for(lambda: (x := dialogue(appliance.ip, recipients=(team,))).code("rcpt") == 550
+             and replies.INTERNAL_ONLY.format(address=team)[4:] == x.text("rcpt"), 30,
+             f"{team} known, and refused to the internet as internal")
+    subjects[team] = f"addr-{uid()}"
+    assert submit(appliance, ALICE, team, subjects[team]) == {}
     for subject in subjects.values():
         delivered(appliance, subject)
     delivered(appliance, subjects[f"team@{DOMAIN}"], user="bob", password=bob)

@@ -182,6 +182,41 @@ def test_spamassassin_runs_its_body_rules_compiled(appliance: Appliance):
                      lint.stderr), lint.stderr[-2000:]
 
 
+# spamd judges a message as the SMTP daemon hands it over, our Received line on top
+SPAMD_AS_THE_DAEMON = """
+import asyncio, sys
+from appliance import paths
+from appliance.smtpd import received
+from appliance.smtpd.hooks import Connection, Transaction
+from appliance.spamd import symbols
+conn = Connection(daemon="smtp", remote_ip=sys.argv[1], remote_port=40000, local_port=25,
+                  helo="mx.remote.test", esmtp=True)
+txn = Transaction(sender="someone@remote.test", recipients=["alice@example.com"])
+data = received.header(conn, txn, "mail.example.com") + sys.stdin.read().encode()
+print(",".join(asyncio.run(symbols(data, paths.SPAMD_SOCKET, 60))[1]))
+"""
+
+
+def test_internet_mail_is_never_all_trusted(appliance: Appliance):
+    """Only network.local_networks are SpamAssassin's trusted and internal networks: the
+    host (the bridge gateway, outside them) and a private address outside them (the
+    Docker gateway in the issue's trial) are the internet; loopback stays trusted."""
+    subject = f"trust-{uid()}"
+    assert dialogue(appliance.ip, data=body(subject)).code("data") == 250
+    got = delivered(appliance, subject)
+    status = re.search(rb"X-Spam-Status: .*?\r\n(?=\S)", got, re.S)
+    assert status is not None, got[:2000]
+    assert b"ALL_TRUSTED" not in status.group(0), status.group(0)
+
+    def tests_for(client: str) -> list[str]:
+        out = appliance.exec("/opt/appliance/bin/python", "-c", SPAMD_AS_THE_DAEMON, client,
+                             input=body(f"{subject}-{client}").decode(), timeout=120)
+        return out.stdout.strip().split(",")
+
+    assert "ALL_TRUSTED" not in tests_for("172.18.0.1")
+    assert "ALL_TRUSTED" in tests_for("127.0.0.1")  # the rule itself works
+
+
 def test_spamd_stopped_defers_and_the_retry_is_delivered_once(appliance: Appliance):
     subject = f"spamd-down-{uid()}"
     appliance.exec("supervisorctl", "stop", "spamd")

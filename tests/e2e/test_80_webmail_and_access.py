@@ -7,6 +7,7 @@ plaintext logins are tried from outside the local networks, as SME documents.
 
 from __future__ import annotations
 
+import base64
 import http.cookiejar
 import imaplib
 import json
@@ -21,12 +22,28 @@ import urllib.parse
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from tests.e2e.conftest import ALICE_PASSWORD, DOMAIN, STATE, Appliance, wait_for
+from tests.e2e.conftest import (
+    ALICE_PASSWORD,
+    DOMAIN,
+    STATE,
+    Appliance,
+    sink_messages,
+    wait_for,
+)
 from tests.e2e.mail import TIMEOUT_S, imap_message, tls_context
-from tests.e2e.plugins import add_user, body, changed, delivered, dialogue, uid
+from tests.e2e.plugins import (
+    add_user,
+    body,
+    changed,
+    delivered,
+    dialogue,
+    queue_drained,
+    uid,
+)
 from tests.tls_pairs import ecdsa_pair
 
 pytestmark = pytest.mark.e2e
@@ -354,3 +371,252 @@ def test_tls_13_only_for_imap_and_pop3_refuses_a_tls_12_client(appliance: Applia
     finally:
         changed(appliance, "appliance config unset tls.tls_min_version", ready=False)
     wait_for(lambda: handshake(993) == "TLSv1.2", 15, "TLS 1.2 accepted again")
+
+
+# -- ManageSieve, Out of Office, password change ---------------------------------------------
+
+SIEVE_PORT = 4190
+SETTINGS = ("xpath", "//*[@id='taskmenu']//a[contains(@class, 'settings')]")
+# A settings form's Save: a link or a button, by skin and plugin
+SAVE = ("//*[self::a or self::button or self::input]"
+        "[contains(concat(' ', @class, ' '), ' submit ')]")
+
+
+class ManageSieve:
+    """A ManageSieve client (RFC 5804) on a raw socket: the lines as the server sends them."""
+
+    def __init__(self, ip: str) -> None:
+        self.sock: socket.socket = socket.create_connection((ip, SIEVE_PORT), TIMEOUT_S)
+        self.file = self.sock.makefile("rb")
+        self.capabilities = self.response()[1]
+
+    def response(self) -> tuple[str, list[str]]:
+        """Lines up to the closing OK / NO / BYE: (that line, the lines before it)."""
+        lines = []
+        while True:
+            line = self.file.readline().decode().rstrip("\r\n")
+            assert line, f"connection closed after {lines}"
+            if line.split(" ", 1)[0] in ("OK", "NO", "BYE"):
+                return line, lines
+            lines.append(line)
+
+    def command(self, line: str) -> tuple[str, list[str]]:
+        self.sock.sendall(line.encode() + b"\r\n")
+        return self.response()
+
+    def capability(self, name: str) -> str | None:
+        for line in self.capabilities:
+            key, _, value = line.partition(" ")
+            if key.strip('"') == name:
+                return value.strip('"')
+        return None
+
+    def starttls(self, context: ssl.SSLContext, hostname: str) -> None:
+        assert self.command("STARTTLS")[0].startswith("OK")
+        self.sock = context.wrap_socket(self.sock, server_hostname=hostname)
+        self.file = self.sock.makefile("rb")
+        self.capabilities = self.response()[1]  # sent again over TLS (RFC 5804 §2.2)
+
+    def authenticate(self, user: str, password: str) -> str:
+        plain = base64.b64encode(f"\0{user}\0{password}".encode()).decode()
+        return self.command(f'AUTHENTICATE "PLAIN" "{plain}"')[0]
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+def test_managesieve_answers_on_4190_over_starttls_with_the_vacation_extension(
+    appliance: Appliance,
+) -> None:
+    app = appliance
+    user = f"sieve{uid()[:6]}"
+    password = f"Sieve-{uid()}-Kestrel-9!"
+    add_user(app, user, password)
+    sieve = ManageSieve(app.ip)
+    try:
+        # from the internet, no password before TLS: nothing offered, a try refused
+        assert sieve.capability("STARTTLS") is not None
+        assert sieve.capability("SASL") == ""
+        assert sieve.authenticate(user, password).startswith("NO")
+        # verified against the appliance's own certificate, for its host name
+        pem = app.exec("cat", "/var/lib/appliance/tls/cert.pem").stdout
+        sieve.starttls(ssl.create_default_context(cadata=pem), f"mail.{DOMAIN}")
+        assert "PLAIN" in (sieve.capability("SASL") or "").split()
+        assert "vacation" in (sieve.capability("SIEVE") or "").split()
+        assert sieve.authenticate(user, "wrong password").startswith("NO")
+        assert sieve.authenticate(user, password).startswith("OK")
+        assert sieve.command("LISTSCRIPTS")[0].startswith("OK")
+        assert sieve.command("LOGOUT")[0].startswith("OK")
+    finally:
+        sieve.close()
+
+
+def _log_in(drv: object, ip: str, user: str, password: str) -> None:
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as ec
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    wait = WebDriverWait(drv, 60)
+    drv.get(f"https://{ip}/webmail/")  # type: ignore[attr-defined]
+    wait.until(ec.visibility_of_element_located((By.ID, "rcmloginuser"))).send_keys(user)
+    drv.find_element(By.ID, "rcmloginpwd").send_keys(password)  # type: ignore[attr-defined]
+    drv.find_element(By.ID, "rcmloginsubmit").click()  # type: ignore[attr-defined]
+    # logged in, and Roundcube's script ready for clicks (an empty list shows no rows)
+    wait.until(lambda d: d.execute_script(
+        "return !!(window.rcmail && rcmail.loaded && rcmail.task == 'mail')"))
+
+
+def _settings_section(drv: object, label: str, field: str) -> None:
+    """Settings, then a section of its menu, until its form (with `field`) is there: in
+    the page, or in the content frame (whichever the skin uses; then switched into)."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as ec
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    wait = WebDriverWait(drv, 60, poll_frequency=1)
+    link = (By.XPATH, f"//*[@id='settings-menu']//a[normalize-space()='{label}']")
+
+    def in_settings(d: Any) -> bool:
+        """Roundcube ignores a click while it is busy (loading the list): click again."""
+        d.switch_to.default_content()
+        if d.find_elements(*link):
+            return True
+        if d.execute_script("return !!(window.rcmail && rcmail.loaded && !rcmail.busy)"):
+            d.find_element(*SETTINGS).click()
+        return False
+
+    wait.until(in_settings)
+    wait.until(lambda d: d.execute_script("return !!(rcmail.loaded && !rcmail.busy)"))
+    wait.until(ec.element_to_be_clickable(link)).click()
+
+    def form_shown(d: Any) -> bool:
+        d.switch_to.default_content()
+        if d.find_elements(By.ID, field):
+            return True
+        for frame in d.find_elements(By.ID, "preferences-frame"):
+            d.switch_to.frame(frame)
+            if d.find_elements(By.ID, field):
+                return True
+            d.switch_to.default_content()
+        return False
+
+    wait.until(form_shown)
+
+
+def _shot_on_failure(drv: object, name: str) -> None:
+    shot = STATE / f"{name}-failure.png"
+    drv.save_screenshot(str(shot))  # type: ignore[attr-defined]
+    drv.switch_to.default_content()  # type: ignore[attr-defined]
+    (STATE / f"{name}-failure.html").write_text(drv.page_source)  # type: ignore[attr-defined]
+    print(f"screenshot: {shot}")
+
+
+def test_out_of_office_set_in_the_browser_answers_mail_from_the_internet(
+    appliance: Appliance, browser: object,
+) -> None:
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as ec
+    from selenium.webdriver.support.ui import Select, WebDriverWait
+
+    app, drv = appliance, browser
+    user = f"away{uid()[:6]}"
+    password = f"Away-{uid()}-Heron-9!"
+    address = add_user(app, user, password)
+    reply_subject = f"Away until Monday {uid()}"
+    wait = WebDriverWait(drv, 60)
+    try:
+        _log_in(drv, app.ip, user, password)
+        _settings_section(drv, "Out of Office", "vacation_subject")
+        wait.until(ec.visibility_of_element_located((By.ID, "vacation_subject"))).send_keys(
+            reply_subject)
+        drv.find_element(By.ID, "vacation_reason").send_keys(  # type: ignore[attr-defined]
+            "I am out of the office.")
+        Select(drv.find_element(By.ID, "vacation_status")).select_by_value("on")  # type: ignore[attr-defined]
+        drv.find_element(By.XPATH, SAVE).click()  # type: ignore[attr-defined]
+        # written through ManageSieve into the user's home on the data volume, active
+        wait_for(lambda: reply_subject in app.exec(
+            "cat", f"/var/lib/appliance/mail/{user}/.dovecot.sieve", check=False).stdout,
+            60, "the Out of Office script to be active")
+    except Exception:
+        _shot_on_failure(drv, "vacation")
+        raise
+    sender = f"friend{uid()[:6]}@remote.test"
+    subject = f"are-you-there-{uid()}"
+    raw = body(subject, sender=sender, to=address)
+    assert dialogue(app.ip, sender=sender, recipients=(address,), data=raw).code("data") == 250
+    # the same message again: our duplicate check still runs before the user's script
+    assert dialogue(app.ip, sender=sender, recipients=(address,), data=raw).code("data") == 250
+    delivered(app, subject, user, password)  # kept as well as answered
+    reply = wait_for(lambda: next((m for m in sink_messages(sender)
+                                   if reply_subject.encode() in m), None),
+                     90, "the Out of Office reply at the sender's server")
+    head = reply.split(b"\r\n\r\n", 1)[0].decode(errors="replace")
+    assert re.search(r"(?im)^Auto-Submitted: auto-replied", head), head
+    assert re.search(rf"(?im)^To: .*{re.escape(sender)}", head), head
+    assert re.search(rf"(?im)^In-Reply-To: <{re.escape(subject)}@remote\.test>", head), head
+    queue_drained(app)
+    box = imaplib.IMAP4_SSL(app.ip, 993, ssl_context=tls_context(), timeout=TIMEOUT_S)
+    try:
+        box.login(user, password)
+        box.select("INBOX", readonly=True)
+        assert len(box.search(None, "SUBJECT", f'"{subject}"')[1][0].split()) == 1
+    finally:
+        box.logout()
+    assert len([m for m in sink_messages(sender) if reply_subject.encode() in m]) == 1
+
+
+def _imap_login(ip: str, user: str, password: str) -> bool:
+    box = imaplib.IMAP4_SSL(ip, 993, ssl_context=tls_context(), timeout=TIMEOUT_S)
+    try:
+        box.login(user, password)
+        return True
+    except imaplib.IMAP4.error:
+        return False
+    finally:
+        box.shutdown()
+
+
+def test_a_user_changes_their_password_in_the_browser_and_a_weak_one_is_refused(
+    appliance: Appliance, browser: object,
+) -> None:
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as ec
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    app, drv = appliance, browser
+    user = f"pw{uid()[:6]}"
+    old, new = f"Old-{uid()}-Falcon-9!", f"New-{uid()}-Otter-7?"
+    add_user(app, user, old)
+    wait = WebDriverWait(drv, 60)
+
+    def save(current: str, password: str) -> str:
+        """Fill the Password form, save, and return the message Roundcube shows."""
+        _settings_section(drv, "Password", "curpasswd")
+        for field, value in (("curpasswd", current), ("newpasswd", password),
+                             ("confpasswd", password)):
+            wait.until(ec.visibility_of_element_located((By.ID, field))).send_keys(value)
+        drv.find_element(By.XPATH, SAVE).click()  # type: ignore[attr-defined]
+        drv.switch_to.default_content()  # type: ignore[attr-defined]
+        shown = wait.until(ec.visibility_of_element_located(
+            (By.CSS_SELECTOR, "#messagestack div.error, #messagestack div.confirmation")))
+        text: str = shown.text
+        return text
+
+    try:
+        _log_in(drv, app.ip, user, old)
+        # long enough for Roundcube's own check, too weak for system.password_strength
+        refused = save(old, "abcdefghijklmnopq")
+        assert "refused" in refused and "upper and lower case" in refused, refused
+        assert _imap_login(app.ip, user, old)  # nothing changed
+        wait.until(ec.invisibility_of_element_located(
+            (By.CSS_SELECTOR, "#messagestack div.error")))
+        assert "Successfully saved" in save(old, new)
+    except Exception:
+        _shot_on_failure(drv, "password")
+        raise
+    wait_for(lambda: _imap_login(app.ip, user, new), 30, "a login with the new password")
+    assert not _imap_login(app.ip, user, old)
+    # the stored hash is what changed: SMTP AUTH on 587 takes the new one too
+    with smtplib.SMTP(app.ip, 587, timeout=TIMEOUT_S) as s:
+        s.starttls(context=tls_context())
+        assert s.login(user, new)[0] == 235

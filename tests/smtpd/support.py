@@ -132,6 +132,10 @@ class Received:
 class XForwardSMTP(SMTP):
     """aiosmtpd plus Postfix's XFORWARD command (attributes apply to the next message)."""
 
+    # Postfix takes message lines of any length (line_length_limit only chops them in the
+    # queue file); aiosmtpd would refuse a line over 1000 bytes.
+    line_length_limit = 1 << 20
+
     def __init__(self, fake: FakePostfix, **kwargs: Any) -> None:
         super().__init__(fake, **kwargs)
         self.fake = fake
@@ -258,8 +262,9 @@ def auth_plain(login: str, password: str) -> str:
 HEADERS = b"From: sender@example.net\r\nDate: Sat, 21 Nov 2026 10:00:00 +0000\r\n"
 
 
-def message(subject: str = "hello", body: str = "Hi there.") -> bytes:
-    return (f"From: sender@example.net\r\nTo: someone@example.com\r\nSubject: {subject}\r\n"
+def message(subject: str = "hello", body: str = "Hi there.",
+            from_: str = "sender@example.net") -> bytes:
+    return (f"From: {from_}\r\nTo: someone@example.com\r\nSubject: {subject}\r\n"
             f"Date: Sat, 21 Nov 2026 10:00:00 +0000\r\n"
             f"\r\n{body}\r\n").encode()
 

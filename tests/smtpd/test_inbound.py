@@ -64,7 +64,7 @@ async def test_greeting_and_ehlo_extensions(start_daemon: StartDaemon) -> None:
         assert "250-PIPELINING" in ehlo and "250-ENHANCEDSTATUSCODES" in ehlo
         assert "250-STARTTLS" in ehlo
         assert not any("AUTH" in x for x in ehlo)  # no AUTH in plain text
-        assert await c.command("QUIT") == "221 Bye"
+        assert await c.command("QUIT") == replies.BYE
     finally:
         await c.close()
 

@@ -149,7 +149,7 @@ async def test_stop_refuses_new_connections_and_lets_a_session_finish(
         await c.send(HEADERS + b"Subject: last one\r\n\r\nbody\r\n.\r\n")
         assert await c.reply() == [QUEUED]
         assert not stopping.done()  # still waiting for our session
-        assert await c.command("QUIT") == "221 Bye"
+        assert await c.command("QUIT") == replies.BYE
         await asyncio.wait_for(stopping, WAIT)
     finally:
         await c.close()

@@ -45,7 +45,7 @@ async def test_connection_over_the_cap_gets_421_then_a_freed_slot_is_reused(
         again = await RawClient.connect(port(daemon))
         clients.append(again)
         assert await again.read_line() == GREETING
-        assert await again.command("NOOP") == "250 OK"
+        assert await again.command("NOOP") == replies.OK
     finally:
         for c in clients:
             await c.close()
@@ -66,7 +66,7 @@ async def test_quit_and_abrupt_close_both_release_their_slot(
             await c.reply()
             await c.command("MAIL FROM:<a@example.net>")  # mid-transaction
             if how == "quit":
-                assert await c.command("QUIT") == "221 Bye"
+                assert await c.command("QUIT") == replies.BYE
         finally:
             await c.close()
         await eventually(lambda: daemon.limits.total == 0, what=f"release after {how}")
@@ -102,7 +102,7 @@ async def test_mail_gets_452_when_the_queue_file_system_is_short_of_space(
         await c.command("EHLO client.example.org")
         settings["queue_min_free"] = free + 2**30  # short of room
         assert await c.command("MAIL FROM:<a@example.org>") == replies.INSUFFICIENT_STORAGE
-        assert await c.command("RCPT TO:<alice@example.com>") == "503 Error: need MAIL command"
+        assert await c.command("RCPT TO:<alice@example.com>") == replies.NEED_MAIL
         settings["queue_min_free"] = free // 2  # space returned: served again
         assert await c.command("MAIL FROM:<a@example.org>") == replies.OK_SENDER
     finally:

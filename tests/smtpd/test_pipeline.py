@@ -22,7 +22,7 @@ from appliance.smtpd.results import (
     denysoft,
     ok,
 )
-from tests.smtpd.conftest import StartDaemon
+from tests.smtpd.conftest import LoopbackDNS, StartDaemon
 from tests.smtpd.support import FakePostfix, RawClient, eventually, in_thread, port, send
 
 CTX = Context(resolver=Resolver(["127.0.0.1"]), state_dir=Path("/nonexistent"))
@@ -175,6 +175,7 @@ class FixedPipelines:
 
     def __init__(self, plugins: list[BasePlugin]) -> None:
         self.pipeline = Pipeline(plugins)
+        self.ctx = Context(resolver=LoopbackDNS(), state_dir=Path("/nonexistent"))
 
     def peer_of(self, ip: str) -> str:
         return "internet"

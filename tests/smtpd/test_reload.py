@@ -53,7 +53,7 @@ async def test_reload_accepts_a_newly_added_user_on_the_running_daemon(
 
         assert daemon.server is server and server.is_serving()
         assert "carol" in daemon.handler.state.settings["users"]
-        assert await c.command("NOOP") == "250 OK"
+        assert await c.command("NOOP") == replies.OK
         await c.command("QUIT")
     finally:
         await c.close()

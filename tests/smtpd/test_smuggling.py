@@ -36,8 +36,8 @@ async def test_bare_cr_or_lf_in_data_is_refused_and_nothing_is_handed_off(
         assert await c.reply() == [replies.BARE_CR_LF]
         # The smuggled "MAIL FROM" was message data, not a command: the next reply
         # belongs to our next command.
-        assert await c.command("NOOP") == "250 OK"
-        assert await c.command("QUIT") == "221 Bye"
+        assert await c.command("NOOP") == replies.OK
+        assert await c.command("QUIT") == replies.BYE
     finally:
         await c.close()
     assert fake_postfix.messages == []

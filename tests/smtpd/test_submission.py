@@ -49,7 +49,7 @@ async def test_submission_needs_starttls_then_auth_then_relays_with_esmtpsa(
             seen["unknown"] = line(s.docmd("AUTH", auth_plain("mallory", PASSWORD)))
             seen["right"] = line(s.docmd("AUTH", auth_plain("alice@example.com", PASSWORD)))
             seen["out"] = transaction(s, "alice@example.com", ["friend@elsewhere.example"],
-                                      message("from alice"))
+                                      message("from alice", from_="alice@example.com"))
         return seen
 
     seen = await in_thread(dialogue)
@@ -106,7 +106,7 @@ async def test_smtps_is_tls_from_the_first_byte_and_auth_login_allows_relay(
             # No initial response: the server asks for the user name, then the password.
             seen["login"] = line(s.auth("LOGIN", s.auth_login, initial_response_ok=False))
             seen["out"] = transaction(s, "alice@example.com", ["friend@elsewhere.example"],
-                                      message("via 465"))
+                                      message("via 465", from_="alice@example.com"))
         return seen
 
     seen = await in_thread(dialogue)
@@ -185,7 +185,7 @@ async def test_port_25_allows_auth_only_after_starttls_and_then_relays(
             s.ehlo()
             seen["auth"] = line(s.docmd("AUTH", auth_plain("alice", PASSWORD)))
             seen["out"] = transaction(s, "alice@example.com", ["x@elsewhere.example"],
-                                      message())
+                                      message(from_="alice@example.com"))
         return seen
 
     seen = await in_thread(dialogue)
@@ -213,7 +213,7 @@ async def test_commands_injected_before_the_tls_handshake_are_discarded(
         await asyncio.wait_for(c.writer.start_tls(insecure_tls()), 10)
 
         # The first reply over TLS answers our NOOP, not the injected EHLO.
-        assert await c.command("NOOP") == "250 OK"
+        assert await c.command("NOOP") == replies.OK
         # and the session starts from scratch: a new EHLO is needed (RFC 3207)
         assert (await c.command("MAIL FROM:<alice@example.com>")).startswith("503 ")
         await c.command("QUIT")

@@ -62,11 +62,11 @@ def test_a_plugin_that_refuses_its_settings_stops_apply_and_nothing_is_written(
 
 
 def test_user_edits_keep_comments_and_layout() -> None:
-    text = default_toml() + "\n# our admin\n[users.admin]\npassword = \"\"\n"
+    text = default_toml() + "\n# the front desk\n[users.office]\npassword = \"\"\n"
     config = parse(text)
     accounts.add_user(config, "alice", "{BLF-CRYPT}$2b$04$" + "x" * 53, "Alice")
     out = tomlkit.dumps(config.document)
-    assert "# our admin" in out
+    assert "# the front desk" in out
     assert out.startswith(default_toml()[:200])
     assert parse(out).data["users"]["alice"]["full_name"] == "Alice"
 

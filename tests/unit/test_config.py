@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from appliance.config import ConfigError, load, parse
@@ -108,3 +110,74 @@ def test_missing_file_is_a_config_error(tmp_path) -> None:
 def test_extra_domains_are_local_domains() -> None:
     config = parse('[system]\ndomain = "a.example"\n[domains."b.example"]\n')
     assert config.local_domains == ["a.example", "b.example"]
+
+
+# -- control characters (issue 18: a greeting of "hi\r\n250 evil" was accepted) ----------
+
+@pytest.mark.parametrize(("text", "key"), [
+    ('[smtpd]\ngreeting = "hi\\r\\n250 evil"\n', "smtpd.greeting"),
+    ('[smtpd]\ngreeting = "hi\\n250 evil"\n', "smtpd.greeting"),
+    ('[smtpd]\ngreeting = "a\\u0000b"\n', "smtpd.greeting"),
+    ('[smtpd]\ngreeting = "bell\\u0007"\n', "smtpd.greeting"),
+    ('[smtpd]\ngreeting = "c1\\u0085"\n', "smtpd.greeting"),
+    ('[webmail]\ntitle = "Mail\\tbox"\n', "webmail.title"),
+    ('[smtpd.dnsbl]\nzones = ["zen.spamhaus.org:Blocked\\r\\n250 ok"]\n', "smtpd.dnsbl.zones"),
+    ('[users.alice]\nfull_name = "Alice\\r\\nBcc: x"\n', "users.alice.full_name"),
+    ('[queue]\nbounce_text = "line one\\r\\nline two"\n', "queue.bounce_text"),
+    ('[smtpd.disclaimer]\ntext = "a\\u001b[31m"\n', "smtpd.disclaimer.text"),
+])
+def test_control_characters_in_text_settings_are_refused(text: str, key: str) -> None:
+    with pytest.raises(ConfigError) as err:
+        parse(text)
+    assert err.value.key == key
+    assert "control character" in err.value.reason
+
+
+@pytest.mark.parametrize(("text", "key"), [
+    ('[delivery]\nsmarthost_password = "hunter2-secret\\r"\n', "delivery.smarthost_password"),
+    ('[fetchmail]\npassword = "hunter2-secret\\u0007"\n', "fetchmail.password"),
+    ('[fetchmail]\npassword = 7\n', "fetchmail.password"),
+    ('[users.alice]\npassword = "{BLF-CRYPT}hunter2-secret\\n"\n', "users.alice.password"),
+])
+def test_an_error_about_a_secret_never_shows_its_value(text: str, key: str) -> None:
+    # the error goes to docker logs, boot-state.json, `appliance status`, the healthcheck
+    with pytest.raises(ConfigError) as err:
+        parse(text)
+    assert err.value.key == key
+    assert "hunter2" not in str(err.value) and err.value.value is None
+    assert f"{key}:" in str(err.value)  # named, as `key = value:` is for the others
+
+
+def test_the_secret_keys_are_the_passwords() -> None:
+    secret = {f"{s.path}.{k.name}" for s in (*SECTIONS, *COLLECTIONS) for k in s.keys
+              if k.secret}
+    assert secret == {"delivery.smarthost_password", "fetchmail.password", "users.password"}
+
+
+def test_config_show_hides_exactly_the_secret_keys(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    from appliance import cli, paths
+
+    monkeypatch.setattr(paths, "CONFIG", tmp_path / "appliance.toml")
+    paths.CONFIG.write_text('[delivery]\nsmarthost_password = "hunter2"\n'
+                            '[fetchmail]\npassword = "hunter3"\n')
+    assert cli.main(["config", "show"]) == 0
+    out = capsys.readouterr().out
+    assert "hunter" not in out and 'smarthost_password = "(set)"' in out
+    assert 'password_strength = "strong"' in out
+
+
+def test_multi_line_texts_may_hold_line_feeds() -> None:
+    config = parse('[queue]\nbounce_text = "Sorry.\\nYour mail could not be delivered."\n'
+                   '[smtpd.disclaimer]\ntext = "Confidential.\\nSecond line."\n'
+                   '[domains."example.org"]\ndisclaimer = "Shop.\\nLine 2"\n')
+    assert config.data["queue"]["bounce_text"].count("\n") == 1
+    assert config.data["domains"]["example.org"]["disclaimer"] == "Shop.\nLine 2"
+    assert parse('[smtpd]\ngreeting = "Welcome, ünïcode is fine"\n')
+
+
+def test_errors_that_are_not_about_the_file_do_not_name_it() -> None:
+    assert str(ConfigError("no terminal to ask for a password: use --password-stdin")) == \
+        "no terminal to ask for a password: use --password-stdin"
+    assert str(ConfigError("bad", key="users.x")) == "appliance.toml: users.x: bad"

@@ -105,3 +105,30 @@ def test_print_dns(tmp_path, keydir, monkeypatch, capsys):
     assert dkim_keys.main(["example.org"]) == 0
     assert "dmarc-feedback@example.org" in capsys.readouterr().out
     assert dkim_keys.main(["not-ours.example"]) == 2
+
+
+def test_print_dns_gives_mx_and_a_and_a_dmarc_address_that_exists(
+        tmp_path, keydir, monkeypatch, capsys):
+    from appliance import accounts
+    from appliance.config import load
+
+    conf = tmp_path / "appliance.toml"
+    conf.write_text('[system]\nhostname = "mail"\ndomain = "example.com"\nadmin = "bob"\n'
+                    '[users.alice]\n[users.bob]\n[domains."example.org"]\n')
+    monkeypatch.setattr(paths, "CONFIG", conf)
+    monkeypatch.setattr(paths, "DKIM_KEYS", keydir)
+    assert dkim_keys.main([]) == 0
+    records = [line for line in capsys.readouterr().out.splitlines()
+               if line and not line.startswith(";")]
+    assert records[0] == "@ IN MX 10 mail.example.com."
+    assert records[1].startswith(f"mail IN A {dkim_keys.ADDRESS_PLACEHOLDER} ; placeholder")
+    assert [r.split()[0] for r in records[2:]] == ["default._domainkey", "@", "_dmarc"]
+    rua = records[-1].split("rua=mailto:")[1].split(";")[0]
+    assert accounts.addresses(load(conf))[rua] == ["bob@example.com"]  # the admin
+    assert dkim_keys.main(["example.org"]) == 0
+    out = capsys.readouterr().out
+    assert "@ IN MX 10 mail.example.com." in out
+    assert "; mail.example.com has its A record in the zone of example.com" in out
+    rua = out.split("rua=mailto:")[1].split(";")[0]
+    assert rua == "dmarc-feedback@example.org"
+    assert accounts.addresses(load(conf))[rua] == ["bob@example.com"]

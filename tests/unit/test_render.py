@@ -38,6 +38,21 @@ def test_postfix_listens_only_on_loopback_handoff_port() -> None:
     assert "\nsmtp      inet" not in master  # no public Postfix listener
 
 
+def test_postfix_never_rewrites_the_headers_our_daemons_judged() -> None:
+    """From: bob passed on by a daemon stays bob: Postfix would make it bob@$myorigin
+    (local_header_rewrite_clients' default covers 127.0.0.1) after sender_login judged
+    it. Only the hand-off listener: mail of local programs comes through pickup."""
+    master = files()["/etc/postfix/master.cf"].splitlines()
+    start = next(i for i, line in enumerate(master) if line.startswith("127.0.0.1:10025 "))
+    options = []
+    for line in master[start + 1:]:
+        if not line.startswith("  -o "):
+            break
+        options.append(line.split(None, 1)[1])
+    assert "local_header_rewrite_clients=" in options
+    assert "local_header_rewrite_clients" not in files()["/etc/postfix/main.cf"]
+
+
 def test_postfix_queue_lives_on_the_data_volume() -> None:
     assert "queue_directory = /var/lib/appliance/postfix" in files()["/etc/postfix/main.cf"]
 

@@ -54,6 +54,16 @@ def test_custom_sensitivity_uses_tag_and_reject_levels() -> None:
     assert smtpd(no_reject)["spamassassin"]["reject_level"] is None
 
 
+def test_trusted_and_internal_networks_are_loopback_and_local_networks_only() -> None:
+    # the Docker bridge (172.16.0.0/12 etc.) is private but not ours: never trusted
+    lines = local_cf('[network]\nlocal_networks = ["127.0.0.0/8", "192.168.7.0/24", '
+                     '"10.1.2.3"]\n')
+    nets = "127.0.0.0/8 ::1/128 192.168.7.0/24 10.1.2.3/32"
+    assert f"trusted_networks {nets}" in lines
+    assert f"internal_networks {nets}" in lines
+    assert "trusted_networks 127.0.0.0/8 ::1/128" in local_cf()  # the default
+
+
 def test_bayes_scores_and_wbl_reach_spamassassin_and_the_pipeline() -> None:
     extra = """[spamassassin]
 use_bayes = true

@@ -183,9 +183,13 @@ def test_duplicate_suppression_runs_first_for_every_mailbox_within_its_window() 
 
 
 def test_internal_groups_are_hidden_from_the_internet_too() -> None:
-    text = BASE + '[groups.staff]\nmembers = ["alice"]\nvisible = "internal"\n'
+    text = BASE + ('[groups.staff]\nmembers = ["alice"]\n'
+                   '[groups.press]\nmembers = ["alice"]\nvisible = "public"\n')
     out = {f.path: f.text for fs in render_all(parse(text)).values() for f in fs}
-    assert '"staff"' in out["/etc/appliance/smtpd.json"].split('"internal_users"')[1][:80]
+    internal = json.loads(out["/etc/appliance/smtpd.json"])["internal_addresses"]
+    assert internal["staff@corp.example"] == "list"  # groups are internal by default
+    assert internal["everyone@corp.example"] == "list"
+    assert "press@corp.example" not in internal
 
 
 def test_a_group_with_no_one_left_goes_to_the_admin_for_postfix_and_smtpd_alike() -> None:

@@ -99,3 +99,51 @@ def test_imap_and_pop3_share_one_minimum_tls_version() -> None:
     conf = dovecot.dovecot_conf(parse(BASE + '[tls]\ntls_min_version = "TLSv1.3"\n'))
     assert conf.count("ssl_min_protocol") == 1  # Dovecot ignores it in protocol blocks
     assert "\nssl_min_protocol = TLSv1.3\n" in conf
+
+
+def test_dovecot_runs_managesieve_on_4190_with_starttls_except_from_loopback() -> None:
+    conf = {f.path: f.text for f in dovecot.render(parse(BASE))}["/etc/dovecot/dovecot.conf"]
+    assert "protocols = imap pop3 lmtp sieve" in conf
+    assert "service managesieve-login {\n  inet_listener sieve {\n    port = 4190\n" in conf
+    # TLS as for every listener: no exception for the sieve protocol, from anywhere
+    assert "disable_plaintext_auth = yes" in conf and "protocol sieve" not in conf
+    # the user's own scripts on the data volume, beside our sieve_before ones
+    assert "sieve = file:~/sieve;active=~/.dovecot.sieve" in conf
+    # Out of Office stays; enotify's `notify :from` could send with any From: past the
+    # SMTP daemons' sender check
+    assert "sieve_extensions = +vacation -enotify\n" in conf
+
+
+def test_spam_filed_into_junkmail_gets_no_out_of_office_reply() -> None:
+    sieve = dovecot.junkmail_sieve()
+    assert 'fileinto "junkmail";\n  stop;' in sieve  # the user's script does not run
+
+
+def test_roundcube_filters_and_out_of_office_use_managesieve_over_loopback() -> None:
+    conf = files()[webmail.ROUNDCUBE_CONF]
+    assert "$config['plugins'] = ['archive', 'managesieve', 'password'];" in conf
+    assert "$config['managesieve_host'] = '127.0.0.1:4190';" in conf
+    assert "$config['managesieve_usetls'] = false;" in conf
+    assert "$config['managesieve_vacation'] = 1;" in conf
+
+
+def test_roundcube_changes_passwords_through_the_appliance_driver() -> None:
+    conf = files()[webmail.ROUNDCUBE_CONF]
+    assert "$config['password_driver'] = 'appliance';" in conf
+    assert "$config['password_confirm_current'] = true;" in conf
+    assert "$config['password_minimum_length'] = 12;" in conf  # system.password_min_length
+    shorter = webmail.roundcube_conf(parse(BASE + "password_min_length = 8\n"))
+    assert "$config['password_minimum_length'] = 8;" in shorter
+    root = Path(__file__).resolve().parents[2] / "rootfs"
+    driver = root / "usr/share/roundcube/plugins/password/drivers/appliance.php"
+    text = driver.read_text()
+    assert "class rcube_appliance_password" in text
+    # an argument array (no shell), the one command sudoers allows, nothing else
+    assert ("const COMMAND = ['/usr/bin/sudo', '-n', '/usr/local/bin/appliance', "
+            "'webmail-password'];") in text
+    assert "proc_open(self::COMMAND," in text
+    assert "popen(" not in text.replace("proc_open(", "") and "exec(" not in text
+    rules = [line for line in (root / "etc/sudoers.d/webmail-password").read_text()
+             .splitlines() if line and not line.startswith("#")]
+    assert rules[0] == "www-data ALL=(root) NOPASSWD: /usr/local/bin/appliance webmail-password"
+    assert [r for r in rules[1:] if not r.startswith("Defaults:www-data !mail_")] == []

@@ -147,6 +147,13 @@ def test_accounts_and_domains_can_be_created_and_deleted(toml: Path) -> None:
     assert config.data["groups"]["sales"]["members"] == ["alice", "bob"]
     assert config.data["pseudonyms"]["info"]["account"] == "sales"
     assert config.data["domains"]["new.example"]["description"] == "second shop"
+    # the wiki: "Can be either a user, pseudonym or group"
+    run("db accounts setprop info Visible public")
+    run("db accounts setprop sales Visible public")
+    assert value(toml, "pseudonyms.info.visible") == "public"
+    assert value(toml, "groups.sales.visible") == "public"
+    run("db accounts delprop info Visible")
+    assert value(toml, "pseudonyms.info.visible") == "account"  # follows sales again
     run("db accounts delete info")
     assert "info" not in load(toml).data["pseudonyms"]
 
@@ -276,3 +283,49 @@ def test_show_hides_passwords_that_getprop_gives(toml: Path) -> None:
     shown = run("config show SMTPAUTHPROXY")
     assert "Passwd=(set)" in shown and "S3cret" not in shown and "Userid=office" in shown
     assert run("config getprop SMTPAUTHPROXY Passwd").strip() == "S3cret-relay"
+
+
+SME_COMMANDS = ("config", "db", "signal-event", "sa-learn", "qpsmtpd-print-dns")
+
+
+def readme_sme_examples() -> list[str]:
+    """Every command of README.md's SME table (its first column), markdown unescaped."""
+    import re
+
+    text = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    section = text.split("## SME Server habits", 1)[1].split("\n## ", 1)[0]
+    spans = []
+    for row in section.splitlines():
+        if row.startswith("| `"):
+            first = re.split(r"(?<!\\)\|", row)[1]
+            spans += [s.replace("\\|", "|") for s in re.findall(r"`([^`]+)`", first)]
+    return spans
+
+
+def test_every_sme_example_in_the_readme_is_a_command_that_works(toml: Path) -> None:
+    """Typed as shown, in the table's order: no placeholder, no fragment, no refusal."""
+    examples = readme_sme_examples()
+    assert len(examples) > 40
+    ran = 0
+    for command in examples:
+        assert command.split()[0] in SME_COMMANDS, f"not a whole command: {command!r}"
+        if command.split()[0] in ("config", "db") and " | " not in command:
+            try:
+                run(command)
+            except ConfigError as e:
+                raise AssertionError(f"README's {command!r} is refused: {e}") from None
+            ran += 1
+    assert ran > 35
+
+
+def test_db_domains_show_lists_the_primary_domain_first(toml: Path) -> None:
+    shown = run("db domains show")
+    assert shown.startswith("corp.example=domain\n")
+    assert "test.com=domain" in shown
+    assert run("db domains keys") == "corp.example\ntest.com\n"
+    assert "MailServer" not in run("db domains show corp.example")  # DelegateMailServer
+    run("db domains setprop corp.example DKIMSigning disabled")
+    assert value(toml, "domains.corp.example.dkim_signing") is False
+    assert load(toml).local_domains == ["corp.example", "test.com"]
+    with pytest.raises(ConfigError, match="primary domain"):
+        run("db domains delete corp.example")

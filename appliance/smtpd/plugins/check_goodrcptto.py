@@ -1,7 +1,8 @@
 """check_goodrcptto: in our domains, only addresses that exist (SME check_goodrcptto).
 
 Existing means a user, a group or a pseudonym at a domain delivered here, optionally with
-an extension (alice-lists@ reaches alice with the default `-` separator). Domains
+an extension (alice+lists@ and alice-lists@ reach alice with the default separators
+"+-", as Postfix's and Dovecot's recipient_delimiter, rendered from the same key). Domains
 delegated to another server (SME MailServer) are accepted whole; check_smtp_forward asks
 that server. Other domains are left to rcpt_ok, which decides about relaying.
 """
@@ -22,10 +23,10 @@ class Plugin(BasePlugin):
 
     def __init__(self, settings: dict[str, Any], ctx: Context) -> None:
         super().__init__(settings, ctx)
-        delegated = {d.lower() for d in settings.get("delegated_domains", {})}
+        delegated = {d.lower() for d in settings["delegated_domains"]}
         self.domains = frozenset(d.lower() for d in settings["local_domains"]) - delegated
-        self.addresses = frozenset(a.lower() for a in settings.get("addresses", {}))
-        self.separator = self.config.get("extension_separator", "-")
+        self.addresses = frozenset(a.lower() for a in settings["addresses"])
+        self.separator: str = self.config["extension_separator"]  # characters, "+-"
 
     def exists(self, local: str, domain: str) -> bool:
         # "@domain" is the catch-all of delivery.unknown_user (SME EmailUnknownUser)

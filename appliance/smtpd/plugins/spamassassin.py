@@ -1,8 +1,9 @@
 """spamassassin: scores mail with spamd (SME spamassassin, forcespamcheck).
 
-After DATA the message goes to spamd (SYMBOLS, over its Unix socket, with a Received
-line for this hop so SpamAssassin sees the client) and comes back as a score and the
-rules that hit. The message gets SpamAssassin's headers:
+After DATA the message goes to spamd (SYMBOLS, over its Unix socket) as it will be
+queued, with our Received line for this hop on top (appliance.smtpd.received), so
+SpamAssassin judges the client against its trusted_networks; it comes back as a score
+and the rules that hit. The message gets SpamAssassin's headers:
 
     X-Spam-Status: Yes, score=1000.0 required=5.0 tests=GTUBE,...
     X-Spam-Score: 1000.0
@@ -22,21 +23,16 @@ Dovecot's junkmail rule trusts X-Spam-Flag, so only our own may be there.
 
 from __future__ import annotations
 
-import email.utils
-import re
 from email.header import Header
-from ipaddress import ip_address
 from pathlib import Path
 from typing import Any
 
-from appliance.smtpd.dns import DNSTempError
 from appliance.smtpd.hooks import Connection, Transaction
 from appliance.smtpd.plugins import BasePlugin, Context
 from appliance.smtpd.plugins._mime import edit_header_fields
 from appliance.smtpd.results import Result, deny, denysoft
 from appliance.spamd import SpamdError, symbols
 
-RDNS_NOTE = "spamassassin_rdns"
 SPAM_HEADERS = (b"x-spam-status", b"x-spam-score", b"x-spam-level", b"x-spam-flag")
 MAX_STARS = 50
 
@@ -99,33 +95,6 @@ class Plugin(BasePlugin):
         self.timeout = float(c.get("timeout", 60))
         self.defer = c.get("on_error", "defer") == "defer"
 
-    async def client_name(self, conn: Connection) -> str:
-        """The client's forward-confirmed reverse DNS name, or "unknown" (as Postfix
-        writes it); SpamAssassin's RDNS_NONE would otherwise hit every message."""
-        if (cached := conn.notes.get(RDNS_NOTE)) is not None:
-            return str(cached)
-        name = "unknown"
-        try:
-            ip = ip_address(conn.remote_ip)
-            for candidate in (await self.ctx.resolver.ptr(str(ip)))[:3]:
-                lookup = self.ctx.resolver.a if ip.version == 4 else self.ctx.resolver.aaaa
-                if str(ip) in await lookup(candidate):
-                    name = candidate
-                    break
-        except (DNSTempError, ValueError):
-            pass
-        conn.notes[RDNS_NOTE] = name
-        return name
-
-    async def received(self, conn: Connection) -> bytes:
-        """This hop's Received line, as Postfix would write it, for SpamAssassin only."""
-        proto = "ESMTP" + ("S" if conn.tls else "") + ("A" if conn.authenticated else "")
-        helo = re.sub(r"[\s()\[\]]", "", conn.helo) or "unknown"
-        name = await self.client_name(conn)
-        return (f"Received: from {helo} ({name} [{conn.remote_ip}])\r\n"
-                f"\tby {self.ctx.hostname} with {proto};\r\n"
-                f"\t{email.utils.formatdate(localtime=True)}\r\n").encode()
-
     async def hook_data_post(self, conn: Connection, txn: Transaction) -> Result | None:
         txn.data = drop_spam_headers(txn.data)  # only our verdict may sort mail
         if (conn.authenticated or conn.relay_client) and not self.scan_local:
@@ -141,8 +110,7 @@ class Plugin(BasePlugin):
                                f"{self.max_size} bytes")
             return None
         try:
-            score, tests = await symbols(await self.received(conn) + txn.data, self.socket,
-                                         self.timeout)
+            score, tests = await symbols(txn.data, self.socket, self.timeout)
         except SpamdError as e:
             if self.defer:
                 self.log.error("deferred, message not scanned: %s", e)

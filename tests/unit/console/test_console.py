@@ -161,6 +161,28 @@ async def test_menu_lists_every_screen_and_digits_open_them(root: Path) -> None:
         assert isinstance(app.screen, MTUScreen)
 
 
+async def test_the_command_palette_opens_on_a_key_docker_exec_leaves_alone(
+        root: Path) -> None:
+    """ctrl+p is the first key of `docker exec`'s detach sequence: it never arrives
+    at once. The palette opens on ctrl+k, from the menu and from an edit field."""
+    from textual.command import CommandPalette
+    from textual.widgets import Footer
+
+    app, _, _ = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        assert "^k" in str(app.screen.query_one(Footer).render()) or any(
+            "^k" in str(key.render()) for key in app.screen.query("FooterKey"))
+        await pilot.press("ctrl+p")
+        assert not isinstance(app.screen, CommandPalette)
+        await pilot.press("ctrl+k")
+        assert isinstance(app.screen, CommandPalette)
+        await pilot.press("escape")
+        await pilot.press("4")  # the MTU screen, the focus in its field
+        assert isinstance(app.focused, Input)
+        await pilot.press("ctrl+k")
+        assert isinstance(app.screen, CommandPalette)
+
+
 async def test_dns_forwarders_become_the_toml_change_and_apply_runs_once(root: Path) -> None:
     app, committer, _ = make_app()
     async with app.run_test(size=SIZE) as pilot:
