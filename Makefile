@@ -16,7 +16,7 @@ E2E := $(COMPOSE) -p appliance-e2e -f compose.yaml -f tests/e2e/compose.e2e.yaml
 help:
 	@echo "make up       build the image and start the appliance (docker compose up)"
 	@echo "make down     stop it (the data volume stays)"
-	@echo "make test     unit tests, then end-to-end tests against a real container"
+	@echo "make test     lint (ruff), unit tests, then end-to-end tests against a real container"
 	@echo "make unit     unit tests only (seconds, no container)"
 	@echo "make e2e      end-to-end tests only"
 	@echo "make bench    SMTP throughput: our pipeline vs Postfix alone"
@@ -100,7 +100,7 @@ test-deps:
 e2e: test-deps image
 	$(BIN)/pytest -q tests/e2e
 
-test: unit e2e
+test: lint unit e2e
 
 docs: venv
 	$(BIN)/python -m appliance.reference
