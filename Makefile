@@ -28,6 +28,7 @@ help:
 	@echo "make restore FILE=backup.tar.gz   replace the data volume from a backup"
 
 $(BIN)/.installed: pyproject.toml
+	PY=$(PY) bash tools/python-venv.sh
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip 2>&1 | grep -v '^WARNING: Location' || true
 	$(BIN)/pip install -q -e '.[test,console]' 2>&1 | grep -v '^WARNING: Location' || true

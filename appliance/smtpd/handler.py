@@ -66,14 +66,8 @@ def _reply(result: Result, default: str) -> str:
     return result.reply or default
 
 
-REFUSED_REPLIES = "refused_replies"  # txn.notes: the reply line of each refused RCPT
-
-
 def _refuse_recipient(txn: Transaction, address: str, plugin: str, reply: str) -> str:
-    txn.rejected.append((address, plugin))
-    refused = txn.notes.setdefault(REFUSED_REPLIES, [])
-    assert isinstance(refused, list)
-    refused.append(reply)
+    txn.rejected.append((address, plugin, reply))
     return reply
 
 
@@ -405,9 +399,8 @@ class Handler:
             if txn.rejected and not txn.recipients:
                 # every recipient refused (relaying denied, greylisted): rejected when
                 # every refusal was for good, deferred when the client may come back
-                refused = txn.notes.get(REFUSED_REPLIES)
-                verdict = outcome("", temporary=isinstance(refused, list) and any(
-                    str(r)[:1] == "4" for r in refused))
+                verdict = outcome("", temporary=any(
+                    reply[:1] == "4" for _, _, reply in txn.rejected))
             self._log(conn, txn, verdict, None)
 
     @staticmethod
@@ -424,7 +417,7 @@ class Handler:
             parts.append("to=" + (",".join(f"<{r}>" for r in txn.recipients) or "-"))
             if txn.rejected:
                 parts.append(
-                    "refused=" + ",".join(f"<{r}>:{p}" for r, p in txn.rejected)
+                    "refused=" + ",".join(f"<{r}>:{p}" for r, p, _ in txn.rejected)
                 )
             if txn.data:
                 parts.append(f"size={len(txn.data)}")

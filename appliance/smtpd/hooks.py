@@ -71,7 +71,7 @@ class Transaction:
 
     sender: str = ""
     recipients: list[str] = field(default_factory=list)
-    rejected: list[tuple[str, str]] = field(default_factory=list)  # (recipient, plugin)
+    rejected: list[tuple[str, str, str]] = field(default_factory=list)  # (rcpt, plugin, reply)
     bcc: list[str] = field(default_factory=list)  # extra envelope recipients (bcc plugin)
     whitelisted: bool = False  # the sender is whitelisted (whitelists plugin)
     notes: dict[str, object] = field(default_factory=dict)
