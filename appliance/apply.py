@@ -35,13 +35,13 @@ from appliance import paths
 from appliance.config import Config, ConfigError, parse, write_atomic
 from appliance.config.load import reserved_name_problem, reserved_name_warnings
 from appliance.config.schema import ACCOUNT_COLLECTIONS
-from appliance.render import RenderedFile, render_all
-from appliance.render.clamav import CLAMD_CONF, FRESHCLAM_CONF
-from appliance.render.dovecot import GLOBAL_SIEVES
-from appliance.render.fetchmail import RC
-from appliance.render.supervisord import SMTP_DAEMONS
-from appliance.render.unbound import CONF as UNBOUND_CONF
-from appliance.render.webmail import NGINX_CONF, PHP_FPM_CONF
+from appliance.services.clamav import CLAMD_CONF, FRESHCLAM_CONF
+from appliance.services.dovecot import GLOBAL_SIEVES
+from appliance.services.fetchmail import RC
+from appliance.services.registry import RenderedFile, render_all
+from appliance.services.supervisord import SMTP_DAEMONS
+from appliance.services.unbound import CONF as UNBOUND_CONF
+from appliance.services.webmail import NGINX_CONF, PHP_FPM_CONF
 from appliance.tls import CertificatePair
 
 log = logging.getLogger("appliance.apply")
@@ -254,7 +254,7 @@ def reload_services(services: list[str], previous_smtpd: dict | None, new_smtpd:
     if not paths.SUPERVISOR_SOCKET.exists():
         return done  # nothing runs yet (first boot renders before supervisord starts)
     if "network" in services and config is not None:
-        from appliance.network import NetworkError, apply_mtu
+        from appliance.services.network.interfaces import NetworkError, apply_mtu
 
         try:
             if said := apply_mtu(config):
@@ -416,14 +416,14 @@ def _apply_recorded(config: Config, *, dry_run: bool, check: bool, reload: bool)
 
     waiting = reload and not dry_run and recovery.waiting()
     if waiting:
-        from appliance.supervisor import prepare
+        from appliance.boot import prepare
 
         prepare(config)  # the first boot's certificate and keys, which rendering needs
     p = _apply(config, dry_run=dry_run, check=check, reload=reload and not waiting)
     if dry_run:
         return p
     if waiting:
-        from appliance.supervisor import start_waiting_services
+        from appliance.boot import start_waiting_services
 
         p.reloaded = start_waiting_services(config)
         for line in p.reloaded:
@@ -444,7 +444,7 @@ def _apply(config: Config, *, dry_run: bool, check: bool, reload: bool) -> Plan:
     root = paths.ROOT
     strict = root == Path("/")
     p = plan(config, root)
-    from appliance.network import forwarder_warning
+    from appliance.services.network.interfaces import forwarder_warning
 
     warnings = reserved_name_warnings(config.data)  # loaded from before they were reserved
     if warning := forwarder_warning(config.data["network"]["dns_forwarders"], config):
@@ -476,7 +476,7 @@ def _apply(config: Config, *, dry_run: bool, check: bool, reload: bool) -> Plan:
                                          _real("/etc/dovecot/dovecot.conf", root))):
             log.error("sievec %s failed: %s", script, problem)
     if p.certificate is not None:
-        from appliance.render.smtpd import RUN_AS
+        from appliance.services.smtpd import RUN_AS
         from appliance.tls import install_for_smtpd
 
         try:

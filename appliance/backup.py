@@ -149,7 +149,7 @@ def _swap_in(staging: Path) -> None:
 def restart_after_restore() -> list[str]:
     """Render the restored configuration and start every service on it."""
     from appliance.apply import apply
-    from appliance.supervisor import prepare_volume
+    from appliance.boot import prepare_volume
 
     prepare_volume()
     plan = apply(load(paths.CONFIG), reload=False)

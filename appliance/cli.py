@@ -65,7 +65,7 @@ def _read_password(from_stdin: bool) -> str:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from appliance.supervisor import run
+    from appliance.boot import run
 
     return run()
 
@@ -328,13 +328,13 @@ def cmd_scheduler(args: argparse.Namespace) -> int:
 
 
 def cmd_fetchmail(args: argparse.Namespace) -> int:
-    from appliance import fetchmail
+    from appliance.services.fetchmail import poll as fetchmail
 
     return fetchmail.run(_load())
 
 
 def cmd_spam(args: argparse.Namespace) -> int:
-    from appliance import spam
+    from appliance.services.spamassassin import learner as spam
 
     if args.action == "stats":
         return spam.stats()
@@ -344,7 +344,7 @@ def cmd_spam(args: argparse.Namespace) -> int:
 
 
 def cmd_clamd(args: argparse.Namespace) -> int:
-    from appliance.virus import run_clamd
+    from appliance.services.clamav.signatures import run_clamd
 
     return run_clamd()
 

@@ -172,7 +172,7 @@ def main(argv: list[str] | None = None) -> int:
     """appliance print-dns [DOMAIN]: the records for DOMAIN (the primary domain if omitted)."""
     from appliance import paths
     from appliance.config import ConfigError, load
-    from appliance.render.smtpd import settings as smtpd_settings
+    from appliance.services.smtpd import settings as smtpd_settings
 
     ap = argparse.ArgumentParser(prog="appliance print-dns",
                                  description="DKIM, SPF and DMARC records to publish")

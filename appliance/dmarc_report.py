@@ -364,7 +364,7 @@ def main(argv: list[str] | None = None) -> int:
     """appliance dmarc-report [--dry-run]: send yesterday's (and older) reports."""
     from appliance import paths
     from appliance.config import ConfigError, load
-    from appliance.render.smtpd import settings as smtpd_settings
+    from appliance.services.smtpd import settings as smtpd_settings
 
     ap = argparse.ArgumentParser(prog="appliance dmarc-report",
                                  description="send DMARC aggregate reports")

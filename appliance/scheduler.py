@@ -43,8 +43,8 @@ def jobs(now: float, config_path: Path = paths.CONFIG) -> tuple[Job, ...]:
     """The fixed jobs, plus those appliance.toml asks for, read every tick: retrieval at
     the interval of the current period (SME's office hours, outside them, weekend), the
     Bayes learner, and junkmail expiry."""
-    from appliance import fetchmail
     from appliance.config import ConfigError, load
+    from appliance.services.fetchmail import poll as fetchmail
 
     try:
         config = load(config_path)

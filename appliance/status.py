@@ -123,7 +123,7 @@ def collect() -> Status:
     if spam_on and (problem := _spamd_problem()):
         s.problems.append(problem)
     if clamav_on:
-        from appliance.virus import signatures
+        from appliance.services.clamav.signatures import signatures
 
         s.virus_signatures, problems = signatures()
         s.problems.extend(problems)
@@ -153,7 +153,7 @@ def admin_line(config: Config) -> str:
 
 def disk_problem(free: int, config: Config) -> str | None:
     """Short of Postfix's queue_minfree, every MAIL gets 452 4.3.1."""
-    from appliance.render.postfix import queue_minfree
+    from appliance.services.postfix import queue_minfree
 
     needed = queue_minfree(config)
     if free >= needed:
@@ -165,7 +165,7 @@ def disk_problem(free: int, config: Config) -> str | None:
 def _spamd_problem() -> str | None:
     import asyncio
 
-    from appliance.spamd import SpamdError, ping
+    from appliance.services.spamassassin.client import SpamdError, ping
 
     try:
         asyncio.run(ping(paths.SPAMD_SOCKET))

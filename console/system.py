@@ -5,8 +5,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from appliance import network, status, testmail
+from appliance import status, testmail
 from appliance.config import Config
+from appliance.services.network import interfaces as network
 
 
 class System:

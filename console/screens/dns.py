@@ -8,7 +8,7 @@ from textual.app import ComposeResult
 from textual.containers import Horizontal
 from textual.widgets import Button, Input, Static
 
-from appliance.network import forwarder_warning
+from appliance.services.network.interfaces import forwarder_warning
 from console.screens.form import EditScreen, field_id
 
 FORWARDERS = "network.dns_forwarders"

@@ -10,7 +10,7 @@ from textual.containers import Horizontal
 from textual.widgets import Button, Input, Label, Log, Static
 
 from appliance.config.schema import MTU_MAX, MTU_MIN
-from appliance.network import Probe
+from appliance.services.network.interfaces import Probe
 from console.screens.form import EditScreen, field_id
 
 MTU = "network.mtu"

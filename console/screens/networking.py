@@ -10,7 +10,7 @@ from textual.containers import VerticalScroll
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Static
 
-from appliance.network import Interface, NetworkError, Route
+from appliance.services.network.interfaces import Interface, NetworkError, Route
 
 
 class NetworkingScreen(Screen):

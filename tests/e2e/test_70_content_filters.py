@@ -188,7 +188,7 @@ import asyncio, sys
 from appliance import paths
 from appliance.smtpd import received
 from appliance.smtpd.hooks import Connection, Transaction
-from appliance.spamd import symbols
+from appliance.services.spamassassin.client import symbols
 conn = Connection(daemon="smtp", remote_ip=sys.argv[1], remote_port=40000, local_port=25,
                   helo="mx.remote.test", esmtp=True)
 txn = Transaction(sender="someone@remote.test", recipients=["alice@example.com"])

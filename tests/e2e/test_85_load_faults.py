@@ -35,7 +35,7 @@ from email.message import EmailMessage
 
 import pytest
 
-from appliance.render.postfix import LMTP_SOCKET
+from appliance.services.postfix import LMTP_SOCKET
 from appliance.smtpd import replies
 from tests.e2e.conftest import DOMAIN, STATE, UP_TIMEOUT_S, Appliance, wait_for
 from tests.e2e.mail import TIMEOUT_S, date_now, send_port25, tls_context

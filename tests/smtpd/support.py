@@ -21,7 +21,7 @@ from typing import Any, TypeVar
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
 from appliance import config
-from appliance.render import smtpd as render_smtpd
+from appliance.services import smtpd as render_smtpd
 from appliance.smtpd.auth import hash_password
 
 T = TypeVar("T")

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from appliance import fetchmail
 from appliance.config import ConfigError, parse
-from appliance.render.fetchmail import fetchmailrc
 from appliance.scheduler import jobs
+from appliance.services.fetchmail import fetchmailrc
+from appliance.services.fetchmail import poll as fetchmail
 
 BASE = """
 [system]

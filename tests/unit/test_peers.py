@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from appliance.config import parse
 from appliance.config.default import default_toml
-from appliance.render.smtpd import plugin_settings
+from appliance.services.smtpd import plugin_settings
 from appliance.smtpd import peers
 
 

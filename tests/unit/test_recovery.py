@@ -12,7 +12,7 @@ from appliance import cli, paths, recovery
 from appliance.apply import apply
 from appliance.config import Config, ConfigError, parse
 from appliance.config.default import default_toml
-from appliance.render.supervisord import supervisord_conf, waiting_conf
+from appliance.services.supervisord import supervisord_conf, waiting_conf
 
 GOOD = default_toml(hostname="mail", domain="example.com")
 
@@ -146,7 +146,7 @@ def test_the_boot_banner_says_what_runs_and_how_to_fix_it(volume: Path) -> None:
 
 def test_a_missing_toml_beside_a_last_good_copy_boots_on_it_and_writes_no_default(
         volume: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from appliance import supervisor
+    from appliance import boot as supervisor
 
     monkeypatch.setattr(paths, "MAIL_DIR", volume.parent / "mail")
     monkeypatch.setattr(paths, "DKIM_KEYS", volume.parent / "dkim")
@@ -162,7 +162,7 @@ def test_a_missing_toml_beside_a_last_good_copy_boots_on_it_and_writes_no_defaul
 
 def test_a_volume_with_mail_but_no_configuration_at_all_waits(
         volume: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from appliance import supervisor
+    from appliance import boot as supervisor
 
     monkeypatch.setattr(paths, "MAIL_DIR", volume.parent / "mail")
     monkeypatch.setattr(paths, "DKIM_KEYS", volume.parent / "dkim")

@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 
 from appliance.config import parse
-from appliance.render import render_all
-from appliance.render.postfix import HEADER_ALLOWANCE
+from appliance.services.postfix import HEADER_ALLOWANCE
+from appliance.services.registry import render_all
 from appliance.smtpd.auth import hash_password
 
 HASH = hash_password("secret", rounds=4)

@@ -9,7 +9,7 @@ import pytest
 
 from appliance import scheduler
 from appliance.config import ConfigError, parse
-from appliance.render import render_all
+from appliance.services.registry import render_all
 
 BASE = """
 [system]

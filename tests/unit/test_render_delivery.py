@@ -8,7 +8,7 @@ import pytest
 
 from appliance.accounts import addresses, group_recipients
 from appliance.config import ConfigError, parse
-from appliance.render import render_all
+from appliance.services.registry import render_all
 
 BASE = """
 [system]

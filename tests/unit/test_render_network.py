@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import pytest
 
+from appliance.boot import first_boot_overrides
 from appliance.config import ConfigError, parse
 from appliance.config.default import default_toml
-from appliance.network import forwarder_warning, probe_pmtu
-from appliance.render import smtpd, unbound
-from appliance.render.supervisord import supervisord_conf
-from appliance.supervisor import first_boot_overrides
+from appliance.services import smtpd, unbound
+from appliance.services.network.interfaces import forwarder_warning, probe_pmtu
+from appliance.services.supervisord import supervisord_conf
 
 
 def config(extra: str = "", **network: str):
@@ -99,7 +99,7 @@ def test_probe_refuses_what_is_not_a_host() -> None:
 
 
 def test_mtu_zero_restores_what_the_container_was_given(tmp_path, monkeypatch) -> None:
-    from appliance import network
+    from appliance.services.network import interfaces as network
 
     monkeypatch.setattr(network, "GIVEN_MTU", tmp_path / "interface-mtu.json")
     monkeypatch.setattr(network, "interface_mtu", lambda name: 1500)

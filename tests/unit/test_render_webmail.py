@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from appliance.config import parse
-from appliance.render import dovecot, supervisord, webmail
+from appliance.services import dovecot, supervisord, webmail
 from appliance.tls import check_pair, ensure_self_signed
 
 BASE = '[system]\nhostname = "mail"\ndomain = "example.com"\n'

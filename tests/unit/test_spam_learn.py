@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from appliance import paths, spam
+from appliance import paths
 from appliance.config import parse
+from appliance.services.spamassassin import learner as spam
 from tests.unit.plugins.daemons import FakeSpamd
 
 CONFIG = parse('[system]\nhostname = "mx"\ndomain = "corp.example"\n[users.alice]\n'

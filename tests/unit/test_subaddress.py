@@ -7,7 +7,7 @@ import pytest
 
 from appliance.accounts import recipient_delimiters
 from appliance.config import ConfigError, parse
-from appliance.render import render_all
+from appliance.services.registry import render_all
 from appliance.smtpd.address import mailbox_of, qualify_postmaster
 
 KNOWN = frozenset({"alice@example.com", "mary@example.com", "@catchall.example"})

@@ -24,7 +24,7 @@ from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
 
-from appliance.clamd import ClamdError, instream
+from appliance.services.clamav.client import ClamdError, instream
 from appliance.smtpd.hooks import Connection, Transaction
 from appliance.smtpd.plugins import BasePlugin, Context
 from appliance.smtpd.plugins._mime import edit_header_fields

@@ -27,11 +27,11 @@ from email.header import Header
 from pathlib import Path
 from typing import Any
 
+from appliance.services.spamassassin.client import SpamdError, symbols
 from appliance.smtpd.hooks import Connection, Transaction
 from appliance.smtpd.plugins import BasePlugin, Context
 from appliance.smtpd.plugins._mime import edit_header_fields
 from appliance.smtpd.results import Result, deny, denysoft
-from appliance.spamd import SpamdError, symbols
 
 SPAM_HEADERS = (b"x-spam-status", b"x-spam-score", b"x-spam-level", b"x-spam-flag")
 MAX_STARS = 50

@@ -17,7 +17,7 @@ from appliance import paths
 from appliance.apply import commit
 from appliance.config import ConfigError, load
 from appliance.config.default import default_toml
-from appliance.network import Interface, Probe, Route
+from appliance.services.network.interfaces import Interface, Probe, Route
 from appliance.status import Service, Status
 from appliance.testmail import TestResult
 from console.app import ConsoleApp

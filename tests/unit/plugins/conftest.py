@@ -16,7 +16,7 @@ import pytest
 
 from appliance.config import parse
 from appliance.config.default import default_toml
-from appliance.render.smtpd import settings as smtpd_settings
+from appliance.services.smtpd import settings as smtpd_settings
 from appliance.smtpd.dns import DNSTempError, Resolver
 from appliance.smtpd.hooks import Connection, Transaction
 from appliance.smtpd.plugins import BasePlugin, Context, load

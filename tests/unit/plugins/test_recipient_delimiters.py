@@ -4,7 +4,7 @@ mary-ann, "-" starts no extension (mary-ann+news@ is hers, mary-news@ is nobody'
 from __future__ import annotations
 
 from appliance.config import parse
-from appliance.render.smtpd import settings as smtpd_settings
+from appliance.services.smtpd import settings as smtpd_settings
 from appliance.smtpd import replies
 from appliance.smtpd.results import DECLINED, Verdict
 

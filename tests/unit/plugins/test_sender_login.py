@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from appliance.config import parse
-from appliance.render.smtpd import settings as smtpd_settings
+from appliance.services.smtpd import settings as smtpd_settings
 from appliance.smtpd import replies
 from appliance.smtpd.results import Verdict
 

@@ -20,8 +20,8 @@ import time
 from pathlib import Path
 
 from appliance import paths
-from appliance.clamd import ClamdError, version
-from appliance.render.clamav import CLAMD_CONF
+from appliance.services.clamav import CLAMD_CONF
+from appliance.services.clamav.client import ClamdError, version
 
 log = logging.getLogger("appliance.clamd")
 

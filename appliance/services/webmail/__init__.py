@@ -17,8 +17,8 @@ from __future__ import annotations
 
 from appliance import paths
 from appliance.config import Config
-from appliance.render.dovecot import MANAGESIEVE_PORT
-from appliance.render.files import RenderedFile
+from appliance.services.base import RenderedFile
+from appliance.services.dovecot import MANAGESIEVE_PORT
 
 SERVICE = "webmail"
 ROUNDCUBE_CONF = "/etc/roundcube/config.inc.php"

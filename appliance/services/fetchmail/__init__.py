@@ -5,15 +5,15 @@ every local domain; multidrop collects the domain's POP3 mailbox and sorts each 
 by its envelope header. Retrieved mail enters through our own port-25 daemon as a local
 client, so it gets the same checks, logging and hand-off as any other mail. The file
 holds the POP3 password: it belongs to the fetchmail user and only it can read it.
-`appliance.fetchmail` decides when it runs.
+`appliance.services.fetchmail.poll` decides when it runs.
 """
 
 from __future__ import annotations
 
 from appliance.config import Config
 from appliance.config.schema import parse_server
-from appliance.render.files import RenderedFile
-from appliance.render.postfix import HANDOFF_ADDRESS
+from appliance.services.base import RenderedFile
+from appliance.services.postfix import HANDOFF_ADDRESS
 
 SERVICE = "fetchmail"
 RC = "/etc/appliance/fetchmailrc"

@@ -17,8 +17,8 @@ from pathlib import Path
 
 from appliance import paths
 from appliance.config import Config
-from appliance.render.dovecot import JUNKMAIL, LEARN_AS_HAM, LEARN_AS_SPAM
-from appliance.spamd import SpamdError, tell
+from appliance.services.dovecot import JUNKMAIL, LEARN_AS_HAM, LEARN_AS_SPAM
+from appliance.services.spamassassin.client import SpamdError, tell
 
 FOLDERS = ((LEARN_AS_SPAM, "spam"), (LEARN_AS_HAM, "ham"))
 TIMEOUT_S = 120

@@ -16,7 +16,7 @@ import subprocess
 from pathlib import Path
 
 from appliance.config import write_atomic
-from appliance.render.webmail import DATABASE, DES_KEY
+from appliance.services.webmail import DATABASE, DES_KEY
 
 log = logging.getLogger("appliance.webmail")
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from appliance import paths
 from appliance.config import Config
-from appliance.render.files import RenderedFile
+from appliance.services.base import RenderedFile
 
 SERVICE = "unbound"
 CONF = "/etc/unbound/unbound.conf"

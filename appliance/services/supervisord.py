@@ -11,10 +11,10 @@ from pathlib import Path
 
 from appliance import paths
 from appliance.config import Config
-from appliance.render.clamav import FRESHCLAM_CONF
-from appliance.render.files import RenderedFile
-from appliance.render.unbound import CONF as UNBOUND_CONF
-from appliance.render.webmail import PHP_FPM_CONF
+from appliance.services.base import RenderedFile
+from appliance.services.clamav import FRESHCLAM_CONF
+from appliance.services.unbound import CONF as UNBOUND_CONF
+from appliance.services.webmail import PHP_FPM_CONF
 
 SERVICE = "supervisord"
 CONF = "/etc/supervisord.conf"  # where supervisorctl looks without -c

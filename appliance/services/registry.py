@@ -7,7 +7,7 @@ Each renderer module has a SERVICE name and `render(config) -> list[RenderedFile
 from __future__ import annotations
 
 from appliance.config import Config
-from appliance.render import (
+from appliance.services import (
     clamav,
     dovecot,
     fetchmail,
@@ -19,7 +19,7 @@ from appliance.render import (
     unbound,
     webmail,
 )
-from appliance.render.files import RenderedFile
+from appliance.services.base import RenderedFile
 
 RENDERERS = (unbound, network, postfix, dovecot, smtpd, supervisord, fetchmail, spamassassin,
              clamav, webmail)

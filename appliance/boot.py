@@ -25,10 +25,10 @@ from appliance.apply import RELOAD_FAILED, Plan, apply
 from appliance.config import Config, write_atomic
 from appliance.config.default import default_toml
 from appliance.dkim_keys import ensure_default_key
-from appliance.render.supervisord import CONF as SUPERVISORD_CONF
-from appliance.render.supervisord import waiting_conf
-from appliance.render.unbound import LISTEN as UNBOUND_LISTEN
-from appliance.render.unbound import ROOT_KEY_SEED
+from appliance.services.supervisord import CONF as SUPERVISORD_CONF
+from appliance.services.supervisord import waiting_conf
+from appliance.services.unbound import LISTEN as UNBOUND_LISTEN
+from appliance.services.unbound import ROOT_KEY_SEED
 from appliance.tls import ensure_self_signed
 
 log = logging.getLogger("appliance.run")
@@ -115,7 +115,7 @@ def prepare_volume() -> None:
         folder.mkdir(exist_ok=True)
         os.chown(folder, spamd.pw_uid, spamd.pw_gid)
         os.chmod(folder, 0o750)
-    from appliance.virus import prepare_dirs
+    from appliance.services.clamav.signatures import prepare_dirs
 
     prepare_dirs()
     # Unbound's DNSSEC trust anchor, seeded from Debian's copy; Unbound updates it.
@@ -137,7 +137,7 @@ def use_own_resolver() -> None:
 
 def set_interface_mtu(config: Config) -> None:
     """A new container has a new interface: set [network] mtu on it at every start."""
-    from appliance.network import NetworkError, apply_mtu, remember_given_mtu
+    from appliance.services.network.interfaces import NetworkError, apply_mtu, remember_given_mtu
 
     remember_given_mtu(config.data["network"]["interface"])
     try:
@@ -166,7 +166,7 @@ def prepare(config: Config) -> None:
     if ensure_default_key(paths.DKIM_KEYS,
                           selector=config.data["smtpd"]["dkim_sign"]["selector"]):
         log.info("first boot: made the default DKIM key (see `appliance print-dns`)")
-    from appliance import webmail
+    from appliance.services.webmail import roundcube as webmail
 
     webmail.prepare()
 

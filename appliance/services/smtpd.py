@@ -17,11 +17,11 @@ from appliance.accounts import (
 )
 from appliance.config import Config
 from appliance.config.schema import PLUGIN_SECTIONS
-from appliance.render.files import RenderedFile
-from appliance.render.network import mss
-from appliance.render.postfix import HANDOFF_ADDRESS, queue_minfree
-from appliance.render.spamassassin import reject_level, tag_level
-from appliance.render.unbound import LISTEN as UNBOUND_LISTEN
+from appliance.services.base import RenderedFile
+from appliance.services.network import mss
+from appliance.services.postfix import HANDOFF_ADDRESS, queue_minfree
+from appliance.services.spamassassin import reject_level, tag_level
+from appliance.services.unbound import LISTEN as UNBOUND_LISTEN
 
 SERVICE = "smtpd"
 RUN_AS = "qpsmtpd"

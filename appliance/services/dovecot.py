@@ -16,8 +16,8 @@ from __future__ import annotations
 from appliance import paths
 from appliance.accounts import recipient_delimiters
 from appliance.config import Config
-from appliance.render.files import RenderedFile
-from appliance.render.postfix import LMTP_SOCKET
+from appliance.services.base import RenderedFile
+from appliance.services.postfix import LMTP_SOCKET
 
 SERVICE = "dovecot"
 USERS_FILE = "/etc/dovecot/appliance/users"

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from appliance import paths
 from appliance.config import Config
-from appliance.render.files import RenderedFile
+from appliance.services.base import RenderedFile
 
 SERVICE = "clamav"
 CLAMD_CONF = "/etc/clamav/clamd.conf"

@@ -14,7 +14,7 @@ import ipaddress
 from appliance import paths
 from appliance.config import Config
 from appliance.config.schema import SPAM_SENSITIVITY
-from appliance.render.files import RenderedFile
+from appliance.services.base import RenderedFile
 
 SERVICE = "spamassassin"
 LOCAL_CF = "/etc/spamassassin/local.cf"

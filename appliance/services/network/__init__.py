@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 
 from appliance.config import Config
-from appliance.render.files import RenderedFile
+from appliance.services.base import RenderedFile
 
 SERVICE = "network"
 STATE = "/etc/appliance/network.json"

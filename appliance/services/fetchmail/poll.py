@@ -15,7 +15,7 @@ from datetime import datetime
 from appliance import paths
 from appliance.config import Config
 from appliance.config.schema import FETCH_FREQUENCIES
-from appliance.render.fetchmail import GROUP, RC, USER, active
+from appliance.services.fetchmail import GROUP, RC, USER, active
 
 log = logging.getLogger("appliance.fetchmail")
 

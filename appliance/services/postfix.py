@@ -11,7 +11,7 @@ from appliance import paths
 from appliance.accounts import addresses, recipient_delimiters
 from appliance.config import Config
 from appliance.config.schema import parse_server
-from appliance.render.files import RenderedFile
+from appliance.services.base import RenderedFile
 from appliance.smtpd.storage import min_free
 
 SERVICE = "postfix"
