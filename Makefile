@@ -16,7 +16,7 @@ E2E := $(COMPOSE) -p appliance-e2e -f compose.yaml -f tests/e2e/compose.e2e.yaml
 help:
 	@echo "make up       build the image and start the appliance (docker compose up)"
 	@echo "make down     stop it (the data volume stays)"
-	@echo "make test     lint (ruff), unit tests, then end-to-end tests against a real container"
+	@echo "make test     lint (ruff, import contracts, mypy), unit tests, then end-to-end tests"
 	@echo "make unit     unit tests only (seconds, no container)"
 	@echo "make e2e      end-to-end tests only"
 	@echo "make bench    SMTP throughput: our pipeline vs Postfix alone"
@@ -32,7 +32,7 @@ $(BIN)/.installed: pyproject.toml
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip 2>&1 | grep -v '^WARNING: Location' || true
 	$(BIN)/pip install -q -e '.[test,console]' 2>&1 | grep -v '^WARNING: Location' || true
-	$(BIN)/python -c 'import aiosmtpd, testinfra, textual, hypothesis'
+	$(BIN)/python -c 'import aiosmtpd, testinfra, textual, hypothesis, importlinter, mypy'
 	touch $@
 
 venv: $(BIN)/.installed
@@ -104,13 +104,16 @@ e2e: test-deps image
 test: lint unit e2e
 
 docs: venv
-	$(BIN)/python -m appliance.reference
+	$(BIN)/python -m appliance.commands.docs
 
 bench: image
 	$(BIN)/python tools/bench.py
 
+# ruff, the layer contracts (import-linter) and the types (mypy), all set in pyproject.toml
 lint: venv
 	$(BIN)/ruff check appliance console tests tools
+	$(BIN)/lint-imports
+	$(BIN)/mypy appliance console
 
 clean:
 	-$(E2E) down -v --remove-orphans

@@ -21,6 +21,7 @@ import os
 import re
 import shutil
 import subprocess
+from collections.abc import Sequence
 from pathlib import Path
 
 import tomlkit
@@ -176,7 +177,7 @@ def _users(config: Config) -> Table:
     if "users" not in doc:
         users = tomlkit.table(is_super_table=True)
         doc.add("users", users)
-    return doc["users"]  # type: ignore[return-value]
+    return doc["users"]
 
 
 def check_name(name: str, table: str = "users") -> None:
@@ -193,7 +194,7 @@ def _set_admin(config: Config, name: str) -> None:
     doc = config.document
     if "system" not in doc:
         doc.add("system", tomlkit.table())
-    doc["system"]["admin"] = name  # type: ignore[index]
+    doc["system"]["admin"] = name
 
 
 def add_user(config: Config, name: str, password_hash: str, full_name: str = "") -> None:
@@ -304,7 +305,7 @@ def check_password(config: Config, user: str, password: str) -> str | None:
 def set_password(config: Config, name: str, password_hash: str) -> None:
     if name not in config.data["users"]:
         raise ConfigError("no such user", key=f"users.{name}")
-    _users(config)[name]["password"] = password_hash  # type: ignore[index]
+    _users(config)[name]["password"] = password_hash
 
 
 def add_entry(config: Config, table: str, name: str, fields: dict[str, object]) -> None:
@@ -313,16 +314,28 @@ def add_entry(config: Config, table: str, name: str, fields: dict[str, object]) 
     doc = config.document
     if table not in doc:
         doc.add(table, tomlkit.table(is_super_table=True))
-    if name in doc[table]:  # type: ignore[operator]
+    if name in doc[table]:
         raise ConfigError("already exists", key=f"{table}.{name}")
     entry = tomlkit.table()
     for key, value in fields.items():
         entry.add(key, value)
-    doc[table].add(name, entry)  # type: ignore[union-attr]
+    doc[table].add(name, entry)
 
 
 def delete_entry(config: Config, table: str, name: str) -> None:
     doc = config.document
-    if table not in doc or name not in doc[table]:  # type: ignore[operator]
+    if table not in doc or name not in doc[table]:
         raise ConfigError("no such entry", key=f"{table}.{name}")
-    del doc[table][name]  # type: ignore[union-attr]
+    del doc[table][name]
+
+
+def change_members(config: Config, group: str, add: Sequence[str] = (),
+                   remove: Sequence[str] = ()) -> None:
+    """Add users to and remove users from [groups.GROUP]'s members, keeping their order;
+    validation (each must be a user) happens on commit."""
+    if group not in config.data["groups"]:
+        raise ConfigError("no such group", key=f"groups.{group}")
+    members = list(config.data["groups"][group]["members"])
+    members += [u for u in add if u not in members]
+    members = [m for m in members if m not in remove]
+    config.document["groups"][group]["members"] = members

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import logging
 import os
-import pwd
 import shutil
 import subprocess
 import sys
@@ -24,28 +23,12 @@ from appliance import paths, recovery
 from appliance.apply import RELOAD_FAILED, Plan, apply
 from appliance.config import Config, write_atomic
 from appliance.config.default import default_toml
-from appliance.dkim_keys import ensure_default_key
+from appliance.services.registry import SERVICES
 from appliance.services.supervisord import CONF as SUPERVISORD_CONF
 from appliance.services.supervisord import waiting_conf
-from appliance.services.unbound import LISTEN as UNBOUND_LISTEN
-from appliance.services.unbound import ROOT_KEY_SEED
 from appliance.tls import ensure_self_signed
 
 log = logging.getLogger("appliance.run")
-
-
-# Runtime files a killed container leaves behind; stale pid files make daemons think
-# they are already running once PIDs get reused after a restart.
-STALE_RUNTIME = (
-    paths.TLS_IN_USE,  # nothing has loaded a certificate yet: apply installs it anew
-    Path("/run/dovecot/master.pid"),
-    paths.SUPERVISOR_SOCKET,
-    paths.SUPERVISOR_SOCKET.parent / "supervisord.pid",
-    paths.SPAMD_SOCKET,
-    paths.SPAMD_SOCKET.parent / "spamd.pid",
-    paths.CLAMD_SOCKET,
-    paths.UNBOUND_CONTROL,
-)
 
 
 def first_boot_overrides(env: Mapping[str, str]) -> dict[str, Any]:
@@ -96,102 +79,51 @@ def first_boot_config() -> bool:
 
 
 def prepare_volume() -> None:
+    """Every service's folders on the volume and in /run (also after a restore, while
+    supervisord runs)."""
     paths.DATA.mkdir(parents=True, exist_ok=True)
     os.chmod(paths.DATA, 0o755)
-    vmail = pwd.getpwnam("vmail")
-    paths.MAIL_DIR.mkdir(exist_ok=True)
-    os.chown(paths.MAIL_DIR, vmail.pw_uid, vmail.pw_gid)
-    os.chmod(paths.MAIL_DIR, 0o700)
-    paths.POSTFIX_QUEUE.mkdir(exist_ok=True)
-    # The SMTP daemons' own state (karma, greylisting, DMARC records) and DKIM keys.
-    qpsmtpd = pwd.getpwnam("qpsmtpd")
-    for folder in (paths.SMTPD_STATE, paths.DKIM_KEYS):
-        folder.mkdir(exist_ok=True)
-        os.chown(folder, qpsmtpd.pw_uid, qpsmtpd.pw_gid)
-        os.chmod(folder, 0o750)
-    # spamd's home (the Bayes database) and ClamAV's signatures.
-    spamd = pwd.getpwnam(paths.SPAMD_USER)
-    for folder in (paths.SPAMASSASSIN_DIR, paths.SPAMASSASSIN_DIR / "bayes"):
-        folder.mkdir(exist_ok=True)
-        os.chown(folder, spamd.pw_uid, spamd.pw_gid)
-        os.chmod(folder, 0o750)
-    from appliance.services.clamav.signatures import prepare_dirs
-
-    prepare_dirs()
-    # Unbound's DNSSEC trust anchor, seeded from Debian's copy; Unbound updates it.
-    unbound = pwd.getpwnam("unbound")
-    paths.UNBOUND_DIR.mkdir(exist_ok=True)
-    os.chown(paths.UNBOUND_DIR, unbound.pw_uid, unbound.pw_gid)
-    if not paths.UNBOUND_ROOT_KEY.exists():
-        shutil.copyfile(ROOT_KEY_SEED, paths.UNBOUND_ROOT_KEY)
-    os.chown(paths.UNBOUND_ROOT_KEY, unbound.pw_uid, unbound.pw_gid)
-
-
-def use_own_resolver() -> None:
-    """Point the C library (Postfix, fetchmail, ...) at Unbound. Docker bind-mounts
-    /etc/resolv.conf, so it is rewritten in place, not replaced."""
-    with open("/etc/resolv.conf", "w") as f:
-        f.write("# appliance: Unbound, configured by [network] in appliance.toml\n"
-                f"nameserver {UNBOUND_LISTEN}\noptions edns0 trust-ad\n")
-
-
-def set_interface_mtu(config: Config) -> None:
-    """A new container has a new interface: set [network] mtu on it at every start."""
-    from appliance.services.network.interfaces import NetworkError, apply_mtu, remember_given_mtu
-
-    remember_given_mtu(config.data["network"]["interface"])
-    try:
-        if said := apply_mtu(config):
-            log.info("%s", said)
-    except NetworkError as e:
-        log.error("%s", e)
+    for service in SERVICES:
+        service.prepare()
 
 
 def clean_stale_runtime() -> None:
-    for p in STALE_RUNTIME:
-        p.unlink(missing_ok=True)
-    paths.SUPERVISOR_SOCKET.parent.mkdir(parents=True, exist_ok=True)
-    paths.SPAMD_SOCKET.parent.mkdir(parents=True, exist_ok=True)
-    unbound = pwd.getpwnam("unbound")  # its control socket
-    paths.UNBOUND_CONTROL.parent.mkdir(parents=True, exist_ok=True)
-    os.chown(paths.UNBOUND_CONTROL.parent, unbound.pw_uid, unbound.pw_gid)
+    """At boot only: no runtime file a killed container left behind."""
+    paths.TLS_IN_USE.unlink(missing_ok=True)  # nothing loaded it: apply installs it anew
+    for service in SERVICES:
+        for stale in service.stale_runtime():
+            stale.unlink(missing_ok=True)
 
 
-def prepare(config: Config) -> None:
-    """What rendering needs first: the self-signed certificate and the DKIM key of a
-    first boot, webmail's database."""
+def setup(config: Config) -> None:
+    """What rendering needs first: the self-signed certificate of a first boot, and each
+    service's own (the DKIM key, webmail's database)."""
     if ensure_self_signed(paths.TLS_CERT, paths.TLS_KEY, config.fqdn,
                           config.data["system"]["domain"]):
         log.info("first boot: made a self-signed certificate for %s", config.fqdn)
-    if ensure_default_key(paths.DKIM_KEYS,
-                          selector=config.data["smtpd"]["dkim_sign"]["selector"]):
-        log.info("first boot: made the default DKIM key (see `appliance print-dns`)")
-    from appliance.services.webmail import roundcube as webmail
+    for service in SERVICES:
+        service.setup(config)
 
-    webmail.prepare()
+
+def starting(config: Config) -> None:
+    """What each service needs done just before supervisord starts it (the resolver in
+    resolv.conf, the interface's MTU, Postfix's queue folders)."""
+    for service in SERVICES:
+        service.starting(config)
 
 
 def start_on(config: Config) -> Plan:
     """Render CONFIG for services about to start. Raises ConfigError, changing nothing."""
-    prepare(config)
+    setup(config)
     plan = apply(config, reload=False)
-    use_own_resolver()
-    set_interface_mtu(config)
+    starting(config)
     return plan
-
-
-def postfix_check() -> None:
-    # `postfix check` creates the queue directories on a new volume and fixes their
-    # ownership after an image upgrade changed the postfix uid.
-    subprocess.run(["postfix", "check"], check=False)
 
 
 def start_waiting_services(config: Config) -> list[str]:
     """After a boot that waited for a good appliance.toml (supervisord runs without
     programs) and an apply that rendered CONFIG: start every service, as a boot would."""
-    use_own_resolver()
-    set_interface_mtu(config)
-    postfix_check()
+    starting(config)
     what = "supervisord: every service started (the boot had waited for a good config)"
     for args in (("reread",), ("update",)):
         try:
@@ -223,7 +155,6 @@ def run() -> int:
         write_atomic(Path(SUPERVISORD_CONF), waiting_conf(), mode=0o644)
     else:
         log.info("rendered %s", ", ".join(plan.services) or "nothing new")
-        postfix_check()
     supervisord = shutil.which("supervisord") or str(Path(sys.executable).with_name("supervisord"))
     sys.stdout.flush()
     sys.stderr.flush()

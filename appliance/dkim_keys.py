@@ -9,17 +9,16 @@
 The selector of the default key is the setting smtpd.dkim_sign.selector (ensure_default_key
 writes it to default/selector too, for SME's tools); a domain's own key uses its selector
 file ("default" if there is none). `qpsmtpd-print-dns DOMAIN` is `appliance print-dns
-[DOMAIN]` here: the MX, A, DKIM, SPF and DMARC records for a bind-style zone (seed 001).
+[DOMAIN]` here (appliance/commands/print_dns.py): the MX, A, DKIM, SPF and DMARC records
+for a bind-style zone (seed 001).
 The DMARC reports go to dmarc-feedback@DOMAIN, a role address delivered to system.admin.
 """
 
 from __future__ import annotations
 
-import argparse
 import base64
 import os
 import pwd
-import sys
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -158,47 +157,3 @@ def host_records(domain: str, fqdn: str) -> list[str]:
     else:
         lines.append(f"; {fqdn} has its A record in the zone of {zone}")
     return lines
-
-
-INTRO = """\
-; Sample DNS records to publish in the public zone of {domain}.
-; Replace the A record's placeholder with the address the internet reaches this
-; server at; the DKIM record can be copied as is. The DMARC reports go to
-; dmarc-feedback@{domain}, delivered to the admin (system.admin: {admin}).
-"""
-
-
-def main(argv: list[str] | None = None) -> int:
-    """appliance print-dns [DOMAIN]: the records for DOMAIN (the primary domain if omitted)."""
-    from appliance import paths
-    from appliance.config import ConfigError, load
-    from appliance.services.smtpd import settings as smtpd_settings
-
-    ap = argparse.ArgumentParser(prog="appliance print-dns",
-                                 description="DKIM, SPF and DMARC records to publish")
-    ap.add_argument("domain", nargs="?", help="a mail domain (default: system.domain)")
-    args = ap.parse_args(argv)
-    try:
-        config = load(paths.CONFIG)
-        settings = smtpd_settings(config)
-    except ConfigError as e:
-        print(f"appliance print-dns: {e}", file=sys.stderr)
-        return 2
-    domain = (args.domain or settings["primary_domain"]).lower().rstrip(".")
-    if domain not in [d.lower() for d in settings["local_domains"]]:
-        print(f"appliance print-dns: {domain} is not one of our domains "
-              f"({', '.join(settings['local_domains'])})", file=sys.stderr)
-        return 2
-    directory = settings.get("dkim_keys", str(paths.DKIM_KEYS))
-    records = host_records(domain, settings["hostname"]) + dns_records(domain, directory,
-                                                                       settings)
-    sys.stdout.write(INTRO.format(domain=domain, admin=config.admin or "no user yet"))
-    if domain in settings["delegated_domains"]:
-        server = settings["delegated_domains"][domain]
-        sys.stdout.write(f"; {domain}'s mail goes on to {server}: dmarc-feedback@ must "
-                         "exist there.\n")
-    if key_for(directory, domain) is None:
-        sys.stdout.write(f"; No DKIM key in {directory} yet: it is created when the "
-                         "appliance starts.\n")
-    sys.stdout.write("\n" + "\n".join(records) + "\n")
-    return 0

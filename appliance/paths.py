@@ -24,7 +24,6 @@ DKIM_KEYS = DATA / "dkim"  # default/{private,public,selector}, DOMAIN/... (SME 
 ETC = ROOT / "etc"
 SMTPD_JSON = "/etc/appliance/smtpd.json"  # as the daemons see it
 SMTPD_CONFIG = ROOT / SMTPD_JSON.lstrip("/")
-SUPERVISORD_CONF = ETC / "appliance/supervisord.conf"
 SUPERVISOR_SOCKET = Path("/run/appliance/supervisor.sock")
 # Fingerprint of the certificate and key the running services loaded (appliance.tls)
 TLS_IN_USE = Path("/run/appliance/tls-in-use")
@@ -32,6 +31,9 @@ TLS_IN_USE = Path("/run/appliance/tls-in-use")
 SMTPD_TLS = Path("/run/appliance/smtpd-tls")
 SPAMASSASSIN_DIR = DATA / "spamassassin"  # spamd's home: the Bayes database
 CLAMAV_DB = DATA / "clamav"  # signatures (freshclam's downloads, or dropped in by hand)
+# Postfix's listener for the SMTP daemons' (and fetchmail's) hand-off: loopback only
+HANDOFF_ADDRESS = ("127.0.0.1", 10025)
+DOVECOT_PID = Path("/run/dovecot/master.pid")
 SPAMD_SOCKET = Path("/run/spamd/spamd.sock")
 CLAMD_SOCKET = Path("/run/clamav/clamd.ctl")
 UNBOUND_DIR = DATA / "unbound"  # the DNSSEC trust anchor Unbound keeps up to date

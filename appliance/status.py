@@ -36,7 +36,7 @@ class Status:
     disk_free: int = 0  # bytes free on its file system
     certificate_expires: dt.datetime | None = None
     certificate_subject: str = ""
-    virus_signatures: str = ""  # ClamAV engine, files and age; "" when scanning is off
+    facts: list[str] = field(default_factory=list)  # each service's "label: value" lines
     admin: str = ""  # who gets postmaster@ and abuse@ (system.admin), as summary_lines says
     problems: list[str] = field(default_factory=list)
 
@@ -118,15 +118,12 @@ def collect() -> Status:
         s.problems.extend(reserved_name_warnings(config.data))
     if config is not None and free_known and (problem := disk_problem(s.disk_free, config)):
         s.problems.append(problem)
-    spam_on, clamav_on = (True, True) if config is None else (
-        bool(config.data["spamassassin"]["enabled"]), bool(config.data["clamav"]["enabled"]))
-    if spam_on and (problem := _spamd_problem()):
-        s.problems.append(problem)
-    if clamav_on:
-        from appliance.services.clamav.signatures import signatures
+    from appliance.services.registry import SERVICES
 
-        s.virus_signatures, problems = signatures()
-        s.problems.extend(problems)
+    for service in SERVICES:  # None: no configuration runs; each reports what it can
+        health = service.health(config)
+        s.problems.extend(health.problems)
+        s.facts.extend(health.facts)
     return s
 
 
@@ -153,25 +150,13 @@ def admin_line(config: Config) -> str:
 
 def disk_problem(free: int, config: Config) -> str | None:
     """Short of Postfix's queue_minfree, every MAIL gets 452 4.3.1."""
-    from appliance.services.postfix import queue_minfree
+    from appliance import limits
 
-    needed = queue_minfree(config)
+    needed = limits.queue_minfree(config.data["smtpd"]["max_message_size"])
     if free >= needed:
         return None
     return (f"data volume has {_size(free)} free, under the {_size(needed)} mail needs: "
             "new mail is refused (452 4.3.1) until space is freed")
-
-
-def _spamd_problem() -> str | None:
-    import asyncio
-
-    from appliance.services.spamassassin.client import SpamdError, ping
-
-    try:
-        asyncio.run(ping(paths.SPAMD_SOCKET))
-    except SpamdError as e:
-        return f"spamd does not answer: {e}"
-    return None
 
 
 def _size(n: int) -> str:
@@ -183,7 +168,8 @@ def _size(n: int) -> str:
 
 
 def summary_lines(s: Status) -> list[str]:
-    """Queue, data volume, certificate and signatures, one line each (CLI and console)."""
+    """Queue, data volume, certificate and what each service reports, one line each (CLI
+    and console)."""
     lines = []
     if s.queue is not None:
         q = s.queue
@@ -197,7 +183,7 @@ def summary_lines(s: Status) -> list[str]:
         days = (s.certificate_expires - dt.datetime.now(dt.UTC)).days
         lines.append(f"TLS certificate ({s.certificate_subject}): expires "
                      f"{s.certificate_expires:%Y-%m-%d} (in {days} days)")
-    lines.append("virus signatures: " + (s.virus_signatures or "scanning is off"))
+    lines += s.facts
     if s.admin:
         lines.append(f"admin (postmaster@, abuse@, dmarc-feedback@): {s.admin}")
     return lines

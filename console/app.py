@@ -8,15 +8,16 @@ fit 80x24.
 from __future__ import annotations
 
 import sys
+from typing import ClassVar
 
 from textual.app import App, ComposeResult
-from textual.binding import Binding
-from textual.screen import Screen
+from textual.binding import Binding, BindingType
 from textual.widgets import Footer, Header, OptionList, Static
 from textual.widgets.option_list import Option
 
 from appliance.config import ConfigError
 from console.screens.apply import ApplyScreen
+from console.screens.base import ConsoleScreen
 from console.screens.delivery import DeliveryScreen
 from console.screens.dns import DNSScreen
 from console.screens.mtu import MTUScreen
@@ -37,32 +38,13 @@ MENU = (
     ("testmail", "7", "Send a test message", "see the SMTP transcript", TestMailScreen),
 )
 
-CSS = """
-.row { height: 1; margin: 0 1; }
-.label { width: 22; }
-Input { border: none; height: 1; padding: 0 1; width: 1fr; background: $boost; }
-Input:focus { border: none; background: $accent 30%; }
-Button { border: none; height: 1; min-width: 8; margin: 0 1 0 0; }
-.buttons { height: 1; margin: 1 1 0 1; }
-.error { color: $error; margin: 0 1 0 24; height: auto; }
-.warning { color: $warning; margin: 0 1; height: auto; }
-.intro { margin: 0 1 1 1; color: $text-muted; }
-.heading { margin: 0 1; text-style: bold; }
-#menu { height: auto; max-height: 16; margin: 1 2; }
-#menu-title { margin: 1 2 0 2; text-style: bold; }
-#pending { margin: 0 2; color: $warning; }
-DataTable { height: auto; max-height: 12; }
-Log { height: 1fr; min-height: 4; width: 1fr; border: round $panel; }
-#mtu-now, #probe-result, #send-result, #apply-summary, #apply-result, #routes,
-#local-networks, #summary, #recent, #net-error { margin: 0 1; }
-"""
 
-
-class MainMenu(Screen):
+class MainMenu(ConsoleScreen):
     warned = False  # about quitting with edits not applied
-    BINDINGS = [Binding("q", "quit_menu", "Quit")] + [
-        Binding(key, f"app.open('{name}')", label, show=False)
-        for name, key, label, _doc, _cls in MENU
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("q", "quit_menu", "Quit"),
+        *(Binding(key, f"app.open('{name}')", label, show=False)
+          for name, key, label, _doc, _cls in MENU),
     ]
 
     def compose(self) -> ComposeResult:
@@ -75,7 +57,7 @@ class MainMenu(Screen):
 
     def on_screen_resume(self) -> None:
         self.warned = False
-        session = self.app.session  # type: ignore[attr-defined]
+        session = self.console.session
         self.query_one("#menu-title", Static).update(
             f"Mail appliance {session.config.fqdn}: choose with the arrows and Enter, "
             "or a digit")
@@ -84,7 +66,7 @@ class MainMenu(Screen):
 
     def action_quit_menu(self) -> None:
         """Quit; with edits not applied yet, only when q comes twice."""
-        session = self.app.session  # type: ignore[attr-defined]
+        session = self.console.session
         if session.staged and not self.warned:
             self.warned = True
             self.query_one("#pending", Static).update(
@@ -93,12 +75,13 @@ class MainMenu(Screen):
         self.app.exit()
 
     def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
-        self.app.action_open(event.option.id)  # type: ignore[attr-defined]
+        if event.option.id is not None:
+            self.console.action_open(event.option.id)
 
 
-class ConsoleApp(App):
+class ConsoleApp(App[None]):
     TITLE = "Mail appliance console"
-    CSS = CSS
+    CSS_PATH = "console.tcss"  # beside this file; packaged as package data (pyproject)
     # `docker compose exec` holds ctrl+p as the first key of its detach sequence (the
     # palette needed it twice); docker and terminals leave ctrl+k alone. The footer
     # shows it as ^k.

@@ -3,9 +3,8 @@ hand the screens a system of their own (no supervisord or tracepath on a build h
 
 from __future__ import annotations
 
-from typing import Any
-
-from appliance import status, testmail
+from appliance import status
+from appliance.commands import testmail
 from appliance.config import Config
 from appliance.services.network import interfaces as network
 
@@ -32,5 +31,5 @@ class System:
     def probe(self, host: str) -> network.Probe:
         return network.probe_pmtu(host)
 
-    def send_test(self, config: Config, to: str) -> Any:
+    def send_test(self, config: Config, to: str) -> testmail.TestResult:
         return testmail.send_test(config, to)

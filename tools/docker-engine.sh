@@ -45,7 +45,15 @@ start_engine() {
   if ! pgrep -x dockerd >/dev/null; then
     rm -f /var/run/docker.sock
     log "starting dockerd (log: $DOCKERD_LOG)"
-    nohup dockerd >>"$DOCKERD_LOG" 2>&1 </dev/null &
+    # Without the caller's other open files: a lock held by whoever ran `make` (flock)
+    # would otherwise stay held for as long as dockerd runs.
+    (
+      for fd in /proc/$BASHPID/fd/*; do
+        fd=${fd##*/}
+        if [ "$fd" -gt 2 ]; then eval "exec $fd>&-"; fi
+      done
+      exec nohup dockerd >>"$DOCKERD_LOG" 2>&1 </dev/null
+    ) &
   fi
   local end=$((SECONDS + DEADLINE_S))
   until engine_answers; do

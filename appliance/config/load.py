@@ -159,6 +159,11 @@ def _control_characters(value: str, multiline: bool) -> str | None:
     return None
 
 
+def check_value(key: Key, value: Any) -> str | None:
+    """What is wrong with VALUE for KEY (its type, choices, bounds and check), or None."""
+    return _check_value(key, value)
+
+
 def _check_value(key: Key, value: Any) -> str | None:
     if key.kind is bool:
         if not isinstance(value, bool):

@@ -353,6 +353,12 @@ def _tls_min(ports: str) -> Key:
                choices=("TLSv1.2", "TLSv1.3"))
 
 
+# Our SMTP daemons, one [smtpd.NAME] section and one supervisord program each (SME
+# qpsmtpd, sqpsmtpd, uqpsmtpd); the two that take submissions demand AUTH.
+SMTP_DAEMONS = ("smtp", "smtps", "submission")
+SUBMISSION_DAEMONS = ("smtps", "submission")
+
+
 def _smtp_daemon(name: str, port: int, instances: int, tls_min: str, doc: str) -> Section:
     return Section(
         f"smtpd.{name}",
@@ -846,6 +852,8 @@ PLUGIN_SECTIONS: tuple[Section, ...] = (
     ),
     _plugin(
         "dmarc", "DMARC policy of the From: domain (SME DMARCReject, DMARCReporting).",
+        Key("enabled", bool, True, "evaluate DMARC; false: the dkim plugin writes the "
+            "Authentication-Results header itself"),
         Key("reject", bool, False, "refuse mail whose domain's policy says reject (SME "
             "DMARCReject)"),
         Key("reporting", bool, True, "record results and send daily aggregate reports to "
@@ -948,8 +956,9 @@ PLUGIN_SECTIONS: tuple[Section, ...] = (
     ),
     _plugin(
         "auth", "SMTP AUTH (SME Authentication).",
+        # SASL mechanism names are case-insensitive (RFC 4422 3.1)
         Key("mechanisms", list, ["PLAIN", "LOGIN"], "mechanisms offered",
-            check=lambda v: None if v and set(v) <= {"PLAIN", "LOGIN"} else
+            check=lambda v: None if v and {m.upper() for m in v} <= {"PLAIN", "LOGIN"} else
             "only PLAIN and LOGIN are available", allowed="PLAIN, LOGIN"),
         Key("max_failures", int, 3, "failed AUTH attempts before the connection is closed",
             minimum=1, maximum=100),

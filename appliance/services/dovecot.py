@@ -13,13 +13,30 @@ scripts run first (sieve_before: duplicates, junkmail), then the user's.
 
 from __future__ import annotations
 
+import logging
+import os
+import pwd
+from pathlib import Path
+
 from appliance import paths
 from appliance.accounts import recipient_delimiters
-from appliance.config import Config
-from appliance.services.base import RenderedFile
+from appliance.config import Config, ConfigError
+from appliance.services.base import (
+    Change,
+    Program,
+    RenderedFile,
+    Runner,
+    Service,
+    Staged,
+    checked,
+    reloaded,
+    said,
+)
 from appliance.services.postfix import LMTP_SOCKET
 
-SERVICE = "dovecot"
+log = logging.getLogger("appliance.apply")
+
+CONF = "/etc/dovecot/dovecot.conf"
 USERS_FILE = "/etc/dovecot/appliance/users"
 JUNKMAIL_SIEVE = "/etc/dovecot/sieve/junkmail.sieve"
 DUPLICATES_SIEVE = "/etc/dovecot/sieve/duplicates.sieve"
@@ -263,9 +280,70 @@ def users_file(config: Config) -> str:
 
 def render(config: Config) -> list[RenderedFile]:
     return [
-        RenderedFile("/etc/dovecot/dovecot.conf", dovecot_conf(config)),
+        RenderedFile(CONF, dovecot_conf(config)),
         RenderedFile(USERS_FILE, users_file(config), mode=0o640, group="dovecot",
                      secret=True),  # password hashes
         RenderedFile(JUNKMAIL_SIEVE, junkmail_sieve()),
         RenderedFile(DUPLICATES_SIEVE, duplicates_sieve(config)),
     ]
+
+
+def sieve_stale(script: Path, changed: bool) -> bool:
+    """Whether a script of ours needs compiling: it or dovecot.conf changed (settings
+    such as the duplicate period apply at compile time), or its binary is missing or
+    older (a failed compile, a deleted file). Dovecot cannot write the binary itself."""
+    if not script.exists():
+        return False
+    binary = script.with_suffix(".svbin")
+    return changed or not binary.exists() or binary.stat().st_mtime < script.stat().st_mtime
+
+
+def compile_sieve(run: Runner, script: Path, dovecot_conf: Path) -> str | None:
+    """Compile a Sieve script next to itself (Dovecot cannot write there), with the
+    settings of that dovecot.conf; None if it compiled, else sievec's complaint."""
+    done = run("sievec", "-c", str(dovecot_conf), str(script))
+    return None if done.ok else done.output
+
+
+class Dovecot(Service):
+    name = "dovecot"
+    stage_dirs = ("/etc/dovecot",)  # dovecot.conf's includes resolve in the staged copy
+    uses_certificate = True
+
+    def render(self, config: Config) -> list[RenderedFile]:
+        return render(config)
+
+    def check(self, staged: Staged, run: Runner) -> None:
+        conf = staged.path(CONF)
+        checked(run, "dovecot", "doveconf", "-n", "-c", str(conf))
+        for script in GLOBAL_SIEVES:
+            sieve = staged.path(script)
+            if sieve.exists() and (problem := compile_sieve(run, sieve, conf)):
+                raise ConfigError(f"sievec refused {script}: {problem}")
+
+    def install(self, change: Change, run: Runner) -> None:
+        """Compile our Sieve scripts where they are stale (checked in the staging tree:
+        a failure here is the file system's). Only in the container: sievec runs as root."""
+        if change.live != Path("/"):
+            return
+        conf_changed = CONF in change.paths
+        for script in GLOBAL_SIEVES:
+            if sieve_stale(change.real(script), script in change.paths or conf_changed) \
+                    and (problem := compile_sieve(run, change.real(script),
+                                                  change.real(CONF))):
+                log.error("sievec %s failed: %s", script, problem)
+
+    def reload(self, change: Change, run: Runner) -> list[str]:
+        return [said("dovecot: reload", reloaded(run, "doveadm", "reload"))]
+
+    def programs(self, config: Config) -> list[Program]:
+        return [Program("dovecot", "/usr/sbin/dovecot -F", priority=10)]
+
+    def prepare(self) -> None:
+        vmail = pwd.getpwnam("vmail")
+        paths.MAIL_DIR.mkdir(exist_ok=True)
+        os.chown(paths.MAIL_DIR, vmail.pw_uid, vmail.pw_gid)
+        os.chmod(paths.MAIL_DIR, 0o700)
+
+    def stale_runtime(self) -> list[Path]:
+        return [paths.DOVECOT_PID]

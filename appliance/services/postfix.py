@@ -7,30 +7,36 @@ else by MX lookup. Maps are texthash: Postfix reads them at (re)load, no postmap
 
 from __future__ import annotations
 
-from appliance import paths
+import subprocess
+
+from appliance import limits, paths
 from appliance.accounts import addresses, recipient_delimiters
 from appliance.config import Config
 from appliance.config.schema import parse_server
-from appliance.services.base import RenderedFile
-from appliance.smtpd.storage import min_free
+from appliance.paths import HANDOFF_ADDRESS
+from appliance.services.base import (
+    Change,
+    Program,
+    RenderedFile,
+    Runner,
+    Service,
+    Staged,
+    checked,
+    reloaded,
+    said,
+)
 
-SERVICE = "postfix"
-HANDOFF_ADDRESS = ("127.0.0.1", 10025)
 LMTP_SOCKET = "/run/dovecot/lmtp"
 MAPS = "/etc/postfix/appliance"
 
-# Headers Postfix and our daemons add after a client's DATA must not push a message that
-# was accepted at exactly the limit over Postfix's own limit.
-HEADER_ALLOWANCE = 64 * 1024
-
 
 def message_size_limit(config: Config) -> int:
-    return int(config.data["smtpd"]["max_message_size"]) + HEADER_ALLOWANCE
+    return limits.postfix_message_size_limit(config.data["smtpd"]["max_message_size"])
 
 
 def queue_minfree(config: Config) -> int:
     """Room for one message at the limit and half another, as Postfix documents."""
-    return min_free(message_size_limit(config))
+    return limits.queue_minfree(config.data["smtpd"]["max_message_size"])
 
 
 def main_cf(config: Config) -> str:
@@ -267,3 +273,37 @@ def render(config: Config) -> list[RenderedFile]:
         RenderedFile(f"{MAPS}/tls_policy", tls_policy(config)),
         RenderedFile(f"{MAPS}/bounce_templates", bounce_templates(config)),
     ]
+
+
+class Postfix(Service):
+    name = "postfix"
+    stage_dirs = ("/etc/postfix",)  # main.cf's maps resolve against the staged copy
+
+    def render(self, config: Config) -> list[RenderedFile]:
+        return render(config)
+
+    def check(self, staged: Staged, run: Runner) -> None:
+        conf_dir = staged.path("/etc/postfix")
+        main = conf_dir / "main.cf"
+        if main.exists():  # its paths point at the live maps: check the staged ones
+            main.write_text(main.read_text().replace("/etc/postfix/", f"{conf_dir}/"))
+        checked(run, "postfix", "postconf", "-c", str(conf_dir), "-n", warnings_fail=True)
+        # -b expands the bounce templates: a broken one is refused here, not at bounce time
+        checked(run, "postfix", "postconf", "-c", str(conf_dir), "-b", warnings_fail=True)
+
+    def reload(self, change: Change, run: Runner) -> list[str]:
+        return [said("postfix: reload", reloaded(run, "postfix", "reload"))]
+
+    def programs(self, config: Config) -> list[Program]:
+        # The master itself, in the foreground (-d), so supervisord's signals reach it.
+        # (`postfix start-fg` runs it as a child of a shell that setsid() detaches from,
+        # so stopping that shell would leave the master running.)
+        return [Program("postfix", "/usr/lib/postfix/sbin/master -d", priority=10)]
+
+    def prepare(self) -> None:
+        paths.POSTFIX_QUEUE.mkdir(exist_ok=True)
+
+    def starting(self, config: Config) -> None:
+        # `postfix check` creates the queue directories on a new volume and fixes their
+        # ownership after an image upgrade changed the postfix uid.
+        subprocess.run(["postfix", "check"], check=False)

@@ -1,33 +1,48 @@
-"""Rendering: a pure function from a validated Config to every service's files.
+"""Every service the container runs, in order: the one list that boot, apply and status
+loop over. Adding a service: its module under appliance/services/, one line here, its
+section in appliance/config/schema.py.
 
-Each renderer module has a SERVICE name and `render(config) -> list[RenderedFile]`.
-`appliance.apply` writes the result atomically and reloads the services that changed.
+The order is the reload order: the network and supervisord first (an `update` may start
+or stop programs the later reloads then find running or not), the resolver before what
+looks names up, our SMTP daemons last (they hand off to Postfix and ask spamd and clamd).
 """
 
 from __future__ import annotations
 
 from appliance.config import Config
-from appliance.services import (
-    clamav,
-    dovecot,
-    fetchmail,
-    network,
-    postfix,
-    smtpd,
-    spamassassin,
-    supervisord,
-    unbound,
-    webmail,
-)
-from appliance.services.base import RenderedFile
+from appliance.services.base import RenderedFile, Service
+from appliance.services.clamav import ClamAV
+from appliance.services.dovecot import Dovecot
+from appliance.services.fetchmail import Fetchmail
+from appliance.services.network import Network
+from appliance.services.postfix import Postfix
+from appliance.services.smtpd import Smtpd
+from appliance.services.spamassassin import SpamAssassin
+from appliance.services.supervisord import Supervisord
+from appliance.services.unbound import Unbound
+from appliance.services.webmail import Webmail
 
-RENDERERS = (unbound, network, postfix, dovecot, smtpd, supervisord, fetchmail, spamassassin,
-             clamav, webmail)
+SERVICES: tuple[Service, ...] = (
+    Network(),
+    Supervisord(),
+    Unbound(),
+    Postfix(),
+    Dovecot(),
+    Webmail(),
+    SpamAssassin(),
+    ClamAV(),
+    Fetchmail(),
+    Smtpd(),
+)
 
 
 def render_all(config: Config) -> dict[str, list[RenderedFile]]:
-    """{service name: its files}, in a stable order."""
-    return {r.SERVICE: r.render(config) for r in RENDERERS}
+    """{service name: its files}, in the registry's order."""
+    return {service.name: service.render(config) for service in SERVICES}
 
 
-__all__ = ["RENDERERS", "RenderedFile", "render_all"]
+def by_name(name: str) -> Service:
+    for service in SERVICES:
+        if service.name == name:
+            return service
+    raise KeyError(name)

@@ -6,9 +6,16 @@ a bad toml can never reach a running daemon.
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import logging
+import os
+import pwd
+import time
+from pathlib import Path
+from typing import Any
 
-from appliance import paths
+from appliance import limits, paths
 from appliance.accounts import (
     addresses,
     internal_addresses,
@@ -16,18 +23,40 @@ from appliance.accounts import (
     unowned_addresses,
 )
 from appliance.config import Config
-from appliance.config.schema import PLUGIN_SECTIONS
-from appliance.services.base import RenderedFile
-from appliance.services.network import mss
-from appliance.services.postfix import HANDOFF_ADDRESS, queue_minfree
+from appliance.config.schema import PLUGIN_SECTIONS, SMTP_DAEMONS
+from appliance.services.base import (
+    Change,
+    Program,
+    RenderedFile,
+    Runner,
+    Service,
+    Staged,
+    installed_command,
+    said,
+    supervisorctl,
+)
 from appliance.services.spamassassin import reject_level, tag_level
 from appliance.services.unbound import LISTEN as UNBOUND_LISTEN
+from appliance.smtpd.settings import (
+    ClamavSettings,
+    PluginSettings,
+    Settings,
+    SpamassassinSettings,
+)
+from appliance.smtpd.settings import from_dict as settings_from_dict
+from appliance.tls import CertificatePair
 
-SERVICE = "smtpd"
 RUN_AS = "qpsmtpd"
 
+log = logging.getLogger("appliance.run")
 
-def plugin_settings(config: Config) -> dict[str, dict]:
+
+def _fields_of(section: type, values: dict[str, Any]) -> dict[str, Any]:
+    """What the pipeline reads of a service's section (spamd's own settings stay out)."""
+    return {f.name: values[f.name] for f in dataclasses.fields(section)}
+
+
+def _plugin_sections(config: Config) -> dict[str, dict[str, Any]]:
     out = {sec.path.split(".", 1)[1]: dict(config.get(sec.path)) for sec in PLUGIN_SECTIONS}
     spam = dict(config.data["spamassassin"])
     # SME's wbl.global: White exempts the sender from the spam checks, Black refuses it.
@@ -35,18 +64,26 @@ def plugin_settings(config: Config) -> dict[str, dict]:
     out["badmailfrom"]["patterns"] = out["badmailfrom"]["patterns"] + spam["blacklist"]
     spam.update(tag_level=tag_level(spam), reject_level=reject_level(spam),
                 socket=str(paths.SPAMD_SOCKET))
-    out["spamassassin"] = spam
-    out["clamav"] = dict(config.data["clamav"], socket=str(paths.CLAMD_SOCKET))
+    out["spamassassin"] = _fields_of(SpamassassinSettings, spam)
+    out["clamav"] = _fields_of(ClamavSettings, dict(config.data["clamav"],
+                                                    socket=str(paths.CLAMD_SOCKET)))
     # the delimiters in effect, as Postfix and Dovecot get them (check_goodrcptto,
     # badrcptto and sender_login read this one value)
     out["check_goodrcptto"]["extension_separator"] = recipient_delimiters(config)
     return out
 
 
-def settings(config: Config) -> dict:
+def plugin_settings(config: Config) -> PluginSettings:
+    """Every plugin's settings, typed, from the validated CONFIG."""
+    return settings(config).plugin_settings
+
+
+def settings(config: Config) -> Settings:
+    """The SMTP daemons' settings from the validated CONFIG, through the daemons' own
+    typed constructor (so nothing is written that a daemon would refuse)."""
     d = config.data
     s = d["smtpd"]
-    return {
+    return settings_from_dict({
         "hostname": config.fqdn,
         "greeting": s["greeting"] or "ESMTP",
         "timeout": s["timeout"],
@@ -54,17 +91,17 @@ def settings(config: Config) -> dict:
         "max_message_size": s["max_message_size"],
         "max_recipients": s["max_recipients"],
         "handoff": {
-            "host": HANDOFF_ADDRESS[0],
-            "port": HANDOFF_ADDRESS[1],
+            "host": paths.HANDOFF_ADDRESS[0],
+            "port": paths.HANDOFF_ADDRESS[1],
             "timeout": s["handoff_timeout"],
         },
         "dns": {"nameservers": [UNBOUND_LISTEN], "timeout": s["dns_timeout"]},
         "state_dir": str(paths.SMTPD_STATE),
         # MAIL gets 452 4.3.1 when this file system is short of space (as Postfix does)
         "queue_dir": str(paths.POSTFIX_QUEUE),
-        "queue_min_free": queue_minfree(config),
+        "queue_min_free": limits.queue_minfree(s["max_message_size"]),
         "log_level": s["log_level"],
-        "plugin_settings": plugin_settings(config),
+        "plugin_settings": _plugin_sections(config),
         "local_networks": list(d["network"]["local_networks"]),
         "local_domains": config.local_domains,
         "primary_domain": d["system"]["domain"],
@@ -82,13 +119,139 @@ def settings(config: Config) -> dict:
                 "key": str(paths.SMTPD_TLS / "key.pem"), "report_dir": str(paths.SMTPD_TLS)},
         "dkim_keys": str(paths.DKIM_KEYS),
         "run_as": RUN_AS,
-        "daemons": {name: dict(s[name], tcp_maxseg=mss(config),
+        "daemons": {name: dict(s[name], tcp_maxseg=limits.mss(d["network"]["mtu"]),
                                tls_ciphers=s[name]["tls_ciphers"] or d["tls"]["ciphers"])
-                    for name in ("smtp", "smtps", "submission")},
+                    for name in SMTP_DAEMONS},
         "terse_log": str(paths.TERSE_LOG_DIR),
-    }
+    })
 
 
 def render(config: Config) -> list[RenderedFile]:
-    text = json.dumps(settings(config), indent=2, sort_keys=True) + "\n"
+    text = settings(config).to_json()
     return [RenderedFile(paths.SMTPD_JSON, text, mode=0o640, group=RUN_AS)]
+
+
+SERVING_WAIT_S = 10.0
+
+
+def program_name(daemon: str) -> str:
+    """supervisord's name for one SMTP daemon."""
+    return f"smtpd-{daemon}"
+
+
+def not_serving(daemons: list[str], fingerprint: str, wait: float | None = None
+                ) -> list[str]:
+    """Those DAEMONS that have not said (in SMTPD_TLS/serving-NAME) they serve the
+    certificate FINGERPRINT within WAIT (SERVING_WAIT_S) seconds of their SIGHUP."""
+    folder = paths.SMTPD_TLS
+    deadline = time.monotonic() + (SERVING_WAIT_S if wait is None else wait)
+    pending = list(daemons)
+    while pending:
+        pending = [d for d in pending if _serving(folder / f"serving-{d}") != fingerprint]
+        if not pending or time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
+    return pending
+
+
+def _serving(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError):
+        return ""
+
+
+class Smtpd(Service):
+    name = "smtpd"
+    uses_certificate = True
+
+    def render(self, config: Config) -> list[RenderedFile]:
+        return render(config)
+
+    def check(self, staged: Staged, run: Runner) -> None:
+        from appliance.config import ConfigError
+        from appliance.smtpd.main import build_state  # the daemons' own loader
+
+        for f in staged.files:
+            try:
+                build_state(json.loads(f.text))
+            except Exception as e:
+                raise ConfigError(f"smtpd refused the new settings: {e}") from None
+
+    def install(self, change: Change, run: Runner) -> None:
+        """A new certificate: the daemons' own copy, which they re-read on SIGHUP."""
+        if change.certificate is None:
+            return
+        from appliance.config import ConfigError
+        from appliance.tls import install_for_smtpd
+
+        try:
+            install_for_smtpd(change.certificate, paths.SMTPD_TLS, RUN_AS)
+        except OSError as e:  # /run is the container's own: this is not the admin's doing
+            raise ConfigError(f"cannot install the certificate for the SMTP daemons: {e}; "
+                              "nothing was reloaded") from None
+
+    def serves(self, certificate: CertificatePair) -> bool:
+        from appliance.tls import installed_for_smtpd
+
+        return installed_for_smtpd(certificate, paths.SMTPD_TLS)
+
+    def reload(self, change: Change, run: Runner) -> list[str]:
+        """A daemon whose own settings changed (port, TLS versions, caps: listener
+        settings) is restarted; the others get SIGHUP, which re-reads the settings and
+        the certificate with sessions left open. A daemon that does not say it serves a
+        new certificate after its SIGHUP is restarted."""
+        new = _daemons(change.files[0].text) if change.files else None
+        old = _daemons(change.previous.get(paths.SMTPD_JSON))
+        done, hupped = [], []
+        for daemon in SMTP_DAEMONS:
+            settings = new[daemon] if new is not None else None
+            enabled = (settings["enabled"] if settings is not None
+                       else change.config.data["smtpd"][daemon]["enabled"])
+            if not enabled:
+                continue
+            if settings is not None and (old or {}).get(daemon) != settings:
+                done.append(said(f"{program_name(daemon)}: restart",
+                                 supervisorctl(run, "restart", program_name(daemon))))
+            elif supervisorctl(run, "signal", "HUP", program_name(daemon)):
+                hupped.append(daemon)
+            else:
+                done.append(said(f"{program_name(daemon)}: reload", False))
+        late = set(not_serving(hupped, change.certificate.fingerprint)
+                   if change.certificate is not None else ())
+        for daemon in hupped:
+            if daemon in late:  # its reload failed (it logged why): a restart loads it
+                done.append(said(f"{program_name(daemon)}: restart (the reload kept the old "
+                                 "certificate)", supervisorctl(run, "restart",
+                                                                program_name(daemon))))
+            else:
+                done.append(f"{program_name(daemon)}: reload")
+        return done
+
+    def programs(self, config: Config) -> list[Program]:
+        return [Program(program_name(daemon), f"{installed_command('appliance')} smtpd {daemon}",
+                        priority=20)
+                for daemon in SMTP_DAEMONS if config.data["smtpd"][daemon]["enabled"]]
+
+    def prepare(self) -> None:
+        # The daemons' own state (karma, greylisting, DMARC records) and DKIM keys.
+        qpsmtpd = pwd.getpwnam(RUN_AS)
+        for folder in (paths.SMTPD_STATE, paths.DKIM_KEYS):
+            folder.mkdir(exist_ok=True)
+            os.chown(folder, qpsmtpd.pw_uid, qpsmtpd.pw_gid)
+            os.chmod(folder, 0o750)
+
+    def setup(self, config: Config) -> None:
+        from appliance.dkim_keys import ensure_default_key
+
+        if ensure_default_key(paths.DKIM_KEYS,
+                              selector=config.data["smtpd"]["dkim_sign"]["selector"]):
+            log.info("first boot: made the default DKIM key (see `appliance print-dns`)")
+
+
+def _daemons(text: str | None) -> dict[str, Any] | None:
+    """The per-daemon settings in a smtpd.json's text."""
+    if not text:
+        return None
+    daemons: dict[str, Any] = json.loads(text).get("daemons", {})
+    return daemons

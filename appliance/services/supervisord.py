@@ -6,56 +6,39 @@ logs to the container's stdout so `docker compose logs` shows everything.
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 from appliance import paths
 from appliance.config import Config
-from appliance.services.base import RenderedFile
-from appliance.services.clamav import FRESHCLAM_CONF
-from appliance.services.unbound import CONF as UNBOUND_CONF
-from appliance.services.webmail import PHP_FPM_CONF
+from appliance.services.base import (
+    Change,
+    Program,
+    RenderedFile,
+    Runner,
+    Service,
+    installed_command,
+    said,
+    supervisorctl,
+)
 
-SERVICE = "supervisord"
 CONF = "/etc/supervisord.conf"  # where supervisorctl looks without -c
 
-SMTP_DAEMONS = ("smtp", "smtps", "submission")
 
-
-def _bin(name: str) -> str:
-    return str(Path(sys.executable).with_name(name))
-
-
-def _program(name: str, command: str, *, priority: int, stopwait: int = 30) -> str:
+def _program(p: Program) -> str:
     return f"""
-[program:{name}]
-command={command}
-priority={priority}
+[program:{p.name}]
+command={p.command}
+priority={p.priority}
 autostart=true
 autorestart=true
 startsecs=2
 startretries=1000
 stopsignal=TERM
-stopwaitsecs={stopwait}
+stopwaitsecs={p.stopwait}
 stdout_logfile=/dev/stdout
 stdout_logfile_maxbytes=0
 redirect_stderr=true
 """
-
-
-def spamd_command(children: int) -> str:
-    """spamd on a Unix socket for the SMTP daemons' group, without per-user settings,
-    accepting TELL so the learner can train its Bayes database."""
-    sock = paths.SPAMD_SOCKET
-    return " ".join([
-        "/usr/sbin/spamd", f"--max-children={children}", "--min-children=1",
-        "--min-spare=1", f"--max-spare={min(2, children)}",
-        f"--socketpath={sock}", f"--socketowner={paths.SPAMD_USER}",
-        "--socketgroup=qpsmtpd", "--socketmode=0660",
-        f"--username={paths.SPAMD_USER}", f"--groupname={paths.SPAMD_USER}",
-        "--nouser-config", f"--helper-home-dir={paths.SPAMASSASSIN_DIR}", "--allow-tell",
-        "--syslog=stderr", f"--pidfile={sock.parent}/spamd.pid",
-    ])
 
 
 def _header() -> str:
@@ -91,39 +74,36 @@ def waiting_conf() -> str:
 
 
 def supervisord_conf(config: Config) -> str:
-    out = [_header()]
-    # The resolver first: everything else looks names up through it.
-    out.append(_program("unbound", f"/usr/sbin/unbound -d -p -c {UNBOUND_CONF}", priority=1,
-                        stopwait=10))
-    # The master itself, in the foreground (-d), so supervisord's signals reach it.
-    # (`postfix start-fg` runs it as a child of a shell that setsid() detaches from,
-    # so stopping that shell would leave the master running.)
-    out.append(_program("postfix", "/usr/lib/postfix/sbin/master -d", priority=10))
-    out.append(_program("dovecot", "/usr/sbin/dovecot -F", priority=10))
-    for daemon in SMTP_DAEMONS:
-        if config.data["smtpd"][daemon]["enabled"]:
-            out.append(
-                _program(f"smtpd-{daemon}", f"{_bin('appliance')} smtpd {daemon}", priority=20)
-            )
-    spam = config.data["spamassassin"]
-    if spam["enabled"]:
-        out.append(_program("spamd", spamd_command(spam["max_children"]), priority=5))
-    clam = config.data["clamav"]
-    if clam["enabled"]:
-        # Waits for signatures before it runs clamd: clamd refuses to start without.
-        out.append(_program("clamd", f"{_bin('appliance')} clamd", priority=5))
-        if clam["freshclam"]:
-            out.append(_program("freshclam", "/usr/bin/freshclam -d --foreground "
-                                f"--config-file={FRESHCLAM_CONF}", priority=6, stopwait=10))
-    if config.data["webmail"]["enabled"]:
-        out.append(_program("php-fpm", f"/usr/sbin/php-fpm8.2 --nodaemonize --fpm-config "
-                            f"{PHP_FPM_CONF}", priority=20, stopwait=10))
-        out.append(_program("nginx", "/usr/sbin/nginx -g 'daemon off;'", priority=25,
-                            stopwait=10))
-    out.append(_program("scheduler", f"{_bin('appliance')} scheduler", priority=30,
-                        stopwait=5))
-    return "".join(out)
+    """The header and every service's programs, in the registry's order."""
+    from appliance.services.registry import SERVICES
+
+    programs = [p for service in SERVICES for p in service.programs(config)]
+    return "".join([_header(), *(_program(p) for p in programs)])
 
 
 def render(config: Config) -> list[RenderedFile]:
     return [RenderedFile(CONF, supervisord_conf(config))]
+
+
+class Supervisord(Service):
+    """supervisord itself, and the appliance's own periodic jobs (the scheduler)."""
+
+    name = "supervisord"
+
+    def render(self, config: Config) -> list[RenderedFile]:
+        return render(config)
+
+    def reload(self, change: Change, run: Runner) -> list[str]:
+        # reread, then update: starts, restarts or removes the programs that changed
+        reread = supervisorctl(run, "reread")
+        return [said("supervisord: update", reread & supervisorctl(run, "update"))]
+
+    def programs(self, config: Config) -> list[Program]:
+        return [Program("scheduler", f"{installed_command('appliance')} scheduler",
+                        priority=30, stopwait=5)]
+
+    def prepare(self) -> None:
+        paths.SUPERVISOR_SOCKET.parent.mkdir(parents=True, exist_ok=True)
+
+    def stale_runtime(self) -> list[Path]:
+        return [paths.SUPERVISOR_SOCKET, paths.SUPERVISOR_SOCKET.parent / "supervisord.pid"]

@@ -9,11 +9,26 @@ on the data volume so Unbound can follow root key rollovers (RFC 5011).
 
 from __future__ import annotations
 
+import os
+import pwd
+import shutil
+from pathlib import Path
+
 from appliance import paths
 from appliance.config import Config
-from appliance.services.base import RenderedFile
+from appliance.services.base import (
+    Change,
+    Program,
+    RenderedFile,
+    Runner,
+    Service,
+    Staged,
+    checked,
+    reloaded,
+    said,
+    supervisorctl,
+)
 
-SERVICE = "unbound"
 CONF = "/etc/unbound/unbound.conf"
 ROOT_HINTS = "/usr/share/dns/root.hints"  # Debian's dns-root-data
 ROOT_KEY_SEED = "/usr/share/dns/root.key"
@@ -69,3 +84,51 @@ def unbound_conf(config: Config) -> str:
 
 def render(config: Config) -> list[RenderedFile]:
     return [RenderedFile(CONF, unbound_conf(config))]
+
+
+def use_own_resolver() -> None:
+    """Point the C library (Postfix, fetchmail, ...) at Unbound. Docker bind-mounts
+    /etc/resolv.conf, so it is rewritten in place, not replaced."""
+    with open("/etc/resolv.conf", "w") as f:
+        f.write("# appliance: Unbound, configured by [network] in appliance.toml\n"
+                f"nameserver {LISTEN}\noptions edns0 trust-ad\n")
+
+
+class Unbound(Service):
+    name = "unbound"
+
+    def render(self, config: Config) -> list[RenderedFile]:
+        return render(config)
+
+    def check(self, staged: Staged, run: Runner) -> None:
+        checked(run, "unbound", "unbound-checkconf", str(staged.path(CONF)))
+
+    def reload(self, change: Change, run: Runner) -> list[str]:
+        # A reload keeps port 53 open: lookups made meanwhile wait in the socket and are
+        # answered, where a restart left a moment in which they failed (and mail got a
+        # 451). A restart remains for an Unbound that is not running or will not reload.
+        if reloaded(run, "unbound-control", "-c", CONF, "reload"):
+            return ["unbound: reload"]
+        return [said("unbound: restart", supervisorctl(run, "restart", "unbound"))]
+
+    def programs(self, config: Config) -> list[Program]:
+        # The resolver first: everything else looks names up through it.
+        return [Program("unbound", f"/usr/sbin/unbound -d -p -c {CONF}", priority=1,
+                        stopwait=10)]
+
+    def prepare(self) -> None:
+        # The DNSSEC trust anchor, seeded from Debian's copy; Unbound updates it.
+        unbound = pwd.getpwnam("unbound")
+        paths.UNBOUND_DIR.mkdir(exist_ok=True)
+        os.chown(paths.UNBOUND_DIR, unbound.pw_uid, unbound.pw_gid)
+        if not paths.UNBOUND_ROOT_KEY.exists():
+            shutil.copyfile(ROOT_KEY_SEED, paths.UNBOUND_ROOT_KEY)
+        os.chown(paths.UNBOUND_ROOT_KEY, unbound.pw_uid, unbound.pw_gid)
+        paths.UNBOUND_CONTROL.parent.mkdir(parents=True, exist_ok=True)
+        os.chown(paths.UNBOUND_CONTROL.parent, unbound.pw_uid, unbound.pw_gid)
+
+    def stale_runtime(self) -> list[Path]:
+        return [paths.UNBOUND_CONTROL]
+
+    def starting(self, config: Config) -> None:
+        use_own_resolver()

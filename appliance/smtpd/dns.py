@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar, cast
 
 import dns.asyncresolver
 import dns.exception
@@ -21,6 +22,13 @@ import dns.name
 import dns.rdatatype
 import dns.resolver
 import dns.reversename
+from dns.rdtypes.ANY.MX import MX
+from dns.rdtypes.ANY.PTR import PTR
+from dns.rdtypes.IN.A import A
+from dns.rdtypes.IN.AAAA import AAAA
+from dns.rdtypes.txtbase import TXTBase
+
+T = TypeVar("T")
 
 
 class DNSTempError(Exception):
@@ -59,27 +67,29 @@ class Resolver:
             raise DNSTempError(f"{rdtype} {name}: {e.__class__.__name__}") from None
         return list(answer.rrset or [])
 
+    # query() returns the generic Rdata; each record type's class has its own fields
     async def a(self, name: str) -> list[str]:
-        return [r.address for r in await self.query(name, "A")]
+        return [cast(A, r).address for r in await self.query(name, "A")]
 
     async def aaaa(self, name: str) -> list[str]:
-        return [r.address for r in await self.query(name, "AAAA")]
+        return [cast(AAAA, r).address for r in await self.query(name, "AAAA")]
 
     async def txt(self, name: str) -> list[str]:
-        return [b"".join(r.strings).decode("utf-8", "replace")
+        return [b"".join(cast(TXTBase, r).strings).decode("utf-8", "replace")
                 for r in await self.query(name, "TXT")]
 
     async def mx(self, name: str) -> list[tuple[int, str]]:
-        return sorted((r.preference, r.exchange.to_text(omit_final_dot=True))
-                      for r in await self.query(name, "MX"))
+        records = [cast(MX, r) for r in await self.query(name, "MX")]
+        return sorted((r.preference, r.exchange.to_text(omit_final_dot=True)) for r in records)
 
     async def ptr(self, ip: str) -> list[str]:
         name = dns.reversename.from_address(ip).to_text()
-        return [r.target.to_text(omit_final_dot=True) for r in await self.query(name, "PTR")]
+        return [cast(PTR, r).target.to_text(omit_final_dot=True)
+                for r in await self.query(name, "PTR")]
 
     # -- for libraries that only do blocking DNS (run them in a thread) ----------------
 
-    async def in_thread(self, fn, *args):  # type: ignore[no-untyped-def]
+    async def in_thread(self, fn: Callable[..., T], *args: Any) -> T:
         """Run a blocking library call in a worker thread; its DNS goes via sync_query."""
         self.loop = asyncio.get_running_loop()
         return await asyncio.to_thread(fn, *args)

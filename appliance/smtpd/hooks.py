@@ -15,6 +15,10 @@ A plugin is a class with async methods named after the hooks it handles:
     hook_disconnect(conn)                 the connection is gone (result ignored)
 
 Each returns a `Result` (or None, meaning DECLINED).
+
+State of the session (the chain in use, the open transaction, the authentication
+results plugins hand each other) is a typed field below; `notes` is only for a plugin's
+own scratch space, which no other module reads.
 """
 
 from __future__ import annotations
@@ -26,9 +30,38 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from email.message import EmailMessage
 from email.parser import BytesParser
+from typing import TYPE_CHECKING, NamedTuple
+
+if TYPE_CHECKING:
+    from appliance.smtpd.pipeline import Pipeline, Pipelines
 
 HOOKS = ("connect", "helo", "auth", "mail", "rcpt", "data", "data_post", "queue",
          "unrecognized_command", "disconnect")
+
+
+class SpfCheck(NamedTuple):
+    """The spf plugin's verdict on the envelope sender (or the HELO name), for dmarc."""
+
+    result: str  # pass, fail, softfail, neutral, none, temperror, permerror
+    explanation: str
+    domain: str  # the domain checked: the MAIL FROM domain, else the HELO name
+
+
+class DkimSignature(NamedTuple):
+    """One DKIM-Signature the dkim plugin checked, for dmarc and the reports."""
+
+    domain: str
+    selector: str
+    passed: bool
+    reason: str  # "pass", "fail (body hash mismatch)", "temperror (DNS timeout)", ...
+
+    @property
+    def result(self) -> str:
+        return self.reason.split(" ", 1)[0]
+
+    @property
+    def detail(self) -> str:
+        return self.reason.partition(" ")[2].strip("()")
 
 
 @dataclass
@@ -49,7 +82,14 @@ class Connection:
     peer: str = "internet"  # the chain in use: internet, local or authenticated
     naughty: tuple[str, str] | None = None  # (reply, plugin): refuse later (naughty)
     karma: int = 0  # good minus bad points given by plugins (karma)
-    notes: dict[str, object] = field(default_factory=dict)  # plugins' scratch space
+    helo_whitelisted: bool = False  # the HELO name is whitelisted (whitelists; helo skips)
+    # Set by the handler at connect: the daemon's chains (kept for the connection's life,
+    # even across a reload) and the one for the current peer class (changes after AUTH).
+    pipelines: Pipelines | None = field(default=None, repr=False)
+    pipeline: Pipeline | None = field(default=None, repr=False)
+    transaction: Transaction | None = None  # MAIL FROM accepted, not yet ended
+    name_lookup: asyncio.Future[str] | None = field(default=None, repr=False)  # received
+    notes: dict[str, object] = field(default_factory=dict)  # a plugin's own scratch space
     timings: dict[str, float] = field(default_factory=dict)  # plugin -> seconds
     started: float = field(default_factory=time.monotonic)
     # Set by the server: has the client sent bytes we have not read yet (earlytalker)?
@@ -74,7 +114,14 @@ class Transaction:
     rejected: list[tuple[str, str, str]] = field(default_factory=list)  # (rcpt, plugin, reply)
     bcc: list[str] = field(default_factory=list)  # extra envelope recipients (bcc plugin)
     whitelisted: bool = False  # the sender is whitelisted (whitelists plugin)
-    notes: dict[str, object] = field(default_factory=dict)
+    spf: SpfCheck | None = None  # set by the spf plugin at MAIL
+    dkim: list[DkimSignature] | None = None  # set by the dkim plugin at data_post
+    # Authentication-Results parts ("spf=pass smtp.mailfrom=example.net"), in order;
+    # the last plugin of spf, dkim and dmarc in the chain writes the one header.
+    auth_results: list[str] = field(default_factory=list)
+    received_id: str = ""  # the id in our Received line
+    queue_id: str = ""  # Postfix's queue id once handed off
+    notes: dict[str, object] = field(default_factory=dict)  # a plugin's own scratch space
     started: float = field(default_factory=time.monotonic)
     _data: bytes = b""
     _message: EmailMessage | None = None

@@ -9,29 +9,30 @@ finish for a while, then exits.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import os
 import pwd
 import signal
 import socket
 import ssl
-from logging.handlers import RotatingFileHandler
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from appliance import paths
-from appliance.smtpd import replies
+from appliance.config.schema import SMTP_DAEMONS, SUBMISSION_DAEMONS
+from appliance.smtpd import replies, txlog
 from appliance.smtpd.auth import PasswordChecker
 from appliance.smtpd.handler import Handler, State
 from appliance.smtpd.handoff import PostfixHandoff
 from appliance.smtpd.pipeline import Pipelines, context
 from appliance.smtpd.server import ConnectionLimits, SMTPServer
+from appliance.smtpd.settings import Settings, SettingsError, from_json
+from appliance.smtpd.settings import from_dict as settings_from_dict
 from appliance.tls import fingerprint
 
 log = logging.getLogger("appliance.smtpd")
 
-DAEMONS = ("smtp", "smtps", "submission")
 SHUTDOWN_GRACE_S = 20.0
 TLS_VERSIONS = {
     "TLSv1": ssl.TLSVersion.TLSv1,
@@ -41,17 +42,22 @@ TLS_VERSIONS = {
 }
 
 
-def read_settings(path: Path = paths.SMTPD_CONFIG) -> dict[str, Any]:
+def read_settings(path: Path = paths.SMTPD_CONFIG) -> Settings:
+    """The settings file, checked whole: SettingsError naming the key if it is not one
+    this version writes."""
     with open(path, encoding="utf-8") as f:
-        return json.load(f)
+        return from_json(f.read())
 
 
-def build_state(settings: dict[str, Any], daemon: str = "smtp") -> State:
-    """Everything derived from settings; raises PluginError on a bad plugin setting."""
+def build_state(settings: Settings | Mapping[str, Any], daemon: str = "smtp") -> State:
+    """Everything derived from settings (a Settings, or the file's parsed JSON); raises
+    SettingsError naming the key on a bad file, PluginError on a bad plugin setting."""
+    if not isinstance(settings, Settings):
+        settings = settings_from_dict(settings)
     return State(
         settings=settings,
         pipelines=Pipelines(daemon, settings, context(settings)),
-        passwords=PasswordChecker(settings["users"], settings["local_domains"]),
+        passwords=PasswordChecker(settings.users, list(settings.local_domains)),
     )
 
 
@@ -94,50 +100,49 @@ def drop_privileges(user: str) -> None:
 class Daemon:
     """One listener and everything it needs."""
 
-    def __init__(self, name: str, settings: dict[str, Any], *, host: str = "0.0.0.0",
+    def __init__(self, name: str, settings: Settings, *, host: str = "0.0.0.0",
                  sock: socket.socket | None = None) -> None:
-        if name not in DAEMONS:
-            raise ValueError(f"unknown daemon {name!r}; one of {', '.join(DAEMONS)}")
+        if name not in SMTP_DAEMONS:
+            raise ValueError(f"unknown daemon {name!r}; one of {', '.join(SMTP_DAEMONS)}")
         self.name = name
         self.settings = settings
-        cfg = settings["daemons"][name]
+        cfg = settings.daemons[name]
         self.implicit_tls = name == "smtps"
         self.certificate = self.pair_fingerprint(settings)
         self.ssl = self.load_certificate(settings, self.certificate)  # new sessions' TLS
         self.listener_ssl = self.ssl  # what 465's server was made with, for good
-        self.limits = ConnectionLimits(cfg["instances"], cfg["instances_per_ip"])
-        hand = settings["handoff"]
+        self.limits = ConnectionLimits(cfg.instances, cfg.instances_per_ip)
+        hand = settings.handoff
         self.handoff = PostfixHandoff(
-            hand["host"], hand["port"], hand["timeout"], settings["hostname"],
-            pool_size=min(cfg["instances"], 32),
+            hand.host, hand.port, hand.timeout, settings.hostname,
+            pool_size=min(cfg.instances, 32),
         )
         self.handler = Handler(build_state(settings, name), self.handoff)
-        self.sock = sock or listen_socket(cfg["port"], host, cfg.get("tcp_maxseg", 0))
+        self.sock = sock or listen_socket(cfg.port, host, cfg.tcp_maxseg)
         self.server: asyncio.AbstractServer | None = None
 
     def protocol(self) -> SMTPServer:
         s = self.settings
-        cfg = s["daemons"][self.name]
-        submission = self.name in ("smtps", "submission")
-        mechanisms = s.get("plugin_settings", {}).get("auth", {}).get(
-            "mechanisms", ["PLAIN", "LOGIN"])
+        cfg = s.daemons[self.name]
+        submission = self.name in SUBMISSION_DAEMONS
+        mechanisms = {m.upper() for m in s.plugin_settings.auth.mechanisms}
         return SMTPServer(
             self.handler,
             daemon=self.name,
             limits=self.limits,
             implicit_tls=self.implicit_tls,
-            hostname=s["hostname"],
-            ident=s["greeting"],
-            data_size_limit=s["max_message_size"],
-            timeout=s["timeout"],
-            min_data_rate=s.get("min_data_rate", 0),
+            hostname=s.hostname,
+            ident=s.greeting,
+            data_size_limit=s.max_message_size,
+            timeout=s.timeout,
+            min_data_rate=s.min_data_rate,
             # 465 is TLS from the first byte: no STARTTLS to offer, AUTH at once.
             tls_context=None if self.implicit_tls else self.ssl,
             require_starttls=self.name == "submission",
             auth_required=submission,
             # SME: TlsBeforeAuth is a setting on 25 and always on for 465/587.
             auth_require_tls=not self.implicit_tls and (
-                submission or cfg.get("tls_before_auth", True)),
+                submission or cfg.tls_before_auth),
             auth_exclude_mechanism=[m for m in ("CRAM-MD5", "PLAIN", "LOGIN")
                                     if m not in mechanisms],
         )
@@ -160,20 +165,19 @@ class Daemon:
         self.handler.state = state
         self.handoff.reset()  # Postfix was reloaded first: its new maps need new sessions
         log.info("%s: settings reloaded (%d users, %d domains)", self.name,
-                 len(settings["users"]), len(settings["local_domains"]))
+                 len(settings.users), len(settings.local_domains))
         self.reload_certificate()
 
     @staticmethod
-    def pair_fingerprint(settings: dict[str, Any]) -> str:
-        tls = settings["tls"]
-        return fingerprint(Path(tls["cert"]).read_bytes(), Path(tls["key"]).read_bytes())
+    def pair_fingerprint(settings: Settings) -> str:
+        tls = settings.tls
+        return fingerprint(Path(tls.cert).read_bytes(), Path(tls.key).read_bytes())
 
-    def load_certificate(self, settings: dict[str, Any], expected: str) -> ssl.SSLContext:
+    def load_certificate(self, settings: Settings, expected: str) -> ssl.SSLContext:
         """A whole new context for the pair in the settings, which must still be EXPECTED
         once loaded; OSError or ssl.SSLError if it does not load or changed meanwhile."""
-        tls, cfg = settings["tls"], settings["daemons"][self.name]
-        ctx = tls_context(tls["cert"], tls["key"], cfg["tls_min_version"],
-                          cfg.get("tls_ciphers", ""))
+        tls, cfg = settings.tls, settings.daemons[self.name]
+        ctx = tls_context(tls.cert, tls.key, cfg.tls_min_version, cfg.tls_ciphers)
         if self.pair_fingerprint(settings) != expected:
             raise OSError("the certificate or key changed while it was loading")
         return ctx
@@ -207,7 +211,7 @@ class Daemon:
     def report_certificate(self, owner: str | None = None) -> None:
         """Say which pair this daemon serves (tls.report_dir/serving-NAME). Made by root at
         start and given to OWNER, to be rewritten in place after privileges are dropped."""
-        folder = self.settings["tls"].get("report_dir")
+        folder = self.settings.tls.report_dir
         if not folder:
             return
         path = Path(folder) / f"serving-{self.name}"
@@ -230,7 +234,8 @@ class Daemon:
             for proto in list(self.limits.open):
                 if proto.transport is not None:
                     # RFC 5321 3.8: say 421 before closing for a shutdown.
-                    proto.transport.write(replies.SHUTTING_DOWN.encode() + b"\r\n")
+                    cast(asyncio.WriteTransport, proto.transport).write(
+                        replies.SHUTTING_DOWN.encode() + b"\r\n")
                     proto.transport.close()
         await self.handoff.close()
         self.handler.state.pipelines.close()
@@ -251,40 +256,20 @@ def _configure_logging(level: int = 6) -> None:
     logging.getLogger("mail.log").setLevel(logging.WARNING)
 
 
-TERSE_LOG_BYTES = 1_000_000  # per daemon, one old file kept: the console shows the last
-
-
-def log_transactions_to_file(folder: str, name: str, owner: str) -> None:
-    """Also write the terse lines to FOLDER/smtpd-NAME.log, which the console reads (the
-    container's stdout is not readable from inside). Rotation renames in FOLDER, so the
-    daemon's user owns it."""
-    path = Path(folder)
-    path.mkdir(parents=True, exist_ok=True)
-    log_file = path / f"smtpd-{name}.log"
-    log_file.touch()
-    if os.geteuid() == 0:
-        pw = pwd.getpwnam(owner)
-        for p in (path, log_file):
-            os.chown(p, pw.pw_uid, pw.pw_gid)
-    handler = RotatingFileHandler(log_file, maxBytes=TERSE_LOG_BYTES, backupCount=1)
-    handler.setFormatter(logging.Formatter("%(asctime)s %(message)s", "%Y-%m-%dT%H:%M:%S"))
-    logging.getLogger("appliance.smtpd.transaction").addHandler(handler)
-
-
 async def serve(name: str) -> None:
     settings = read_settings()
     daemon = Daemon(name, settings)
-    if settings.get("terse_log"):
+    if settings.terse_log:
         try:
-            log_transactions_to_file(settings["terse_log"], name, settings["run_as"])
+            txlog.to_file(settings.terse_log, name, settings.run_as)
         except OSError as e:  # stdout still has every line
             log.error("%s: cannot write the transaction log file: %s", name, e)
-    daemon.report_certificate(owner=settings["run_as"])
-    drop_privileges(settings["run_as"])
+    daemon.report_certificate(owner=settings.run_as)
+    drop_privileges(settings.run_as)
     await daemon.start()
-    cfg = settings["daemons"][name]
-    log.info("%s: listening on port %d (instances %d, per address %d)", name, cfg["port"],
-             cfg["instances"], cfg["instances_per_ip"])
+    cfg = settings.daemons[name]
+    log.info("%s: listening on port %d (instances %d, per address %d)", name, cfg.port,
+             cfg.instances, cfg.instances_per_ip)
     loop = asyncio.get_running_loop()
     stopping = asyncio.Event()
     loop.add_signal_handler(signal.SIGHUP, daemon.reload)
@@ -296,6 +281,12 @@ async def serve(name: str) -> None:
 
 
 def main(name: str) -> int:
-    _configure_logging(read_settings().get("log_level", 6))
+    try:
+        level = read_settings().log_level
+    except (OSError, SettingsError) as e:  # never a daemon on half its settings
+        _configure_logging()
+        log.error("%s: cannot start: %s: %s", name, paths.SMTPD_CONFIG, e)
+        return 1
+    _configure_logging(level)
     asyncio.run(serve(name))
     return 0

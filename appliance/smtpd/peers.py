@@ -21,7 +21,9 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Iterable
-from typing import Any
+
+from appliance.config.schema import SUBMISSION_DAEMONS as SUBMISSION_DAEMONS
+from appliance.smtpd.settings import PluginSettings
 
 INTERNET, LOCAL, AUTHENTICATED = "internet", "local", "authenticated"
 PEERS = (INTERNET, LOCAL, AUTHENTICATED)
@@ -65,14 +67,13 @@ TABLE: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("dkim_sign", INSIDE),  # queue hook: signs the final message
 )
 
-SUBMISSION_DAEMONS = ("smtps", "submission")
 
 
-def enabled(name: str, plugin_settings: dict[str, dict[str, Any]]) -> bool:
-    return bool(plugin_settings.get(name, {}).get("enabled", True))
+def enabled(name: str, plugin_settings: PluginSettings) -> bool:
+    return plugin_settings.enabled(name)
 
 
-def chain(daemon: str, peer: str, plugin_settings: dict[str, dict[str, Any]]) -> list[str]:
+def chain(daemon: str, peer: str, plugin_settings: PluginSettings) -> list[str]:
     """The plugin names, in order, for a daemon and a peer class."""
     if daemon in SUBMISSION_DAEMONS:
         peer = AUTHENTICATED

@@ -19,6 +19,7 @@ from appliance.smtpd.dns import Resolver
 from appliance.smtpd.hooks import HOOKS, Connection
 from appliance.smtpd.plugins import BasePlugin, Context, load
 from appliance.smtpd.results import DECLINED, Result, Verdict
+from appliance.smtpd.settings import Settings
 
 log = logging.getLogger("appliance.smtpd.pipeline")
 
@@ -75,10 +76,9 @@ class Pipeline:
 class Pipelines:
     """A daemon's chains, one per peer class, sharing one instance of each plugin."""
 
-    def __init__(self, daemon: str, settings: dict[str, Any], ctx: Context) -> None:
-        plugin_settings = settings.get("plugin_settings", {})
-        self.local = peers.LocalNetworks(settings["local_networks"])
-        names = {p: peers.chain(daemon, p, plugin_settings) for p in peers.PEERS}
+    def __init__(self, daemon: str, settings: Settings, ctx: Context) -> None:
+        self.local = peers.LocalNetworks(settings.local_networks)
+        names = {p: peers.chain(daemon, p, settings.plugin_settings) for p in peers.PEERS}
         instances: dict[str, BasePlugin] = {}
         for chain in names.values():
             for name in chain:
@@ -102,10 +102,9 @@ class Pipelines:
                 closer()
 
 
-def context(settings: dict[str, Any]) -> Context:
-    dns = settings.get("dns", {})
+def context(settings: Settings) -> Context:
     return Context(
-        resolver=Resolver(dns.get("nameservers", ()), float(dns.get("timeout", 5))),
-        state_dir=Path(settings.get("state_dir", "/var/lib/appliance/smtpd")),
-        hostname=settings.get("hostname", "localhost"),
+        resolver=Resolver(list(settings.dns.nameservers), float(settings.dns.timeout)),
+        state_dir=Path(settings.state_dir),
+        hostname=settings.hostname,
     )

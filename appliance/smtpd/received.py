@@ -34,8 +34,6 @@ from appliance.smtpd.hooks import Connection, Transaction
 
 log = logging.getLogger("appliance.smtpd.received")
 
-NAME_NOTE = "client_name"  # conn.notes: the asyncio.Task looking up the client's name
-ID_NOTE = "received_id"  # txn.notes: the id in our Received line
 UNKNOWN = "unknown"  # as Postfix writes a client without (confirmed) reverse DNS
 MAX_HELO = 255  # a domain name's limit (RFC 1035); longer HELOs are cut
 MAX_ADDRESS = 256  # RFC 5321 §4.5.3.1.3 path limit: a longer recipient gets no `for`
@@ -91,14 +89,14 @@ def look_up_client_name(conn: Connection, resolver: Resolver) -> None:
     task = asyncio.ensure_future(forward_confirmed_name(resolver, conn.remote_ip))
     _background.add(task)
     task.add_done_callback(_background.discard)
-    conn.notes[NAME_NOTE] = task
+    conn.name_lookup = task
 
 
 async def client_name(conn: Connection) -> str:
     """The name the lookup found, waiting for it if need be (it is bounded by the
     resolver's own timeout); UNKNOWN if none was started or it failed."""
-    task = conn.notes.get(NAME_NOTE)
-    if not isinstance(task, asyncio.Future):
+    task = conn.name_lookup
+    if task is None:
         return UNKNOWN
     try:
         name = await asyncio.shield(task)
@@ -116,16 +114,16 @@ def valid_host_name(name: str) -> bool:
 
 def cancel_lookup(conn: Connection) -> None:
     """At disconnect: a lookup still running is of no use to anyone."""
-    task = conn.notes.get(NAME_NOTE)
-    if isinstance(task, asyncio.Future) and not task.done():
+    task = conn.name_lookup
+    if task is not None and not task.done():
         task.cancel()
 
 
 def header(conn: Connection, txn: Transaction, hostname: str, *, name: str = UNKNOWN,
            cipher: tuple[str, str, int] | None = None, date: str | None = None) -> bytes:
-    """The Received field, folded, CRLF-terminated; its id is kept in txn.notes."""
+    """The Received field, folded, CRLF-terminated; its id is kept in txn.received_id."""
     ident = new_id()
-    txn.notes[ID_NOTE] = ident
+    txn.received_id = ident
     lines = [f"Received: from {clean_helo(conn.helo)} ({name} [{conn.remote_ip}])"]
     if conn.tls:
         if cipher is not None:

@@ -19,7 +19,7 @@ import asyncio
 import logging
 import re
 from collections import Counter
-from typing import TYPE_CHECKING, Any, AnyStr
+from typing import TYPE_CHECKING, Any, AnyStr, cast
 
 from aiosmtpd.smtp import MISSING, SMTP, syntax
 
@@ -75,14 +75,14 @@ def enhanced(line: str) -> str:
     return f"{line[:3]} {line[0]}.{detail} {line[4:]}"
 
 
-class _Commands(dict):  # type: ignore[type-arg]
+class _Commands(dict[str, Any]):
     """aiosmtpd's verb table; unknown verbs go to our hook instead of a bare 500.
 
     Only `_handle_client` looks verbs up with `get(verb, None)`-style calls for dispatch;
     HELP checks `__smtp_syntax__`, which the fallback lacks, so HELP stays truthful.
     """
 
-    def __init__(self, table: dict, fallback: Any) -> None:  # type: ignore[type-arg]
+    def __init__(self, table: dict[str, Any], fallback: Any) -> None:
         super().__init__(table)
         self.fallback = fallback
 
@@ -239,7 +239,7 @@ class SMTPServer(SMTP):
         # Say why before hanging up, as Postfix does (aiosmtpd just closes).
         if not self.transport.is_closing():
             line = replies.TIMEOUT.format(hostname=self.hostname)
-            self.transport.write(f"{line}\r\n".encode())
+            cast(asyncio.WriteTransport, self.transport).write(f"{line}\r\n".encode())
         super()._timeout_cb()
 
     async def _on_unrecognized(self, command: str, arg: str | None) -> None:
@@ -296,9 +296,9 @@ class SMTPServer(SMTP):
             await self.push(replies.NEED_RCPT)
             return
         if arg:
-            await self.push("501 Syntax: DATA")
+            await self.push(replies.DATA_SYNTAX)
             return
-        await self.push("354 End data with <CR><LF>.<CR><LF>")
+        await self.push(replies.START_DATA)
         limit = self.data_size_limit
         lines: list[bytes] = []
         pieces: list[bytes] = []  # of the line being read
@@ -332,7 +332,7 @@ class SMTPServer(SMTP):
         self.envelope.content = self.envelope.original_content = content
         status = await self._call_handler_hook("DATA")
         self._set_post_data_state()
-        await self.push("250 OK" if status is MISSING else status)
+        await self.push(replies.OK if status is MISSING else status)
 
     def _input_pending(self) -> bool:
         reader = getattr(self, "_reader", None)

@@ -11,15 +11,9 @@ from __future__ import annotations
 import logging
 import os
 
+from appliance.limits import min_free as min_free
+
 log = logging.getLogger("appliance.smtpd.storage")
-
-# Postfix's smtpd_space_multf: room for the message being received and one more.
-SPACE_FACTOR = 1.5
-
-
-def min_free(message_size_limit: int) -> int:
-    """queue_minfree for a message size limit."""
-    return int(SPACE_FACTOR * message_size_limit)
 
 
 def free_bytes(path: str) -> int | None:

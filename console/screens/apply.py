@@ -10,14 +10,14 @@ from collections.abc import Callable
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.screen import Screen
 from textual.widgets import Footer, Header, Log, Static
 
 from appliance.apply import Plan
 from appliance.config import ConfigError
+from console.screens.base import ConsoleScreen
 
 
-class ApplyScreen(Screen):
+class ApplyScreen(ConsoleScreen):
     BINDINGS = [
         Binding("a", "apply", "Apply"),
         Binding("d", "discard", "Discard edits"),
@@ -40,7 +40,7 @@ class ApplyScreen(Screen):
     @work(thread=True, exclusive=True)
     def preview(self) -> None:
         self.app.call_from_thread(self.show_preview,
-                                  *_attempt(self.app.session.preview))  # type: ignore[attr-defined]
+                                  *_attempt(self.console.session.preview))
 
     def show_preview(self, plan: Plan | None, error: str) -> None:
         if self.busy:  # an apply started meanwhile: its result is what counts
@@ -72,7 +72,7 @@ class ApplyScreen(Screen):
     @work(thread=True, exclusive=True)
     def run_apply(self) -> None:
         self.app.call_from_thread(self.show_result,
-                                  *_attempt(self.app.session.apply))  # type: ignore[attr-defined]
+                                  *_attempt(self.console.session.apply))
 
     def show_result(self, plan: Plan | None, error: str) -> None:
         self.busy = False
@@ -103,7 +103,7 @@ class ApplyScreen(Screen):
         if self.busy:
             return
         try:
-            self.app.session.reload()  # type: ignore[attr-defined]
+            self.console.session.reload()
         except ConfigError as e:  # edited by hand and broken: say so, keep the edits
             self.query_one("#apply-result", Static).update(f"✗ {e}")
             return

@@ -22,7 +22,7 @@ class DeliveryScreen(EditScreen):
         yield ("delivery.delegate_mail_server", "Internal mail server", False,
                "all local mail goes there; empty: mailboxes here")
         yield ("delivery.helo_host", "HELO name", False, "empty: host name")
-        for domain in sorted(self.app.session.config.data["domains"]):  # type: ignore[attr-defined]
+        for domain in sorted(self.console.session.config.data["domains"]):
             yield (f"domains.{domain}.mail_server", _fit("@" + domain), False,
                    f"server for {domain}; empty: as above")
 

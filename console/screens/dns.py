@@ -40,7 +40,7 @@ class DNSScreen(EditScreen):
     def check_forwarders(self) -> None:
         typed = self.query_one("#" + field_id(FORWARDERS), Input).value
         warning = forwarder_warning(typed.replace(",", " ").split(),
-                                    self.app.session.config)  # type: ignore[attr-defined]
+                                    self.console.session.config)
         self.query_one("#forwarder-warning", Static).update(
             f"⚠ {warning}" if warning else "")
         self.query_one("#full-recursion", Button).display = bool(warning)

@@ -8,9 +8,10 @@ from collections.abc import Iterable
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, VerticalScroll
-from textual.screen import Screen
 from textual.widgets import Footer, Header, Input, Label, Static
 
+from appliance.config.schema import find_key
+from console.screens.base import ConsoleScreen
 from console.session import FieldError
 
 
@@ -21,7 +22,9 @@ def field_id(dotted: str) -> str:
 
 
 def is_secret(dotted: str) -> bool:
-    return "password" in dotted
+    """A password setting (the schema's Key.secret): typed masked, taken as typed."""
+    found = find_key(dotted)
+    return found is not None and found[1].secret
 
 
 def as_text(value: object) -> str:
@@ -32,7 +35,7 @@ def as_text(value: object) -> str:
     return str(value)
 
 
-class EditScreen(Screen):
+class EditScreen(ConsoleScreen):
     """A screen of settings. Subclasses list FIELDS: (dotted key, label, is_list, hint)."""
 
     BINDINGS = [
@@ -56,7 +59,7 @@ class EditScreen(Screen):
         yield Footer()
 
     def compose_fields(self) -> ComposeResult:
-        session = self.app.session  # type: ignore[attr-defined]
+        session = self.console.session
         for dotted, label, _is_list, hint in self.fields():
             with Horizontal(classes="row"):
                 yield Label(label, classes="label")
@@ -73,7 +76,7 @@ class EditScreen(Screen):
     def edits(self) -> dict[str, str | list[str]]:
         """The fields whose text differs from the setting's value: only those are set,
         so the toml gains no lines nobody changed."""
-        session = self.app.session  # type: ignore[attr-defined]
+        session = self.console.session
         out: dict[str, str | list[str]] = {}
         for dotted, _label, is_list, _hint in self.fields():
             text = self.query_one("#" + field_id(dotted), Input).value
@@ -85,23 +88,23 @@ class EditScreen(Screen):
         return out
 
     def clear_errors(self) -> None:
-        for w in self.query(".error"):
+        for w in self.query(".error").results(Static):
             w.update("")
 
     def show_error(self, err: FieldError) -> None:
-        target = None
+        target: Static | None = None
         if err.key:
             matches = self.query("#" + field_id(err.key) + "-error")
-            target = matches.first() if matches else None
+            target = matches.first(Static) if matches else None
         if target is None:  # a setting this screen does not show
-            target = self.query(".error").first()
+            target = self.query(".error").first(Static)
         target.update(f"✗ {err.message}")
 
     def action_review(self) -> None:
         self.clear_errors()
         try:
-            self.app.session.stage(self.edits())  # type: ignore[attr-defined]
+            self.console.session.stage(self.edits())
         except FieldError as e:
             self.show_error(e)
             return
-        self.app.action_open("apply")  # type: ignore[attr-defined]
+        self.console.action_open("apply")

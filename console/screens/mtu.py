@@ -39,9 +39,9 @@ class MTUScreen(EditScreen):
     def on_mount(self) -> None:
         super().on_mount()
         self.pmtu: int | None = None
-        self.iface = self.app.session.get("network.interface")  # type: ignore[attr-defined]
+        self.iface = self.console.session.get("network.interface")
         # read once: `ip` is not run on the UI thread at every keystroke
-        self.iface_mtu = self.app.system.interface_mtu(self.iface)  # type: ignore[attr-defined]
+        self.iface_mtu = self.console.system.interface_mtu(self.iface)
         self.describe()
 
     def on_input_changed(self, event: Input.Changed) -> None:
@@ -82,7 +82,7 @@ class MTUScreen(EditScreen):
 
     @work(thread=True, exclusive=True)
     def probe(self, host: str) -> None:
-        result = self.app.system.probe(host)  # type: ignore[attr-defined]
+        result = self.console.system.probe(host)
         self.app.call_from_thread(self.show_probe, result)
 
     def show_probe(self, result: Probe) -> None:

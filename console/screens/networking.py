@@ -7,13 +7,13 @@ from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
-from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Static
 
 from appliance.services.network.interfaces import Interface, NetworkError, Route
+from console.screens.base import ConsoleScreen
 
 
-class NetworkingScreen(Screen):
+class NetworkingScreen(ConsoleScreen):
     BINDINGS = [Binding("r", "refresh", "Refresh"), Binding("escape", "app.pop_screen", "Back")]
 
     def compose(self) -> ComposeResult:
@@ -29,7 +29,7 @@ class NetworkingScreen(Screen):
         self.title = "Networking"
         self.query_one("#interfaces", DataTable).add_columns(
             "interface", "state", "MTU", "addresses")
-        nets = self.app.session.get("network.local_networks")  # type: ignore[attr-defined]
+        nets = self.console.session.get("network.local_networks")
         self.query_one("#local-networks", Static).update(
             "Local networks (may relay without AUTH): " + ", ".join(nets))
         self.action_refresh()
@@ -39,7 +39,7 @@ class NetworkingScreen(Screen):
 
     @work(thread=True, exclusive=True)
     def read(self) -> None:
-        system = self.app.system  # type: ignore[attr-defined]
+        system = self.console.system
         try:
             found = (system.interfaces(), system.routes(), "")
         except NetworkError as e:

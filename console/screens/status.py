@@ -8,15 +8,15 @@ from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
-from textual.screen import Screen
 from textual.widgets import Footer, Header, Static
 
 from appliance.status import Status, summary_lines, transaction_verdict
+from console.screens.base import ConsoleScreen
 
 REFRESH_S = 5.0
 
 
-class StatusScreen(Screen):
+class StatusScreen(ConsoleScreen):
     BINDINGS = [Binding("r", "refresh", "Refresh"), Binding("escape", "app.pop_screen", "Back")]
 
     def compose(self) -> ComposeResult:
@@ -42,7 +42,7 @@ class StatusScreen(Screen):
 
     @work(thread=True, exclusive=True)
     def collect(self) -> None:
-        system = self.app.system  # type: ignore[attr-defined]
+        system = self.console.system
         try:
             st = system.status()
             recent = system.recent_transactions(6)[::-1]  # newest first: it stays in view

@@ -6,11 +6,13 @@ from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal
-from textual.screen import Screen
 from textual.widgets import Button, Footer, Header, Input, Label, Log, Static
 
+from appliance.commands.testmail import TestResult
+from console.screens.base import ConsoleScreen
 
-class TestMailScreen(Screen):
+
+class TestMailScreen(ConsoleScreen):
     BINDINGS = [Binding("escape", "app.pop_screen", "Back")]
     AUTO_FOCUS = "Input"  # typing goes into the first field at once
 
@@ -45,11 +47,11 @@ class TestMailScreen(Screen):
 
     @work(thread=True, exclusive=True)
     def send(self, to: str) -> None:
-        app = self.app
-        result = app.system.send_test(app.session.config, to)  # type: ignore[attr-defined]
-        app.call_from_thread(self.show, to, result)
+        console = self.console
+        result = console.system.send_test(console.session.config, to)
+        console.call_from_thread(self.show, to, result)
 
-    def show(self, to: str, result) -> None:  # noqa: ANN001 - appliance.testmail.TestResult
+    def show(self, to: str, result: TestResult) -> None:
         self.query_one("#transcript", Log).write_lines(result.transcript)
         self.query_one("#send-result", Static).update(
             f"✓ accepted for {to} ({result.message_id})" if result.ok

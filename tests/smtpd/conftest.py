@@ -11,6 +11,7 @@ import pytest
 
 from appliance.smtpd.dns import Resolver
 from appliance.smtpd.main import Daemon, listen_socket
+from appliance.smtpd.settings import from_dict
 from appliance.tls import ensure_self_signed
 from tests.smtpd.support import DOMAIN, HOSTNAME, FakePostfix, make_settings
 
@@ -107,7 +108,8 @@ async def start_daemon(
         )
         if timeout is not None:  # below the toml's minimum of 5 s, to keep tests fast
             settings["timeout"] = timeout
-        daemon = Daemon(name, settings, host="127.0.0.1", sock=listen_socket(0, "127.0.0.1"))
+        daemon = Daemon(name, from_dict(settings), host="127.0.0.1",
+                        sock=listen_socket(0, "127.0.0.1"))
         daemon.handler.state.passwords.failure_delay = 0
         await daemon.start()
         started.append(daemon)

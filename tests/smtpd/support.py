@@ -65,10 +65,12 @@ def make_settings(
     local_networks: list[str] | None = None,
     extra_toml: str = "",
 ) -> dict[str, Any]:
+    """The daemon settings for a test, in their JSON form (a test may change them; a
+    Daemon takes them through `from_dict`, the daemons' own typed constructor)."""
     settings = render_smtpd.settings(
         config.parse(toml_text(local_networks or INTERNET, extra_toml))
-    )
-    settings["tls"] = {"cert": str(cert), "key": str(key)}
+    ).to_dict()
+    settings["tls"] = {"cert": str(cert), "key": str(key), "report_dir": ""}
     state = Path(tempfile.mkdtemp(prefix="smtpd-state-"))
     settings["state_dir"] = str(state)
     settings["queue_dir"] = str(state)  # the free-space check at MAIL reads a real fs

@@ -27,6 +27,7 @@ from hypothesis import strategies as st
 
 import appliance.smtpd.pipeline
 from appliance.smtpd.main import Daemon, listen_socket
+from appliance.smtpd.settings import from_dict
 from tests.smtpd.conftest import LoopbackDNS
 from tests.smtpd.support import HEADERS, FakePostfix, make_settings, port
 
@@ -60,7 +61,8 @@ def running(tls_files: tuple[Path, Path]) -> Iterator[Running]:
 
     async def start() -> Daemon:
         s = make_settings(cert=tls_files[0], key=tls_files[1], handoff_port=postfix.port)
-        daemon = Daemon("smtp", s, host="127.0.0.1", sock=listen_socket(0, "127.0.0.1"))
+        daemon = Daemon("smtp", from_dict(s), host="127.0.0.1",
+                        sock=listen_socket(0, "127.0.0.1"))
         daemon.handler.state.passwords.failure_delay = 0
         await daemon.start()
         return daemon

@@ -93,17 +93,19 @@ async def test_mail_gets_452_when_the_queue_file_system_is_short_of_space(
     """Postfix's rule (1.5 x the size limit must be free), checked against the real file
     system of the queue directory: short of room, MAIL is refused before any body."""
     daemon = await start_daemon("smtp")
-    settings = daemon.handler.state.settings
-    free = storage.free_bytes(settings["queue_dir"])
+    state = daemon.handler.state
+    settings = state.settings
+    free = storage.free_bytes(settings.queue_dir)
     assert free
     c = await RawClient.connect(port(daemon))
     try:
         assert await c.read_line() == GREETING
         await c.command("EHLO client.example.org")
-        settings["queue_min_free"] = free + 2**30  # short of room
+        state.settings = settings.replace(queue_min_free=free + 2**30)  # short of room
         assert await c.command("MAIL FROM:<a@example.org>") == replies.INSUFFICIENT_STORAGE
         assert await c.command("RCPT TO:<alice@example.com>") == replies.NEED_MAIL
-        settings["queue_min_free"] = free // 2  # space returned: served again
+        # space returned: served again
+        state.settings = settings.replace(queue_min_free=free // 2)
         assert await c.command("MAIL FROM:<a@example.org>") == replies.OK_SENDER
     finally:
         await c.close()

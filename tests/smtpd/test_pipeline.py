@@ -7,6 +7,8 @@ from typing import Any
 
 import pytest
 
+from appliance import config
+from appliance.services import smtpd as render_smtpd
 from appliance.smtpd import replies
 from appliance.smtpd.dns import Resolver
 from appliance.smtpd.handler import State
@@ -23,9 +25,19 @@ from appliance.smtpd.results import (
     ok,
 )
 from tests.smtpd.conftest import LoopbackDNS, StartDaemon
-from tests.smtpd.support import FakePostfix, RawClient, eventually, in_thread, port, send
+from tests.smtpd.support import (
+    INTERNET,
+    FakePostfix,
+    RawClient,
+    eventually,
+    in_thread,
+    port,
+    send,
+    toml_text,
+)
 
 CTX = Context(resolver=Resolver(["127.0.0.1"]), state_dir=Path("/nonexistent"))
+DEFAULTS = render_smtpd.settings(config.parse(toml_text(INTERNET)))  # the schema's defaults
 
 
 def conn() -> Connection:
@@ -129,8 +141,9 @@ async def test_plugin_raising_in_hook_rcpt_gives_451_never_acceptance(
 def test_unknown_plugin_and_bad_setting_are_refused_at_load() -> None:
     with pytest.raises(PluginError, match="unknown plugin"):
         load("no_such_plugin", {}, CTX)
+    bad = DEFAULTS.replace(local_networks=("not/a/net",))
     with pytest.raises(PluginError, match="bad network"):
-        load("relay", {"local_networks": ["not/a/net"]}, CTX)
+        load("relay", bad, CTX)
 
 
 class Marker(BasePlugin):
@@ -148,7 +161,7 @@ async def test_naughty_marks_and_goes_on_without_the_naughty_plugin_it_denies_at
 ) -> None:
     c = conn()
     later: list[str] = []
-    with_naughty = Pipeline([Marker({}, CTX), load("naughty", {}, CTX)])
+    with_naughty = Pipeline([Marker({}, CTX), load("naughty", DEFAULTS, CTX)])
     assert (await with_naughty.run("connect", c)).verdict is Verdict.DECLINED
     assert c.naughty == ("550 5.7.1 Listed", "marker") and c.karma == -1
     result = await with_naughty.run("mail", c, Transaction(sender="x@example.net"), "x")

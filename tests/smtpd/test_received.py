@@ -178,7 +178,7 @@ async def test_dkim_signature_of_our_users_mail_still_verifies_with_trace_lines(
     start_daemon: StartDaemon, fake_postfix: FakePostfix
 ) -> None:
     daemon = await start_daemon("submission", extra_toml="[smtpd.dkim_sign]\nenabled = true\n")
-    keys = Path(daemon.settings["dkim_keys"])
+    keys = Path(daemon.settings.dkim_keys)
     dkim_keys.ensure_default_key(keys)
     name, txt = dkim_keys.dkim_txt(keys, "example.com") or ("", "")
 
@@ -214,11 +214,11 @@ def test_header_is_folded_sanitized_and_skips_unsafe_recipients() -> None:
     field = received.header(conn, txn, HOSTNAME, date="Sun, 06 Dec 2026 21:00:00 +0000")
 
     assert field == (f"Received: from unknown (unknown [198.51.100.7])\r\n"
-                     f"\tby {HOSTNAME} with ESMTP id {txn.notes[received.ID_NOTE]}; "
+                     f"\tby {HOSTNAME} with ESMTP id {txn.received_id}; "
                      "Sun, 06 Dec 2026 21:00:00 +0000\r\n").encode()
     other = Transaction(recipients=["alice@example.com"])
     received.header(conn, other, HOSTNAME)
-    assert other.notes[received.ID_NOTE] != txn.notes[received.ID_NOTE]
+    assert other.received_id != txn.received_id
     assert received.clean_helo("[IPv6:2001:db8::1]") == "[IPv6:2001:db8::1]"
     assert received.clean_helo("mx\r\n.example") == "mx??.example"
 
@@ -238,7 +238,7 @@ async def test_a_reverse_dns_name_that_is_no_host_name_is_unknown(name: str) -> 
     conn = Connection(daemon="smtp", remote_ip="192.0.2.7", remote_port=1, local_port=25)
     done = asyncio.get_running_loop().create_future()
     done.set_result(name)
-    conn.notes[received.NAME_NOTE] = done
+    conn.name_lookup = done
     assert await received.client_name(conn) == received.UNKNOWN
 
 

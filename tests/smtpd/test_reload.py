@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 import json
 import shutil
 import smtplib
@@ -44,7 +43,7 @@ async def test_reload_accepts_a_newly_added_user_on_the_running_daemon(
     c = await RawClient.connect(port(daemon))
     try:
         await c.read_line()
-        new = copy.deepcopy(daemon.settings)
+        new = daemon.settings.to_dict()
         new["users"]["carol"] = hash_password("carol's password", rounds=4)
         new["addresses"]["carol@example.com"] = ["carol@example.com"]
         settings_file.write_text(json.dumps(new), encoding="utf-8")
@@ -52,7 +51,7 @@ async def test_reload_accepts_a_newly_added_user_on_the_running_daemon(
         daemon.reload()
 
         assert daemon.server is server and server.is_serving()
-        assert "carol" in daemon.handler.state.settings["users"]
+        assert "carol" in daemon.handler.state.settings.users
         assert await c.command("NOOP") == replies.OK
         await c.command("QUIT")
     finally:
@@ -70,7 +69,7 @@ async def test_reload_removing_a_user_refuses_them_afterwards(
     start_daemon: StartDaemon, fake_postfix: FakePostfix, settings_file: Path
 ) -> None:
     daemon = await start_daemon("smtp")
-    new = copy.deepcopy(daemon.settings)
+    new = daemon.settings.to_dict()
     del new["users"]["bob"]
     del new["addresses"]["bob@example.com"]
     settings_file.write_text(json.dumps(new), encoding="utf-8")
@@ -96,7 +95,7 @@ async def test_failed_reload_keeps_the_running_settings(
     daemon = await start_daemon("smtp")
     state, settings = daemon.handler.state, daemon.settings
     if content == "unknown-plugin":
-        bad = copy.deepcopy(daemon.settings)
+        bad = daemon.settings.to_dict()
         bad["plugin_settings"]["relay"]["relay_clients"] = ["not-a-network"]
         bad["users"] = {}
         settings_file.write_text(json.dumps(bad), encoding="utf-8")
@@ -149,7 +148,7 @@ async def test_reload_serves_a_new_certificate_and_open_sessions_keep_going(
     cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
     shutil.copy(tls_files[0], cert)
     shutil.copy(tls_files[1], key)
-    settings = copy.deepcopy(daemon.settings)
+    settings = daemon.settings.to_dict()
     settings["tls"] = {"cert": str(cert), "key": str(key), "report_dir": str(tmp_path)}
     settings_file.write_text(json.dumps(settings), encoding="utf-8")
     starttls = name != "smtps"
@@ -186,7 +185,7 @@ async def test_a_new_certificate_without_its_key_leaves_the_one_in_use(
     daemon = await start_daemon("smtps")
     other_cert, other_key = tmp_path / "other-cert.pem", tmp_path / "other-key.pem"
     ensure_self_signed(other_cert, other_key, "other.example.com", "example.com")
-    settings = copy.deepcopy(daemon.settings)
+    settings = daemon.settings.to_dict()
     settings["tls"] = {"cert": str(other_cert), "key": str(tls_files[1]),  # not its key
                        "report_dir": str(tmp_path)}
     settings_file.write_text(json.dumps(settings), encoding="utf-8")

@@ -12,8 +12,9 @@ from pathlib import Path
 import pytest
 import tomlkit
 
-from appliance import accounts, cli, paths, sme
+from appliance import accounts, paths
 from appliance.apply import apply, commit
+from appliance.commands import base, sme, table
 from appliance.config import Config, ConfigError, load, parse
 from appliance.config.edit import get_value
 from appliance.config.load import reserved_name_warnings
@@ -75,9 +76,9 @@ def test_every_reserved_role_address_reaches_the_admin(role: str) -> None:
 def test_a_new_entry_with_a_reserved_name_is_refused_however_it_is_made(
         toml: Path, capsys: pytest.CaptureFixture[str]) -> None:
     before = toml.read_text()
-    assert cli.main(["config", "set", "users.webmaster.full_name", "Web"]) == 2
+    assert table.main(["config", "set", "users.webmaster.full_name", "Web"]) == 2
     assert "users.webmaster" in capsys.readouterr().err and toml.read_text() == before
-    assert cli.main(["config", "set", "users.web.full_name", "Web"]) == 0  # what it allows
+    assert table.main(["config", "set", "users.web.full_name", "Web"]) == 0  # what it allows
 
 
 def test_account_commands_refuse_reserved_names() -> None:
@@ -101,7 +102,7 @@ def toml(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setattr(paths, "CONFIG", tmp_path / "appliance.toml")
     monkeypatch.setattr(paths, "MAIL_DIR", tmp_path / "mail")
     monkeypatch.setattr(paths, "MAIL_ARCHIVE", tmp_path / "archive")
-    monkeypatch.setattr(cli, "_commit", lambda config, dry_run=False:
+    monkeypatch.setattr(base, "commit", lambda config, dry_run=False:
                         commit(config, dry_run=dry_run, check=False))
     paths.CONFIG.write_text("# kept comment\n" + BASE)
     return paths.CONFIG
@@ -110,7 +111,7 @@ def toml(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 def user_add(name: str, password: str = STRONG) -> int:
     sys.stdin = io.StringIO(password + "\n")
     try:
-        return cli.main(["user", "add", name, "--password-stdin"])
+        return table.main(["user", "add", name, "--password-stdin"])
     finally:
         sys.stdin = sys.__stdin__
 
@@ -130,7 +131,7 @@ def test_the_first_user_becomes_the_admin_and_adding_aaron_moves_nothing(
     for role in ("postmaster", "abuse", "dmarc-feedback"):
         assert accounts.addresses(config)[f"{role}@example.com"] == ["alice@example.com"]
     capsys.readouterr()
-    assert cli.main(["config", "get", "system.admin"]) == 0
+    assert table.main(["config", "get", "system.admin"]) == 0
     assert capsys.readouterr().out.strip() == '"alice"'
 
 
@@ -150,16 +151,16 @@ def test_the_admin_cannot_be_deleted_while_others_exist(
     user_add("bob", "Bob-e2e-passw0rd")
     before = toml.read_text()
     capsys.readouterr()
-    assert cli.main(["user", "del", "alice"]) == 2
+    assert table.main(["user", "del", "alice"]) == 2
     err = capsys.readouterr().err
     assert "alice is the admin" in err and "config set system.admin bob" in err
     assert toml.read_text() == before
-    assert cli.main(["config", "set", "system.admin", "bob"]) == 0
-    assert cli.main(["user", "del", "alice"]) == 0
+    assert table.main(["config", "set", "system.admin", "bob"]) == 0
+    assert table.main(["user", "del", "alice"]) == 0
     config = load(toml)
     assert postmaster(config) == ["bob@example.com"]
     # the last user may go: no one is left to be admin, and the next one added is
-    assert cli.main(["user", "del", "bob"]) == 0
+    assert table.main(["user", "del", "bob"]) == 0
     assert load(toml).data["system"]["admin"] == ""
     assert user_add("carol", "Carol-e2e-passw0rd") == 0
     assert load(toml).data["system"]["admin"] == "carol"
@@ -233,7 +234,7 @@ def test_user_add_and_passwd_refuse_a_weak_password_with_exit_1(
     stored = load(toml).data["users"]["alice"]["password"]
     sys.stdin = io.StringIO("Password123!\n")
     try:
-        assert cli.main(["user", "passwd", "alice", "--password-stdin"]) == 1
+        assert table.main(["user", "passwd", "alice", "--password-stdin"]) == 1
     finally:
         sys.stdin = sys.__stdin__
     assert "refused" in capsys.readouterr().err
@@ -271,7 +272,7 @@ def test_user_del_archives_the_mailbox_and_a_new_user_of_that_name_starts_empty(
     user_add("alice")
     user_add("bob", "Bob-e2e-passw0rd")
     mailbox("bob", "for the first bob")
-    assert cli.main(["user", "del", "bob"]) == 0
+    assert table.main(["user", "del", "bob"]) == 0
     assert not (paths.MAIL_DIR / "bob").exists()
     [archived] = paths.MAIL_ARCHIVE.iterdir()
     assert archived.name.startswith("bob-") and archived.name.endswith("Z")
@@ -288,7 +289,7 @@ def test_user_del_purge_deletes_the_mailbox(toml: Path) -> None:
     user_add("alice")
     user_add("bob", "Bob-e2e-passw0rd")
     mailbox("bob", "x")
-    assert cli.main(["user", "del", "bob", "--purge"]) == 0
+    assert table.main(["user", "del", "bob", "--purge"]) == 0
     assert not (paths.MAIL_DIR / "bob").exists()
     assert not paths.MAIL_ARCHIVE.exists()
 

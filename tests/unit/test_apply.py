@@ -9,9 +9,10 @@ import pytest
 import tomlkit
 
 from appliance import accounts, paths
-from appliance.apply import apply, plan, sieve_stale
+from appliance.apply import apply, plan
 from appliance.config import ConfigError, parse
 from appliance.config.default import default_toml
+from appliance.services.dovecot import sieve_stale
 
 
 @pytest.fixture
@@ -118,7 +119,7 @@ def test_a_sieve_script_is_recompiled_when_its_binary_is_missing_or_older(
 def test_daemons_not_serving_the_new_certificate_are_named(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """apply restarts an SMTP daemon whose SIGHUP did not load the new pair."""
-    from appliance.apply import _not_serving
+    from appliance.services.smtpd import not_serving as _not_serving
 
     monkeypatch.setattr(paths, "SMTPD_TLS", tmp_path)
     (tmp_path / "serving-smtp").write_text("new\n")

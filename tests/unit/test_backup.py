@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from appliance import backup, paths
+from appliance import paths
+from appliance.commands import backup
 from appliance.config import ConfigError
 
 

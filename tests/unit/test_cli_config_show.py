@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 import tomlkit
 
-from appliance import cli, paths
+from appliance import paths
+from appliance.commands.config import show as config_show
 from appliance.config import load
 from appliance.config.default import default_toml
 from appliance.config.edit import set_value
@@ -24,7 +25,7 @@ def test_config_show_never_prints_a_password(tmp_path: Path, monkeypatch: pytest
     paths.CONFIG.write_text(tomlkit.dumps(config.document))
     config = load(paths.CONFIG)
     assert config.data["delivery"]["smarthost_password"] == "S3cret-relay"
-    assert cli.cmd_config_show(config, None) == 0
+    assert config_show(config, None) == 0
     shown = capsys.readouterr().out
     assert "S3cret" not in shown
     assert 'smarthost_password = "(set)"' in shown
@@ -42,7 +43,7 @@ def test_config_show_is_toml_that_reads_back_with_every_value(
     config = parse(default_toml() + '[users.alice]\nfull_name = "Alice"\n'
                    '[domains."example.org"]\nmail_server = "192.0.2.7"\n'
                    '[users.bob]\n[pseudonyms."info@example.org"]\naccount = "bob"\n')
-    assert cli.cmd_config_show(config, None) == 0
+    assert config_show(config, None) == 0
     shown = capsys.readouterr().out
     back = tomllib.loads(shown)
     assert shown.count("[smtpd.smtp]") == 1 and "\n[smtp]" not in shown
@@ -66,5 +67,5 @@ def test_config_show_is_toml_that_reads_back_with_every_value(
         "info@example.org"]
     assert back["system"]["password_strength"] == "strong"  # a setting, not a secret
     # a section alone is valid too
-    assert cli.cmd_config_show(config, "smtpd") == 0
+    assert config_show(config, "smtpd") == 0
     assert set(tomllib.loads(capsys.readouterr().out)["smtpd"]) >= {"smtp", "dnsbl"}

@@ -157,12 +157,13 @@ def test_the_secret_keys_are_the_passwords() -> None:
 def test_config_show_hides_exactly_the_secret_keys(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
         capsys: pytest.CaptureFixture[str]) -> None:
-    from appliance import cli, paths
+    from appliance import paths
+    from appliance.commands import table
 
     monkeypatch.setattr(paths, "CONFIG", tmp_path / "appliance.toml")
     paths.CONFIG.write_text('[delivery]\nsmarthost_password = "hunter2"\n'
                             '[fetchmail]\npassword = "hunter3"\n')
-    assert cli.main(["config", "show"]) == 0
+    assert table.main(["config", "show"]) == 0
     out = capsys.readouterr().out
     assert "hunter" not in out and 'smarthost_password = "(set)"' in out
     assert 'password_strength = "strong"' in out

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from appliance.commands.scheduler import jobs
 from appliance.config import ConfigError, parse
-from appliance.scheduler import jobs
 from appliance.services.fetchmail import fetchmailrc
 from appliance.services.fetchmail import poll as fetchmail
 

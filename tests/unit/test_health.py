@@ -5,7 +5,7 @@ from __future__ import annotations
 import socket
 from pathlib import Path
 
-from appliance import health
+from appliance.commands import healthcheck as health
 
 
 def free_port() -> int:

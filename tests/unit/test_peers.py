@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from appliance.config import parse
 from appliance.config.default import default_toml
 from appliance.services.smtpd import plugin_settings
 from appliance.smtpd import peers
+from appliance.smtpd.settings import PluginSettings
 
 
-def defaults() -> dict:
+def defaults() -> PluginSettings:
     return plugin_settings(parse(default_toml()))
 
 
@@ -27,7 +30,7 @@ def test_internet_chain_has_the_spam_checks_in_sme_order() -> None:
 
 def test_local_and_authenticated_peers_skip_the_spam_checks() -> None:
     settings = defaults()
-    settings["dkim_sign"]["enabled"] = True
+    settings = replace(settings, dkim_sign=replace(settings.dkim_sign, enabled=True))
     for peer in (peers.LOCAL, peers.AUTHENTICATED):
         chain = peers.chain("smtp", peer, settings)
         for name in ("earlytalker", "helo", "spf", "dnsbl", "naughty", "karma", "badrcptto",
@@ -46,7 +49,7 @@ def test_submission_daemons_use_the_authenticated_chain_for_everyone() -> None:
 
 def test_enabling_a_plugin_puts_it_in_its_chains_only() -> None:
     settings = defaults()
-    settings["dnsbl"]["enabled"] = True
+    settings = replace(settings, dnsbl=replace(settings.dnsbl, enabled=True))
     assert "dnsbl" in peers.chain("smtp", peers.INTERNET, settings)
     assert "dnsbl" not in peers.chain("smtp", peers.LOCAL, settings)
 

@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from appliance import cli, paths, recovery
+from appliance import paths, recovery
 from appliance.apply import apply
+from appliance.commands import table
 from appliance.config import Config, ConfigError, parse
 from appliance.config.default import default_toml
 from appliance.services.supervisord import supervisord_conf, waiting_conf
@@ -122,7 +123,7 @@ def test_the_healthcheck_fails_naming_the_key_when_nothing_runs(
         volume: Path, capsys: pytest.CaptureFixture[str]) -> None:
     volume.write_text(BROKEN)
     recovery.write_state(recovery.BootState(recovery.WAITING, "x", "file not found"))
-    assert cli.main(["healthcheck"]) == 1
+    assert table.main(["healthcheck"]) == 1
     err = capsys.readouterr().err
     assert "system.hostname = 'not a host!'" in err and str(volume) in err
     assert "no mail service runs" in err

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from appliance.reference import plugins_reference, settings_reference
+from appliance.commands.docs import plugins_reference, settings_reference
 
 DOCS = Path(__file__).resolve().parents[2] / "docs"
 

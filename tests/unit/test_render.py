@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 from appliance.config import parse
-from appliance.services.postfix import HEADER_ALLOWANCE
+from appliance.limits import HEADER_ALLOWANCE
 from appliance.services.registry import render_all
 from appliance.smtpd.auth import hash_password
 

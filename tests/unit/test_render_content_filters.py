@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from appliance import scheduler
+from appliance.commands import scheduler
 from appliance.config import ConfigError, parse
 from appliance.services.registry import render_all
 

@@ -57,10 +57,10 @@ def test_bad_network_values_are_refused(key: str, value: str, reason: str) -> No
 
 
 def test_mss_clamp_follows_the_mtu_and_lookups_use_unbound() -> None:
-    plain = smtpd.settings(config())
+    plain = smtpd.settings(config()).to_dict()
     assert {d["tcp_maxseg"] for d in plain["daemons"].values()} == {0}
     assert plain["dns"]["nameservers"] == ["127.0.0.1"]
-    clamped = smtpd.settings(config(mtu="1492"))
+    clamped = smtpd.settings(config(mtu="1492")).to_dict()
     assert {d["tcp_maxseg"] for d in clamped["daemons"].values()} == {1452}
 
 

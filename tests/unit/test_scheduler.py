@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from appliance.scheduler import Job, due, run_once
+from appliance.commands.scheduler import Job, due, run_once
 
 
 def test_due_jobs_by_interval() -> None:

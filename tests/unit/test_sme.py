@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from appliance import paths, sme
+from appliance import paths
+from appliance.commands import sme
 from appliance.config import ConfigError, load
 
 START = """\

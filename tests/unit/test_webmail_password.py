@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from appliance import apply, paths, webmail_password
+from appliance import apply, paths
+from appliance.commands import webmail_password
 from appliance.config import Config, load
 from appliance.smtpd.auth import check_password, hash_password
 

@@ -11,11 +11,23 @@ on the data volume.
 
 from __future__ import annotations
 
-from appliance import paths
-from appliance.config import Config
-from appliance.services.base import RenderedFile
+from pathlib import Path
 
-SERVICE = "clamav"
+from appliance import paths
+from appliance.config import Config, ConfigError
+from appliance.services.base import (
+    Change,
+    Health,
+    Program,
+    RenderedFile,
+    Runner,
+    Service,
+    Staged,
+    installed_command,
+    said,
+    supervisorctl,
+)
+
 CLAMD_CONF = "/etc/clamav/clamd.conf"
 FRESHCLAM_CONF = "/etc/clamav/freshclam.conf"
 
@@ -77,3 +89,57 @@ NotifyClamd {CLAMD_CONF}
 def render(config: Config) -> list[RenderedFile]:
     return [RenderedFile(CLAMD_CONF, clamd_conf(config)),
             RenderedFile(FRESHCLAM_CONF, freshclam_conf(config))]
+
+
+class ClamAV(Service):
+    name = "clamav"
+    stage_dirs = ("/etc/clamav",)
+
+    def render(self, config: Config) -> list[RenderedFile]:
+        return render(config)
+
+    def check(self, staged: Staged, run: Runner) -> None:
+        # clamconf exits 0 even on an unknown option; it says "ERROR: Parse error ..."
+        done = run("clamconf", "--config-dir", str(staged.path("/etc/clamav")))
+        if done.error:
+            raise ConfigError(f"clamav check could not run: {done.error}")
+        errors = [line for line in (done.stdout + done.stderr).splitlines()
+                  if line.startswith("ERROR")]
+        if not done.ok or errors:
+            raise ConfigError("clamav refused the new configuration: " +
+                              ("; ".join(errors) or f"exit {done.returncode}"))
+
+    def reload(self, change: Change, run: Runner) -> list[str]:
+        # clamd reads its configuration only at start (mail is deferred meanwhile):
+        # restart each program only for its own file
+        running = change.running()
+        return [said(f"{program}: restart", supervisorctl(run, "restart", program))
+                for program, conf in (("clamd", CLAMD_CONF), ("freshclam", FRESHCLAM_CONF))
+                if program in running and conf in change.paths]
+
+    def programs(self, config: Config) -> list[Program]:
+        clam = config.data["clamav"]
+        if not clam["enabled"]:
+            return []
+        # Waits for signatures before it runs clamd: clamd refuses to start without.
+        out = [Program("clamd", f"{installed_command('appliance')} clamd", priority=5)]
+        if clam["freshclam"]:
+            out.append(Program("freshclam", "/usr/bin/freshclam -d --foreground "
+                               f"--config-file={FRESHCLAM_CONF}", priority=6, stopwait=10))
+        return out
+
+    def prepare(self) -> None:
+        from appliance.services.clamav.signatures import prepare_dirs
+
+        prepare_dirs()
+
+    def stale_runtime(self) -> list[Path]:
+        return [paths.CLAMD_SOCKET]
+
+    def health(self, config: Config | None) -> Health:
+        if config is not None and not config.data["clamav"]["enabled"]:
+            return Health(facts=["virus signatures: scanning is off"])
+        from appliance.services.clamav.signatures import signatures
+
+        line, problems = signatures()
+        return Health(problems=problems, facts=[f"virus signatures: {line}"])

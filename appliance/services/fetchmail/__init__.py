@@ -12,10 +12,9 @@ from __future__ import annotations
 
 from appliance.config import Config
 from appliance.config.schema import parse_server
-from appliance.services.base import RenderedFile
-from appliance.services.postfix import HANDOFF_ADDRESS
+from appliance.paths import HANDOFF_ADDRESS
+from appliance.services.base import RenderedFile, Runner, Service, Staged, checked
 
-SERVICE = "fetchmail"
 RC = "/etc/appliance/fetchmailrc"
 USER, GROUP = "fetchmail", "nogroup"  # Debian's fetchmail package creates the user
 CA_FILE = "/etc/ssl/certs/ca-certificates.crt"
@@ -86,3 +85,17 @@ def fetchmailrc(config: Config) -> str:
 def render(config: Config) -> list[RenderedFile]:
     return [RenderedFile(RC, fetchmailrc(config), mode=0o600, owner=USER, group=GROUP,
                          secret=True)]
+
+
+class Fetchmail(Service):
+    """Not a daemon: the scheduler runs fetchmail at each period's interval, and each
+    run reads the file anew, so there is nothing to reload."""
+
+    name = "fetchmail"
+
+    def render(self, config: Config) -> list[RenderedFile]:
+        return render(config)
+
+    def check(self, staged: Staged, run: Runner) -> None:
+        checked(run, "fetchmail", "fetchmail", "--configdump", "--nosyslog", "-f",
+                str(staged.path(RC)))

@@ -10,13 +10,26 @@ the From: header SpamAssassin sees.
 from __future__ import annotations
 
 import ipaddress
+import os
+import pwd
+from pathlib import Path
 
 from appliance import paths
 from appliance.config import Config
 from appliance.config.schema import SPAM_SENSITIVITY
-from appliance.services.base import RenderedFile
+from appliance.services.base import (
+    Change,
+    Health,
+    Program,
+    RenderedFile,
+    Runner,
+    Service,
+    Staged,
+    checked,
+    said,
+    supervisorctl,
+)
 
-SERVICE = "spamassassin"
 LOCAL_CF = "/etc/spamassassin/local.cf"
 
 
@@ -76,3 +89,68 @@ def local_cf(config: Config) -> str:
 
 def render(config: Config) -> list[RenderedFile]:
     return [RenderedFile(LOCAL_CF, local_cf(config))]
+
+
+def spamd_command(children: int) -> str:
+    """spamd on a Unix socket for the SMTP daemons' group, without per-user settings,
+    accepting TELL so the learner can train its Bayes database."""
+    sock = paths.SPAMD_SOCKET
+    return " ".join([
+        "/usr/sbin/spamd", f"--max-children={children}", "--min-children=1",
+        "--min-spare=1", f"--max-spare={min(2, children)}",
+        f"--socketpath={sock}", f"--socketowner={paths.SPAMD_USER}",
+        "--socketgroup=qpsmtpd", "--socketmode=0660",
+        f"--username={paths.SPAMD_USER}", f"--groupname={paths.SPAMD_USER}",
+        "--nouser-config", f"--helper-home-dir={paths.SPAMASSASSIN_DIR}", "--allow-tell",
+        "--syslog=stderr", f"--pidfile={sock.parent}/spamd.pid",
+    ])
+
+
+class SpamAssassin(Service):
+    name = "spamassassin"
+    stage_dirs = ("/etc/spamassassin",)  # --lint reads the whole site folder
+
+    def render(self, config: Config) -> list[RenderedFile]:
+        return render(config)
+
+    def check(self, staged: Staged, run: Runner) -> None:
+        checked(run, "spamassassin", "spamassassin", "--lint", "--siteconfigpath",
+                str(staged.path("/etc/spamassassin")))
+
+    def reload(self, change: Change, run: Runner) -> list[str]:
+        if "spamd" not in change.running():
+            return []
+        # it re-reads local.cf
+        return [said("spamd: reload", supervisorctl(run, "signal", "HUP", "spamd"))]
+
+    def programs(self, config: Config) -> list[Program]:
+        spam = config.data["spamassassin"]
+        if not spam["enabled"]:
+            return []
+        return [Program("spamd", spamd_command(spam["max_children"]), priority=5)]
+
+    def prepare(self) -> None:
+        # spamd's home: the Bayes database
+        spamd = pwd.getpwnam(paths.SPAMD_USER)
+        for folder in (paths.SPAMASSASSIN_DIR, paths.SPAMASSASSIN_DIR / "bayes"):
+            folder.mkdir(exist_ok=True)
+            os.chown(folder, spamd.pw_uid, spamd.pw_gid)
+            os.chmod(folder, 0o750)
+        paths.SPAMD_SOCKET.parent.mkdir(parents=True, exist_ok=True)
+
+    def stale_runtime(self) -> list[Path]:
+        return [paths.SPAMD_SOCKET, paths.SPAMD_SOCKET.parent / "spamd.pid"]
+
+    def health(self, config: Config | None) -> Health:
+        """spamd must answer while scanning is on (or while no configuration is known)."""
+        if config is not None and not config.data["spamassassin"]["enabled"]:
+            return Health()
+        import asyncio
+
+        from appliance.services.spamassassin.client import SpamdError, ping
+
+        try:
+            asyncio.run(ping(paths.SPAMD_SOCKET))
+        except SpamdError as e:
+            return Health(problems=[f"spamd does not answer: {e}"])
+        return Health()

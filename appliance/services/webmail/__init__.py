@@ -4,7 +4,7 @@ nginx listens on 80 (a redirect to HTTPS) and 443 with the appliance's certifica
 TLS policy. Roundcube logs in to Dovecot over loopback and sends through our own
 submission daemon on 587 with the user's credentials, so webmail is signed, checked
 and counted like any other client. Its SQLite database and the key that encrypts its
-sessions live on the data volume (`appliance run` creates them: webmail_runtime.py).
+sessions live on the data volume (`appliance run` creates them: roundcube.py).
 
 Filters and Out of Office talk to Dovecot's ManageSieve over loopback. A password change
 goes through the password plugin's `appliance` driver
@@ -15,12 +15,21 @@ password and the new one's strength and applies it as `appliance user passwd` do
 
 from __future__ import annotations
 
-from appliance import paths
+from appliance import limits, paths
 from appliance.config import Config
-from appliance.services.base import RenderedFile
+from appliance.services.base import (
+    Change,
+    Program,
+    RenderedFile,
+    Runner,
+    Service,
+    Staged,
+    checked,
+    said,
+    supervisorctl,
+)
 from appliance.services.dovecot import MANAGESIEVE_PORT
 
-SERVICE = "webmail"
 ROUNDCUBE_CONF = "/etc/roundcube/config.inc.php"
 NGINX_CONF = "/etc/nginx/nginx.conf"
 PHP_FPM_CONF = "/etc/php/8.2/fpm/php-fpm.conf"
@@ -38,12 +47,18 @@ def _php(value: str) -> str:
 def upload_max_mb(config: Config) -> int:
     """webmail.upload_max_mb, lowered so that a file this size still fits the mail size
     limit once base64-encoded (4 bytes for every 3)."""
-    fits = config.data["smtpd"]["max_message_size"] * 3 // 4 // (1024 * 1024)
-    return max(1, min(int(config.data["webmail"]["upload_max_mb"]), fits))
+    return limits.upload_max_mb(config.data["webmail"]["upload_max_mb"],
+                                config.data["smtpd"]["max_message_size"])
 
 
 def post_max_mb(config: Config) -> int:
-    return upload_max_mb(config) + 2  # the form around the file
+    return limits.post_max_mb(config.data["webmail"]["upload_max_mb"],
+                              config.data["smtpd"]["max_message_size"])
+
+
+def request_max_mb(config: Config) -> int:
+    return limits.request_max_mb(config.data["webmail"]["upload_max_mb"],
+                                 config.data["smtpd"]["max_message_size"])
 
 
 def roundcube_conf(config: Config) -> str:
@@ -168,7 +183,7 @@ http {{
     access_log /dev/stdout;
     server_tokens off;
     sendfile on;
-    client_max_body_size {post_max_mb(config) + 1}m;
+    client_max_body_size {request_max_mb(config)}m;
 
     server {{
         listen 80 default_server;
@@ -227,3 +242,40 @@ def render(config: Config) -> list[RenderedFile]:
         RenderedFile(PHP_FPM_CONF, php_fpm_conf(config)),
         RenderedFile(NGINX_CONF, nginx_conf(config)),
     ]
+
+
+class Webmail(Service):
+    """nginx, php-fpm and Roundcube: one service, as they only work together."""
+
+    name = "webmail"
+    uses_certificate = True
+
+    def render(self, config: Config) -> list[RenderedFile]:
+        return render(config)
+
+    def check(self, staged: Staged, run: Runner) -> None:
+        checked(run, "nginx", "nginx", "-t", "-q", "-c", str(staged.staged_or_live(NGINX_CONF)))
+        checked(run, "php-fpm", "php-fpm8.2", "-t", "-y",
+                str(staged.staged_or_live(PHP_FPM_CONF)))
+
+    def reload(self, change: Change, run: Runner) -> list[str]:
+        running, done = change.running(), []
+        if "nginx" in running:  # new workers with the new files, no drop
+            done.append(said("nginx: reload", supervisorctl(run, "signal", "HUP", "nginx")))
+        if "php-fpm" in running:  # graceful
+            done.append(said("php-fpm: reload",
+                             supervisorctl(run, "signal", "USR2", "php-fpm")))
+        return done
+
+    def programs(self, config: Config) -> list[Program]:
+        if not config.data["webmail"]["enabled"]:
+            return []
+        return [Program("php-fpm", f"/usr/sbin/php-fpm8.2 --nodaemonize --fpm-config "
+                        f"{PHP_FPM_CONF}", priority=20, stopwait=10),
+                Program("nginx", "/usr/sbin/nginx -g 'daemon off;'", priority=25,
+                        stopwait=10)]
+
+    def setup(self, config: Config) -> None:
+        from appliance.services.webmail import roundcube
+
+        roundcube.prepare()

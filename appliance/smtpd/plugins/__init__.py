@@ -1,10 +1,11 @@
 """Plugins: one module per plugin, named as in SME Server's qpsmtpd.
 
 Each module defines `Plugin`, a subclass of `BasePlugin`. Which plugins run, and in which
-order, for which peer, is the table in `appliance.smtpd.peers`. A plugin reads and
-checks its settings once, in `__init__` (`self.config` is its own `[smtpd.NAME]`
-table, `self.settings` the whole daemon settings); the per-message path does no config
-parsing. Shared services (the DNS resolver, the state directory) are on `self.ctx`.
+order, for which peer, is the table in `appliance.smtpd.peers`. A plugin gets the
+daemon's typed settings (`appliance.smtpd.settings`), already checked against the
+schema: its own section is `settings.plugin_settings.NAME`. `__init__` only precompiles
+(patterns, networks); the per-message path does no config parsing. Shared services (the
+DNS resolver, the state directory) are on `self.ctx`.
 """
 
 from __future__ import annotations
@@ -14,14 +15,11 @@ import logging
 import pkgutil
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from appliance.smtpd.dns import Resolver
 from appliance.smtpd.hooks import HOOKS
-
-
-class PluginError(Exception):
-    """A plugin cannot be loaded with these settings."""
+from appliance.smtpd.settings import PluginError as PluginError
+from appliance.smtpd.settings import Settings
 
 
 @dataclass
@@ -36,10 +34,9 @@ class Context:
 class BasePlugin:
     name = "base"
 
-    def __init__(self, settings: dict[str, Any], ctx: Context) -> None:
+    def __init__(self, settings: Settings, ctx: Context) -> None:
         self.settings = settings
         self.ctx = ctx
-        self.config: dict[str, Any] = settings.get("plugin_settings", {}).get(self.name, {})
         self.log = logging.getLogger(f"appliance.smtpd.{self.name}")
 
     def hooks(self) -> list[str]:
@@ -50,7 +47,7 @@ def available() -> list[str]:
     return sorted(m.name for m in pkgutil.iter_modules(__path__) if not m.name.startswith("_"))
 
 
-def load(name: str, settings: dict[str, Any], ctx: Context) -> BasePlugin:
+def load(name: str, settings: Settings, ctx: Context) -> BasePlugin:
     if name not in available():
         raise PluginError(f"unknown plugin {name!r}; available: {', '.join(available())}")
     module = importlib.import_module(f"{__name__}.{name}")

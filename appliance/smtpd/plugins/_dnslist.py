@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from typing import Any
+from collections.abc import Iterable
 
 from appliance.smtpd.plugins import PluginError
 
@@ -25,15 +25,11 @@ REFUSED_DOMAIN_LIST = ipaddress.ip_address("127.0.0.1")
 _UNPRINTABLE = re.compile(r"[\x00-\x1f\x7f]+")
 
 
-def parse_zones(plugin: str, entries: Any) -> list[tuple[str, str]]:
+def parse_zones(plugin: str, entries: Iterable[str]) -> list[tuple[str, str]]:
     """[(zone, extra)] in order, lower-cased, duplicates dropped; PluginError if bad."""
-    if not isinstance(entries, list):
-        raise PluginError(f"{plugin}: zones must be a list of DNS zones")
     out: list[tuple[str, str]] = []
     seen: set[str] = set()
     for entry in entries:
-        if not isinstance(entry, str):
-            raise PluginError(f"{plugin}: zone {entry!r} is not a string")
         zone, _, extra = entry.strip().partition(":")
         zone = zone.strip().lower().rstrip(".")
         if not ZONE_RE.match(zone):

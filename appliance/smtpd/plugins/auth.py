@@ -11,33 +11,24 @@ A failure costs a karma point and a success earns one, as in qpsmtpd.
 
 from __future__ import annotations
 
-from typing import Any
-
+from appliance.smtpd import replies
 from appliance.smtpd.hooks import Connection
-from appliance.smtpd.plugins import BasePlugin, Context, PluginError
+from appliance.smtpd.plugins import BasePlugin, Context
 from appliance.smtpd.results import Result, denysoft_disconnect
+from appliance.smtpd.settings import Settings
 
 MECHANISMS = ("PLAIN", "LOGIN")
 FAILURES_NOTE = "auth_failures"
-TOO_MANY = "421 4.7.0 Too many failed authentications, goodbye"
 
 
 class Plugin(BasePlugin):
     name = "auth"
 
-    def __init__(self, settings: dict[str, Any], ctx: Context) -> None:
+    def __init__(self, settings: Settings, ctx: Context) -> None:
         super().__init__(settings, ctx)
-        mechanisms = self.config.get("mechanisms", list(MECHANISMS))
-        if not isinstance(mechanisms, list | tuple) or not mechanisms:
-            raise PluginError("auth: mechanisms must be a non-empty list")
-        self.mechanisms = tuple(dict.fromkeys(str(m).upper() for m in mechanisms))
-        unknown = [m for m in self.mechanisms if m not in MECHANISMS]
-        if unknown:
-            raise PluginError(f"auth: unknown mechanism(s) {', '.join(unknown)}; "
-                              f"available: {', '.join(MECHANISMS)}")
-        self.max_failures = self.config.get("max_failures", 3)
-        if type(self.max_failures) is not int or self.max_failures < 1:
-            raise PluginError("auth: max_failures must be a whole number of at least 1")
+        config = settings.plugin_settings.auth
+        self.mechanisms = tuple(dict.fromkeys(m.upper() for m in config.mechanisms))
+        self.max_failures = config.max_failures
 
     async def hook_auth(self, conn: Connection, user: str, success: bool) -> Result | None:
         if success:
@@ -50,5 +41,5 @@ class Plugin(BasePlugin):
         if failures >= self.max_failures:
             self.log.info("%s: %d failed authentications (last user %r), disconnecting",
                           conn.remote_ip, failures, user[:64])
-            return denysoft_disconnect(TOO_MANY)
+            return denysoft_disconnect(replies.AUTH_TOO_MANY_FAILURES)
         return None

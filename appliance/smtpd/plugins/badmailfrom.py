@@ -10,24 +10,24 @@ peers). Setting: [smtpd.badmailfrom] patterns.
 from __future__ import annotations
 
 import re
-from typing import Any
 
+from appliance.smtpd import replies
 from appliance.smtpd.address import AddressPatterns
 from appliance.smtpd.hooks import Connection, Transaction
 from appliance.smtpd.plugins import BasePlugin, Context, PluginError
 from appliance.smtpd.results import Result, deny
+from appliance.smtpd.settings import Settings
 
-REFUSED = "550 5.7.1 Mail from <{sender}> refused"
 NOTE = "badmailfrom"
 
 
 class Plugin(BasePlugin):
     name = "badmailfrom"
 
-    def __init__(self, settings: dict[str, Any], ctx: Context) -> None:
+    def __init__(self, settings: Settings, ctx: Context) -> None:
         super().__init__(settings, ctx)
         try:
-            self.patterns = AddressPatterns(self.config.get("patterns", []))
+            self.patterns = AddressPatterns(settings.plugin_settings.badmailfrom.patterns)
         except re.error as e:
             raise PluginError(f"badmailfrom: bad pattern: {e}") from None
 
@@ -43,4 +43,4 @@ class Plugin(BasePlugin):
         if sender is None:
             return None
         self.log.info("refused %s: sender %s is listed", recipient, sender)
-        return deny(REFUSED.format(sender=sender))
+        return deny(replies.SENDER_BLOCKED.format(sender=sender))

@@ -9,25 +9,23 @@ matches. Setting: [smtpd.badmailfromto] pairs.
 from __future__ import annotations
 
 import re
-from typing import Any
 
 from appliance.smtpd import replies
 from appliance.smtpd.address import AddressPatterns
 from appliance.smtpd.hooks import Connection, Transaction
 from appliance.smtpd.plugins import BasePlugin, Context, PluginError
 from appliance.smtpd.results import Result, deny
+from appliance.smtpd.settings import Settings
 
 
 class Plugin(BasePlugin):
     name = "badmailfromto"
 
-    def __init__(self, settings: dict[str, Any], ctx: Context) -> None:
+    def __init__(self, settings: Settings, ctx: Context) -> None:
         super().__init__(settings, ctx)
         self.pairs: list[tuple[AddressPatterns, AddressPatterns]] = []
-        for pair in self.config.get("pairs", []):
-            parts = str(pair).split()
-            if len(parts) != 2:
-                raise PluginError(f"badmailfromto: {pair!r} is not 'sender recipient'")
+        for pair in settings.plugin_settings.badmailfromto.pairs:
+            parts = pair.split()  # the schema made sure of two
             try:
                 self.pairs.append((AddressPatterns([parts[0]]), AddressPatterns([parts[1]])))
             except re.error as e:

@@ -16,33 +16,30 @@ delivery.everyone_visible.
 from __future__ import annotations
 
 import re
-from typing import Any
 
 from appliance.smtpd import replies
 from appliance.smtpd.address import AddressPatterns, mailbox_of, split_address
 from appliance.smtpd.hooks import Connection, Transaction
 from appliance.smtpd.plugins import BasePlugin, Context, PluginError
 from appliance.smtpd.results import Result, deny
-
-REFUSED = "550 5.7.1 Mail to <{address}> is not accepted"
+from appliance.smtpd.settings import Settings
 
 
 class Plugin(BasePlugin):
     name = "badrcptto"
 
-    def __init__(self, settings: dict[str, Any], ctx: Context) -> None:
+    def __init__(self, settings: Settings, ctx: Context) -> None:
         super().__init__(settings, ctx)
         try:
-            self.patterns = AddressPatterns(self.config["patterns"])
+            self.patterns = AddressPatterns(settings.plugin_settings.badrcptto.patterns)
         except re.error as e:
             raise PluginError(f"badrcptto: bad pattern: {e}") from None
         self.internal: dict[str, str] = {
-            a.lower(): kind for a, kind in settings["internal_addresses"].items()}
-        delegated = {d.lower() for d in settings["delegated_domains"]}
-        self.domains = frozenset(d.lower() for d in settings["local_domains"]) - delegated
-        self.addresses = frozenset(a.lower() for a in settings["addresses"])
-        self.separator: str = settings["plugin_settings"]["check_goodrcptto"][
-            "extension_separator"]
+            a.lower(): kind for a, kind in settings.internal_addresses.items()}
+        delegated = {d.lower() for d in settings.delegated_domains}
+        self.domains = frozenset(d.lower() for d in settings.local_domains) - delegated
+        self.addresses = frozenset(a.lower() for a in settings.addresses)
+        self.separator = settings.plugin_settings.check_goodrcptto.extension_separator
 
     def internal_kind(self, recipient: str) -> str | None:
         """"user" or "list" for an internal address (or an extension of one) in one of
@@ -61,7 +58,7 @@ class Plugin(BasePlugin):
                 conn.whitelisted or txn.whitelisted):
             conn.karma -= 2
             self.log.info("refused %s: listed", recipient)
-            return deny(REFUSED.format(address=recipient))
+            return deny(replies.RECIPIENT_BLOCKED.format(address=recipient))
         # Internal addresses stay internal for whitelisted hosts and senders too: a
         # sender whitelist entry is only a claim in MAIL FROM, a spam exemption.
         kind = self.internal_kind(recipient)

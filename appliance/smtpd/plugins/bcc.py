@@ -11,11 +11,10 @@ direction.
 
 from __future__ import annotations
 
-from typing import Any
-
 from appliance.smtpd.address import split_address
 from appliance.smtpd.hooks import Connection, Transaction
 from appliance.smtpd.plugins import BasePlugin, Context, PluginError
+from appliance.smtpd.settings import Settings
 
 HEADER = "X-Copied-To"
 
@@ -23,30 +22,27 @@ HEADER = "X-Copied-To"
 class Plugin(BasePlugin):
     name = "bcc"
 
-    def __init__(self, settings: dict[str, Any], ctx: Context) -> None:
+    def __init__(self, settings: Settings, ctx: Context) -> None:
         super().__init__(settings, ctx)
-        self.mode = self.config.get("mode", "cc")
-        if self.mode not in ("cc", "bcc"):
-            raise PluginError(f"bcc: mode must be cc or bcc, not {self.mode!r}")
-        self.direction = self.config.get("direction", "all")
-        if self.direction not in ("all", "incoming", "outgoing"):
-            raise PluginError(
-                f"bcc: direction must be all, incoming or outgoing, not {self.direction!r}")
-        user = str(self.config.get("user", "maillog")).strip()
+        config = settings.plugin_settings.bcc
+        self.mode = config.mode
+        self.direction = config.direction
+        # the schema takes any one-line text here: a mailbox is checked for below
+        user = config.user.strip()
         if not user or any(c.isspace() for c in user) or user.count("@") > 1:
             raise PluginError(f"bcc: user {user!r} is not a user name or an address")
         if "@" not in user:
-            user = f"{user}@{settings['primary_domain']}"
+            user = f"{user}@{settings.primary_domain}"
         local, domain = split_address(user)
         if not local or not domain:
             raise PluginError(f"bcc: user {user!r} is not a user name or an address")
         self.address = user
-        self.domains = frozenset(d.lower() for d in settings["local_domains"])
+        self.domains = frozenset(d.lower() for d in settings.local_domains)
         # A copy Postfix cannot deliver would defer every message (the hand-off queues
         # all recipients or none): refuse the setting instead.
-        delegated = {d.lower() for d in settings.get("delegated_domains", {})}
+        delegated = {d.lower() for d in settings.delegated_domains}
         if (domain in self.domains and domain not in delegated
-                and user.lower() not in {a.lower() for a in settings.get("addresses", {})}):
+                and user.lower() not in {a.lower() for a in settings.addresses}):
             raise PluginError(f"bcc: {user} does not exist here; add the user "
                               f"(appliance user add {local}) or set smtpd.bcc.user")
 

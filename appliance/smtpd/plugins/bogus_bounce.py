@@ -12,12 +12,10 @@ from __future__ import annotations
 import email.policy
 from email.parser import BytesHeaderParser
 
+from appliance.smtpd import replies
 from appliance.smtpd.hooks import Connection, Transaction
 from appliance.smtpd.plugins import BasePlugin
 from appliance.smtpd.results import Result, deny
-
-ONE_RECIPIENT = "550 5.7.0 A bounce has one recipient"
-RETURN_PATH = "550 5.7.0 A bounce must have an empty Return-Path (RFC 3834)"
 
 
 class Plugin(BasePlugin):
@@ -28,12 +26,12 @@ class Plugin(BasePlugin):
             return None
         if len(txn.recipients) != 1:
             self.log.info("bogus bounce: %d recipients", len(txn.recipients))
-            return deny(ONE_RECIPIENT)
+            return deny(replies.BOUNCE_ONE_RECIPIENT)
         headers = BytesHeaderParser(policy=email.policy.compat32).parsebytes(txn.header_bytes)
         for value in headers.get_all("Return-Path", []):
             path = str(value).strip()
             if path not in ("", "<>"):
                 self.log.info("bogus bounce: Return-Path %s", path[:100])
-                return deny(RETURN_PATH)
+                return deny(replies.BOUNCE_RETURN_PATH)
         self.log.info("bounce passes: one recipient, empty Return-Path")
         return None

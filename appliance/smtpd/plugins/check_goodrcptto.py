@@ -9,24 +9,24 @@ that server. Other domains are left to rcpt_ok, which decides about relaying.
 
 from __future__ import annotations
 
-from typing import Any
-
 from appliance.smtpd import replies
 from appliance.smtpd.address import mailbox_of, split_address
 from appliance.smtpd.hooks import Connection, Transaction
 from appliance.smtpd.plugins import BasePlugin, Context
 from appliance.smtpd.results import DECLINED, Result, deny
+from appliance.smtpd.settings import Settings
 
 
 class Plugin(BasePlugin):
     name = "check_goodrcptto"
 
-    def __init__(self, settings: dict[str, Any], ctx: Context) -> None:
+    def __init__(self, settings: Settings, ctx: Context) -> None:
         super().__init__(settings, ctx)
-        delegated = {d.lower() for d in settings["delegated_domains"]}
-        self.domains = frozenset(d.lower() for d in settings["local_domains"]) - delegated
-        self.addresses = frozenset(a.lower() for a in settings["addresses"])
-        self.separator: str = self.config["extension_separator"]  # characters, "+-"
+        delegated = {d.lower() for d in settings.delegated_domains}
+        self.domains = frozenset(d.lower() for d in settings.local_domains) - delegated
+        self.addresses = frozenset(a.lower() for a in settings.addresses)
+        # characters, "+-"
+        self.separator = settings.plugin_settings.check_goodrcptto.extension_separator
 
     def exists(self, local: str, domain: str) -> bool:
         # "@domain" is the catch-all of delivery.unknown_user (SME EmailUnknownUser)

@@ -15,17 +15,17 @@ import asyncio
 import re
 import time
 from collections import OrderedDict
-from typing import Any
 
 import aiosmtplib
 
 from appliance.config.schema import parse_server
+from appliance.smtpd import replies
 from appliance.smtpd.address import split_address
 from appliance.smtpd.hooks import Connection, Transaction
 from appliance.smtpd.plugins import BasePlugin, Context, PluginError
 from appliance.smtpd.results import Result, deny, denysoft
+from appliance.smtpd.settings import Settings
 
-CANNOT_VERIFY = "451 4.4.1 Cannot verify <{recipient}> with {host} now, try again later"
 ENHANCED = re.compile(r"^[245]\.\d{1,3}\.\d{1,3}(\s|$)")
 
 
@@ -48,12 +48,12 @@ class Plugin(BasePlugin):
     cache_seconds = 300.0
     cache_size = 1000
 
-    def __init__(self, settings: dict[str, Any], ctx: Context) -> None:
+    def __init__(self, settings: Settings, ctx: Context) -> None:
         super().__init__(settings, ctx)
         self.servers: dict[str, tuple[str, int]] = {}
-        for domain, server in settings.get("delegated_domains", {}).items():
+        for domain, server in settings.delegated_domains.items():
             try:
-                self.servers[domain.lower().rstrip(".")] = parse_server(str(server))
+                self.servers[domain.lower().rstrip(".")] = parse_server(server)
             except ValueError as e:
                 raise PluginError(f"check_smtp_forward: domain {domain}: {e}") from None
         # recipient -> (expires, reply or None for accepted)
@@ -85,6 +85,7 @@ class Plugin(BasePlugin):
                                local_hostname=self.ctx.hostname, start_tls=None,
                                validate_certs=False)
         await smtp.connect()  # greeting, EHLO (HELO if refused), STARTTLS if offered
+        result: tuple[str, str | None]
         try:
             for stage, command, arg in (("mail", b"MAIL", f"FROM:<{sender}>"),
                                         ("rcpt", b"RCPT", f"TO:<{recipient}>")):
@@ -125,7 +126,8 @@ class Plugin(BasePlugin):
             except (aiosmtplib.SMTPException, OSError, TimeoutError, UnicodeError) as e:
                 self.log.info("cannot verify %s with %s:%d: %s", recipient, host, port,
                               str(e)[:200] or type(e).__name__)
-                return denysoft(CANNOT_VERIFY.format(recipient=recipient, host=host))
+                return denysoft(replies.CANNOT_VERIFY_RECIPIENT.format(recipient=recipient,
+                                                                       host=host))
             # Remember what depends on the recipient alone: accepted, or "no such user"
             # (5.1.x). A refusal about the sender or client (Postfix reports those at
             # RCPT too) must not be served to the next sender.

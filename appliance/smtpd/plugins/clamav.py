@@ -22,13 +22,14 @@ import re
 import zipfile
 from email.message import EmailMessage
 from pathlib import Path
-from typing import Any
 
 from appliance.services.clamav.client import ClamdError, instream
+from appliance.smtpd import replies
 from appliance.smtpd.hooks import Connection, Transaction
+from appliance.smtpd.mime import edit_header_fields
 from appliance.smtpd.plugins import BasePlugin, Context
-from appliance.smtpd.plugins._mime import edit_header_fields
 from appliance.smtpd.results import Result, deny, denysoft
+from appliance.smtpd.settings import Settings
 
 HEADER = "X-Virus-Checked"
 HEADER_LC = HEADER.lower().encode()
@@ -65,15 +66,15 @@ def zip_bomb(msg: EmailMessage, max_ratio: int) -> str | None:
 class Plugin(BasePlugin):
     name = "clamav"
 
-    def __init__(self, settings: dict[str, Any], ctx: Context) -> None:
+    def __init__(self, settings: Settings, ctx: Context) -> None:
         super().__init__(settings, ctx)
-        c = self.config
-        self.socket = Path(c.get("socket", "/run/clamav/clamd.ctl"))
-        self.max_size = int(c.get("max_scanner_size", 25000000))
-        self.max_ratio = int(c.get("archive_max_compression_ratio", 300))
-        self.reject_unscannable = bool(c.get("reject_unscannable", True))
-        self.timeout = float(c.get("timeout", 120))
-        self.defer = c.get("on_error", "defer") == "defer"
+        c = settings.plugin_settings.clamav
+        self.socket = Path(c.socket)
+        self.max_size = c.max_scanner_size
+        self.max_ratio = c.archive_max_compression_ratio
+        self.reject_unscannable = c.reject_unscannable
+        self.timeout = float(c.timeout)
+        self.defer = c.on_error == "defer"
 
     async def hook_data_post(self, conn: Connection, txn: Transaction) -> Result | None:
         # only our own X-Virus-Checked may say a message was scanned
@@ -90,14 +91,14 @@ class Plugin(BasePlugin):
             bomb = await asyncio.to_thread(zip_bomb, await txn.parsed(), self.max_ratio)
             if bomb:
                 self.log.info("refused: %s expands more than %d times", bomb, self.max_ratio)
-                return deny(f"552 5.3.4 Attachment expands more than {self.max_ratio} times "
-                            f"and was refused ({printable(bomb)})")
+                return deny(replies.ARCHIVE_BOMB.format(ratio=self.max_ratio,
+                                                     name=printable(bomb)))
         try:
             result = await instream(self.socket, txn.data, self.timeout)
         except ClamdError as e:
             if self.defer:
                 self.log.error("deferred, message not scanned: %s", e)
-                return denysoft("451 4.3.0 Virus scanner unavailable, please try again later")
+                return denysoft(replies.VIRUS_SCANNER_UNAVAILABLE)
             self.log.error("accepted unscanned (on_error = accept): %s", e)
             txn.prepend_header(HEADER, "not scanned: virus scanner unavailable")
             return None
@@ -105,8 +106,8 @@ class Plugin(BasePlugin):
             name = printable(result.signature)
             self.log.info("refused: %s", name)
             if result.unscannable:
-                return deny(f"552 5.3.4 Message could not be fully scanned for viruses ({name})")
-            return deny(f"550 5.7.1 Virus found: {name}")
+                return deny(replies.NOT_FULLY_SCANNED.format(name=name))
+            return deny(replies.VIRUS_FOUND.format(name=name))
         txn.prepend_header(HEADER, f"Checked by ClamAV on {self.ctx.hostname}")
         self.log.info("clean, %d bytes scanned", size)
         return None

@@ -9,25 +9,21 @@ the server answers each one with its usual 500; at the threshold we answer 521 a
 
 from __future__ import annotations
 
-from typing import Any
-
+from appliance.smtpd import replies
 from appliance.smtpd.hooks import Connection
-from appliance.smtpd.plugins import BasePlugin, Context, PluginError
+from appliance.smtpd.plugins import BasePlugin, Context
 from appliance.smtpd.results import Result, deny_disconnect
+from appliance.smtpd.settings import Settings
 
 COUNT_NOTE = "count_unrecognized_commands"  # our own count: the handler keeps another
-REPLY = "521 5.5.1 Too many unrecognized commands, goodbye"
 
 
 class Plugin(BasePlugin):
     name = "count_unrecognized_commands"
 
-    def __init__(self, settings: dict[str, Any], ctx: Context) -> None:
+    def __init__(self, settings: Settings, ctx: Context) -> None:
         super().__init__(settings, ctx)
-        self.threshold = self.config.get("threshold", 4)
-        if type(self.threshold) is not int or self.threshold < 1:
-            raise PluginError("count_unrecognized_commands: threshold must be a whole "
-                              "number of at least 1")
+        self.threshold = settings.plugin_settings.count_unrecognized_commands.threshold
 
     async def hook_unrecognized_command(self, conn: Connection, cmd: str) -> Result | None:
         count = int(conn.notes.get(COUNT_NOTE, 0)) + 1  # type: ignore[call-overload]
@@ -37,4 +33,4 @@ class Plugin(BasePlugin):
         conn.karma -= 1
         self.log.info("%s: %d unrecognized commands (last %r), disconnecting",
                       conn.remote_ip, count, cmd[:32])
-        return deny_disconnect(REPLY)
+        return deny_disconnect(replies.UNRECOGNIZED_LIMIT)

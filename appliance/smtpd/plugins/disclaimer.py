@@ -15,13 +15,14 @@ from __future__ import annotations
 import asyncio
 import html
 import re
-from email.message import EmailMessage
-from typing import Any
+from email.message import MIMEPart
+from typing import Any, cast
 
 from appliance.smtpd.address import split_address
 from appliance.smtpd.hooks import Connection, Transaction
+from appliance.smtpd.mime import parse, serialize
 from appliance.smtpd.plugins import BasePlugin, Context
-from appliance.smtpd.plugins._mime import parse, serialize
+from appliance.smtpd.settings import Settings
 
 SEALED = ("multipart/signed", "multipart/encrypted", "application/pkcs7-mime",
           "application/x-pkcs7-mime")
@@ -29,11 +30,11 @@ BODY_END = re.compile(r"</body\s*>", re.IGNORECASE)
 MAX_SIZE = 10 * 1024 * 1024  # larger messages (big attachments) are passed unchanged
 
 
-def _is_attachment(part: EmailMessage) -> bool:
+def _is_attachment(part: MIMEPart) -> bool:
     return part.get_content_disposition() == "attachment"
 
 
-def _first(parts: list[EmailMessage], ctype: str) -> EmailMessage | None:
+def _first(parts: list[MIMEPart], ctype: str) -> MIMEPart | None:
     """The first text part of this type, looking into multipart/related too."""
     for part in parts:
         if _is_attachment(part):
@@ -47,7 +48,7 @@ def _first(parts: list[EmailMessage], ctype: str) -> EmailMessage | None:
     return None
 
 
-def body_parts(part: EmailMessage) -> list[EmailMessage]:
+def body_parts(part: MIMEPart) -> list[MIMEPart]:
     """The text parts that make up the message body, to which the disclaimer goes."""
     ctype = part.get_content_type()
     if ctype in SEALED:
@@ -90,10 +91,10 @@ def _append_html(content: str, text: str) -> str:
     return content + para
 
 
-def add_text(part: EmailMessage, text: str, root: bool) -> None:
+def add_text(part: MIMEPart, text: str, root: bool) -> None:
     """Append `text` to a text/plain or text/html part, keeping its encoding."""
     subtype = part.get_content_subtype()
-    raw = part.get_payload(decode=True) or b""
+    raw = cast(bytes, part.get_payload(decode=True) or b"")  # a text part decodes to bytes
     # Strictly in the declared charset: text the email package would decode with
     # replacement characters (8-bit text labelled us-ascii...) is left untouched.
     content = raw.decode(part.get_content_charset() or "us-ascii")
@@ -145,13 +146,13 @@ def rewrite(data: bytes, text: str) -> tuple[bytes | None, str]:
 class Plugin(BasePlugin):
     name = "disclaimer"
 
-    def __init__(self, settings: dict[str, Any], ctx: Context) -> None:
+    def __init__(self, settings: Settings, ctx: Context) -> None:
         super().__init__(settings, ctx)
-        self.domains = frozenset(d.lower() for d in settings["local_domains"])
-        self.text = self._clean(self.config.get("text", ""))
+        self.domains = frozenset(d.lower() for d in settings.local_domains)
+        self.text = self._clean(settings.plugin_settings.disclaimer.text)
         self.per_domain = {
-            name.lower(): self._clean(entry.get("disclaimer", ""))
-            for name, entry in settings.get("domains", {}).items()
+            name.lower(): self._clean(entry.disclaimer)
+            for name, entry in settings.domains.items()
         }
 
     @staticmethod

@@ -2,7 +2,7 @@
 
 Every DKIM-Signature (at most MAX_SIGNATURES) is checked with dkimpy in a worker thread;
 its key lookups go through the daemon's resolver (`resolver.sync_query`). The results,
-`txn.notes["dkim"]`, a list of `Signature(domain, selector, passed, reason)`, are what
+`txn.dkim`, a list of `DkimSignature(domain, selector, passed, reason)`, are what
 dmarc needs; the reason starts with the RFC 8601 result (pass, fail, neutral, permerror,
 temperror). As in SME, a signature never refuses mail on its own: "Inbound DKIM checks
 are only used by DMARC" (seed 001).
@@ -16,40 +16,20 @@ from __future__ import annotations
 
 import concurrent.futures
 import logging
-from typing import Any, NamedTuple
+from typing import Any, cast
 
 import dkim
 from dkim.util import InvalidTagValueList, parse_tag_value
+from dns.rdtypes.txtbase import TXTBase
 
 from appliance.smtpd import peers
 from appliance.smtpd.dns import DNSTempError
-from appliance.smtpd.hooks import Connection, Transaction
-from appliance.smtpd.plugins import BasePlugin, Context, PluginError
-from appliance.smtpd.plugins._mailauth import (
-    add_result,
-    comment,
-    drop_forged,
-    token,
-    write_header,
-)
+from appliance.smtpd.hooks import Connection, DkimSignature, Transaction
+from appliance.smtpd.mailauth import add_result, comment, drop_forged, token, write_header
+from appliance.smtpd.plugins import BasePlugin, Context
+from appliance.smtpd.settings import Settings
 
-NOTE = "dkim"
 MAX_SIGNATURES = 8  # verify no more than this many signatures per message
-
-
-class Signature(NamedTuple):
-    domain: str
-    selector: str
-    passed: bool
-    reason: str  # "pass", "fail (body hash mismatch)", "temperror (DNS timeout)", ...
-
-    @property
-    def result(self) -> str:
-        return self.reason.split(" ", 1)[0]
-
-    @property
-    def detail(self) -> str:
-        return self.reason.partition(" ")[2].strip("()")
 
 
 class _DNSFailed(Exception):
@@ -66,14 +46,11 @@ class _QuietLogger(logging.LoggerAdapter):
 class Plugin(BasePlugin):
     name = "dkim"
 
-    def __init__(self, settings: dict[str, Any], ctx: Context) -> None:
+    def __init__(self, settings: Settings, ctx: Context) -> None:
         super().__init__(settings, ctx)
-        enabled = self.config.get("enabled", True)
-        if not isinstance(enabled, bool):
-            raise PluginError(f"dkim: enabled must be true or false, not {enabled!r}")
-        self.enabled = enabled
+        self.enabled = settings.plugin_settings.dkim.enabled
         # dmarc runs for the same peers, after us; without it we write the A-R header.
-        self.writes_header = not peers.enabled("dmarc", settings.get("plugin_settings", {}))
+        self.writes_header = not peers.enabled("dmarc", settings.plugin_settings)
         self._dkimlog = _QuietLogger(self.log.getChild("dkimpy"), {})
 
     # -- worker thread ------------------------------------------------------------------
@@ -85,11 +62,11 @@ class Plugin(BasePlugin):
             records = self.ctx.resolver.sync_query(qname.rstrip("."), "TXT")
         except (DNSTempError, concurrent.futures.TimeoutError) as e:
             raise _DNSFailed(str(e) or "DNS timeout") from None
-        texts = [b"".join(r.strings) for r in records]
+        texts = [b"".join(cast(TXTBase, r).strings) for r in records]
         keys = [t for t in texts if b"p=" in t]
         return (keys or texts or [b""])[0]
 
-    def verify(self, data: bytes) -> list[Signature]:
+    def verify(self, data: bytes) -> list[DkimSignature]:
         try:
             d = dkim.DKIM(data, logger=self._dkimlog, timeout=self.ctx.resolver.timeout)
         except dkim.DKIMException as e:
@@ -104,7 +81,7 @@ class Plugin(BasePlugin):
                 tags = {}
             domain = tags.get(b"d", b"").decode("ascii", "replace").lower()
             selector = tags.get(b"s", b"").decode("ascii", "replace")
-            out.append(Signature(domain, selector, *self._verify_one(d, idx)))
+            out.append(DkimSignature(domain, selector, *self._verify_one(d, idx)))
         return out
 
     def _verify_one(self, d: dkim.DKIM, idx: int) -> tuple[bool, str]:
@@ -144,7 +121,7 @@ class Plugin(BasePlugin):
             sigs = await self.ctx.resolver.in_thread(self.verify, txn.data)
         else:
             sigs = []  # most mail: no worker thread for nothing to verify
-        txn.notes[NOTE] = sigs
+        txn.dkim = sigs
         if not sigs:
             add_result(txn, "dkim=none")
         for s in sigs:

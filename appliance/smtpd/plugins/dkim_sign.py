@@ -18,15 +18,15 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
-from typing import Any
 
 import dkim
 
-from appliance import dkim_keys, paths
+from appliance import dkim_keys
 from appliance.smtpd.address import split_address
 from appliance.smtpd.hooks import Connection, Transaction
-from appliance.smtpd.plugins import BasePlugin, Context, PluginError
-from appliance.smtpd.plugins._mailauth import domain_of, from_addresses, is_domain
+from appliance.smtpd.mailauth import domain_of, from_addresses
+from appliance.smtpd.plugins import BasePlugin, Context
+from appliance.smtpd.settings import Settings
 
 # RFC 6376 §5.4.1's recommended headers (dkimpy's list); signed when present.
 SIGNED = (
@@ -42,21 +42,15 @@ CANONICALIZATION = (b"relaxed", b"simple")
 class Plugin(BasePlugin):
     name = "dkim_sign"
 
-    def __init__(self, settings: dict[str, Any], ctx: Context) -> None:
+    def __init__(self, settings: Settings, ctx: Context) -> None:
         super().__init__(settings, ctx)
-        enabled = self.config.get("enabled", False)
-        if not isinstance(enabled, bool):
-            raise PluginError(f"dkim_sign: enabled must be true or false, not {enabled!r}")
-        selector = self.config.get("selector", dkim_keys.DEFAULT)
-        if not isinstance(selector, str) or not is_domain(f"{selector}.x.example"):
-            raise PluginError(f"dkim_sign: selector {selector!r} is not one DNS label")
-        self.enabled = enabled
-        self.selector = selector
-        self.keys_dir = Path(settings.get("dkim_keys") or paths.DKIM_KEYS)
-        domains = {d.lower(): e for d, e in (settings.get("domains") or {}).items()}
+        config = settings.plugin_settings.dkim_sign
+        self.enabled = config.enabled
+        self.selector = config.selector
+        self.keys_dir = Path(settings.dkim_keys)
+        opted_out = {d.lower() for d, e in settings.domains.items() if not e.dkim_signing}
         self.domains = frozenset(
-            d.lower() for d in settings.get("local_domains", [])
-            if domains.get(d.lower(), {}).get("dkim_signing", True))
+            d.lower() for d in settings.local_domains if d.lower() not in opted_out)
         self._keys: dict[str, tuple[str, bytes] | None] = {}
 
     def key(self, domain: str) -> tuple[str, bytes] | None:

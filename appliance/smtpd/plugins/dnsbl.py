@@ -16,14 +16,15 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
-from typing import Any
 
+from appliance.smtpd import replies
 from appliance.smtpd.dns import DNSTempError, reverse_ip
 from appliance.smtpd.hooks import Connection
 from appliance.smtpd.peers import LocalNetworks
 from appliance.smtpd.plugins import BasePlugin, Context, PluginError
 from appliance.smtpd.plugins._dnslist import classify, clean_text, parse_zones
 from appliance.smtpd.results import Result, refuse
+from appliance.smtpd.settings import Settings
 
 REJECT_MODES = ("deny", "naughty", "off")
 
@@ -31,17 +32,15 @@ REJECT_MODES = ("deny", "naughty", "off")
 class Plugin(BasePlugin):
     name = "dnsbl"
 
-    def __init__(self, settings: dict[str, Any], ctx: Context) -> None:
+    def __init__(self, settings: Settings, ctx: Context) -> None:
         super().__init__(settings, ctx)
-        self.enabled = bool(self.config.get("enabled", False))
-        self.zones = parse_zones(self.name, self.config.get("zones", []))
-        self.reject = self.config.get("reject", "naughty")
-        if self.reject not in REJECT_MODES:
-            raise PluginError(f"dnsbl: reject must be one of {', '.join(REJECT_MODES)}, "
-                              f"not {self.reject!r}")
+        config = settings.plugin_settings.dnsbl
+        self.enabled = config.enabled
+        self.zones = parse_zones(self.name, config.zones)
+        self.reject = config.reject
         try:
-            self.allow = LocalNetworks(self.config.get("allow", []))
-            self.local = LocalNetworks(settings.get("local_networks", []))
+            self.allow = LocalNetworks(config.allow)
+            self.local = LocalNetworks(settings.local_networks)
         except (ValueError, TypeError) as e:
             raise PluginError(f"dnsbl: bad network in allow or local_networks: {e}") from None
 
@@ -65,7 +64,7 @@ class Plugin(BasePlugin):
         if not listed:
             return None
         zone, reason = listed[0]
-        reply = f"550 5.7.1 {reason}"
+        reply = replies.LISTED.format(reason=reason)
         conn.notes["dnsbl"] = zone
         conn.notes["dnsbl_reply"] = reply
         if self.reject != "naughty":  # the pipeline counts a NAUGHTY verdict itself

@@ -19,34 +19,28 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import Any
 
+from appliance.smtpd import replies
 from appliance.smtpd.hooks import Connection, Transaction
-from appliance.smtpd.plugins import BasePlugin, Context, PluginError
+from appliance.smtpd.plugins import BasePlugin, Context
 from appliance.smtpd.results import Result, refuse
+from appliance.smtpd.settings import Settings
 
 REJECT_MODES = ("deny", "naughty", "off")  # as results.refuse reads them
-REPLY = "554 5.7.1 Talking before the greeting is not allowed"
-DATA_REPLY = "554 5.7.1 Sending the message before the 354 reply is not allowed"
 
 
 class Plugin(BasePlugin):
     name = "earlytalker"
     sleep = staticmethod(asyncio.sleep)  # tests replace it
 
-    def __init__(self, settings: dict[str, Any], ctx: Context) -> None:
+    def __init__(self, settings: Settings, ctx: Context) -> None:
         super().__init__(settings, ctx)
-        self.wait = self.config.get("wait", 1)
-        if type(self.wait) not in (int, float) or not 0 <= self.wait <= 30:
-            raise PluginError("earlytalker: wait must be 0 to 30 seconds")
-        self.check_at = self.config.get("check_at", "connect")
-        if self.check_at not in ("connect", "data"):
-            raise PluginError("earlytalker: check_at must be connect or data")
-        self.remember = self.config.get("remember", 86400)
+        config = settings.plugin_settings.earlytalker
+        self.wait: float = config.wait
+        self.check_at = config.check_at
+        self.remember = config.remember
         self.passed: dict[str, float] = {}  # client address -> until when it is trusted
-        self.reject = self.config.get("reject", "naughty")
-        if self.reject not in REJECT_MODES:
-            raise PluginError(f"earlytalker: reject must be one of {', '.join(REJECT_MODES)}")
+        self.reject = config.reject
 
     def _remembered(self, ip: str) -> bool:
         until = self.passed.get(ip)
@@ -77,9 +71,9 @@ class Plugin(BasePlugin):
     async def hook_connect(self, conn: Connection) -> Result | None:
         if self.check_at != "connect" or conn.whitelisted:
             return None
-        return await self._listen(conn, REPLY, "the greeting")
+        return await self._listen(conn, replies.EARLY_TALKER, "the greeting")
 
     async def hook_data(self, conn: Connection, txn: Transaction) -> Result | None:
         if self.check_at != "data" or conn.trusted or txn.whitelisted:
             return None
-        return await self._listen(conn, DATA_REPLY, "the 354")
+        return await self._listen(conn, replies.EARLY_DATA, "the 354")

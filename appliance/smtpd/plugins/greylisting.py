@@ -22,14 +22,15 @@ from __future__ import annotations
 import ipaddress
 import sqlite3
 import time
-from typing import Any
 
+from appliance.smtpd import replies
 from appliance.smtpd.address import split_address
 from appliance.smtpd.hooks import Connection, Transaction
 from appliance.smtpd.peers import ip_address
 from appliance.smtpd.plugins import BasePlugin, Context, PluginError
 from appliance.smtpd.plugins._sqlite import Store
 from appliance.smtpd.results import Result, denysoft
+from appliance.smtpd.settings import Settings
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS greylist (
@@ -39,7 +40,6 @@ CREATE TABLE IF NOT EXISTS greylist (
     passes INTEGER NOT NULL DEFAULT 0
 );
 """
-REPLY = "451 4.7.1 Greylisted, try again later"
 PRUNE_EVERY = 3600.0
 
 DEFER, PASS = "defer", "pass"
@@ -57,11 +57,12 @@ class Plugin(BasePlugin):
     name = "greylisting"
     clock = staticmethod(time.time)  # tests replace it
 
-    def __init__(self, settings: dict[str, Any], ctx: Context) -> None:
+    def __init__(self, settings: Settings, ctx: Context) -> None:
         super().__init__(settings, ctx)
-        self.black_timeout = self._seconds("black_timeout", 3000)
-        self.grey_timeout = self._seconds("grey_timeout", 12000)
-        self.white_timeout = self._seconds("white_timeout", 36 * 86400)
+        config = settings.plugin_settings.greylisting
+        self.black_timeout = config.black_timeout
+        self.grey_timeout = config.grey_timeout
+        self.white_timeout = config.white_timeout
         if self.grey_timeout <= self.black_timeout:
             raise PluginError("greylisting: grey_timeout must be longer than black_timeout, "
                               "or no retry could ever pass")
@@ -69,13 +70,7 @@ class Plugin(BasePlugin):
         self._pruned = 0.0
         # Only mail we would take: a relay attempt must meet rcpt_ok's 5.7.1, not a 451
         # that invites a retry (and a database row per probe).
-        self.domains = frozenset(d.lower() for d in settings["local_domains"])
-
-    def _seconds(self, key: str, default: int) -> int:
-        value = self.config.get(key, default)
-        if type(value) is not int or value < 0:
-            raise PluginError(f"greylisting: {key} must be a whole number of seconds")
-        return value
+        self.domains = frozenset(d.lower() for d in settings.local_domains)
 
     def _decide(self, db: sqlite3.Connection, triplet: str, now: float, prune: bool) -> str:
         if prune:  # forget triplets whose windows have closed
@@ -121,7 +116,7 @@ class Plugin(BasePlugin):
         if verdict == DEFER:
             self.log.info("%s: greylisted <%s> -> <%s>", conn.remote_ip, txn.sender,
                           recipient)
-            return denysoft(REPLY)
+            return denysoft(replies.GREYLISTED)
         return None
 
     def close(self) -> None:

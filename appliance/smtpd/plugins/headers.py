@@ -16,49 +16,40 @@ import re
 from datetime import UTC, datetime, timedelta
 from email.parser import BytesHeaderParser
 from email.utils import parsedate_to_datetime
-from typing import Any
 
+from appliance.smtpd import replies
 from appliance.smtpd.hooks import Connection, Transaction
 from appliance.smtpd.plugins import BasePlugin, Context, PluginError
 from appliance.smtpd.results import Result, deny
+from appliance.smtpd.settings import Settings
 
 SINGULAR = ("Date", "From", "Sender", "Reply-To", "To", "Cc", "Bcc", "Message-ID",
             "In-Reply-To", "References", "Subject")
 HEADER_NAME = re.compile(r"^[!-9;-~]+$")  # RFC 5322 field name: printable, no colon
 
-MISSING = "550 5.6.0 Message has no {name} header"
-TOO_MANY = "554 5.6.0 Too many {name} headers"
-BAD_DATE = "554 5.6.0 The Date header is not a valid date"
-FUTURE = "554 5.6.0 The Date header is too far in the future"
-PAST = "554 5.6.0 The Date header is too far in the past"
 
 
 class Plugin(BasePlugin):
     name = "headers"
 
-    def __init__(self, settings: dict[str, Any], ctx: Context) -> None:
+    def __init__(self, settings: Settings, ctx: Context) -> None:
         super().__init__(settings, ctx)
-        required = self.config.get("required", ["From", "Date"])
-        if not isinstance(required, list):
-            raise PluginError("headers: required must be a list of header names")
-        for name in required:
-            if not isinstance(name, str) or not HEADER_NAME.match(name):
+        config = settings.plugin_settings.headers
+        for name in config.required:  # the schema takes any word: a field name is stricter
+            if not HEADER_NAME.match(name):
                 raise PluginError(f"headers: {name!r} is not a header name")
-        self.required: tuple[str, ...] = tuple(required)
-        offset = self.config.get("maximum_date_offset", 0)
-        if not isinstance(offset, int) or isinstance(offset, bool) or offset < 0:
-            raise PluginError(
-                f"headers: maximum_date_offset must be a number of days, not {offset!r}")
+        self.required = config.required
+        offset = config.maximum_date_offset
         self.offset = timedelta(days=offset) if offset else None
 
     def _problem(self, txn: Transaction) -> str | None:
         headers = BytesHeaderParser(policy=email.policy.compat32).parsebytes(txn.header_bytes)
         for name in self.required:
             if not any(str(v).strip() for v in headers.get_all(name, [])):
-                return MISSING.format(name=name)
+                return replies.HEADER_MISSING.format(name=name)
         for name in SINGULAR:
             if len(headers.get_all(name, [])) > 1:
-                return TOO_MANY.format(name=name)
+                return replies.HEADER_REPEATED.format(name=name)
         if self.offset is None:
             return None
         dates = headers.get_all("Date", [])
@@ -67,14 +58,14 @@ class Plugin(BasePlugin):
         try:
             when = parsedate_to_datetime(" ".join(str(dates[0]).split()))
         except (TypeError, ValueError, IndexError, OverflowError):
-            return BAD_DATE
+            return replies.DATE_INVALID
         if when.tzinfo is None:  # "-0000": the time is UTC, the zone unknown
             when = when.replace(tzinfo=UTC)
         now = datetime.now(UTC)
         if when > now + self.offset:
-            return FUTURE
+            return replies.DATE_FUTURE
         if when < now - self.offset:
-            return PAST
+            return replies.DATE_PAST
         return None
 
     async def hook_data_post(self, conn: Connection, txn: Transaction) -> Result | None:

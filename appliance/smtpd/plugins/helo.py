@@ -30,16 +30,17 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 from dataclasses import dataclass, field
-from typing import Any
 
 import dns.exception
 
+from appliance.smtpd import replies
 from appliance.smtpd.dns import DNSTempError
 from appliance.smtpd.hooks import Connection
 from appliance.smtpd.peers import ip_address
-from appliance.smtpd.plugins import BasePlugin, Context, PluginError
-from appliance.smtpd.plugins.whitelists import HELO_NOTE, name_pattern
+from appliance.smtpd.plugins import BasePlugin, Context
+from appliance.smtpd.plugins.whitelists import name_pattern
 from appliance.smtpd.results import Result, refuse
+from appliance.smtpd.settings import Settings
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
@@ -91,19 +92,16 @@ class Facts:
 class Plugin(BasePlugin):
     name = "helo"
 
-    def __init__(self, settings: dict[str, Any], ctx: Context) -> None:
+    def __init__(self, settings: Settings, ctx: Context) -> None:
         super().__init__(settings, ctx)
-        policy = self.config.get("policy", "lenient")
-        if policy not in POLICIES:
-            raise PluginError(f"helo: policy must be one of {', '.join(POLICIES)}")
+        config = settings.plugin_settings.helo
+        policy = config.policy
         # DNS-free tests first, each group in qpsmtpd's order
         tests = POLICIES[policy]
         self.tests = [t for t in tests if t not in DNS_TESTS] + [
             t for t in tests if t in DNS_TESTS]
-        self.reject = self.config.get("reject", "naughty")
-        if self.reject not in REJECT_MODES:
-            raise PluginError(f"helo: reject must be one of {', '.join(REJECT_MODES)}")
-        self.bad_helo = name_pattern(self.config.get("bad_helo", []))
+        self.reject = config.reject
+        self.bad_helo = name_pattern(config.bad_helo)
 
     # -- the tests: each returns why the name fails, or None -------------------------
 
@@ -212,7 +210,7 @@ class Plugin(BasePlugin):
             conn.karma -= 2
             self.log.info("%s: no HELO name, tolerated", conn.remote_ip)
             return None
-        if conn.trusted or conn.notes.get(HELO_NOTE):
+        if conn.trusted or conn.helo_whitelisted:
             return None
         cached = conn.notes.get(RESULT_NOTE)
         if isinstance(cached, tuple) and cached[0] == host.lower():
@@ -232,7 +230,8 @@ class Plugin(BasePlugin):
                               self.reject)
                 if self.reject != "naughty":  # the pipeline charges the naughty mark
                     conn.karma -= 1
-                return refuse(self.reject, f"550 5.7.1 HELO refused ({test}): {reason}")
+                return refuse(self.reject,
+                              replies.HELO_CHECK_FAILED.format(test=test, reason=reason))
         if facts.looked_up and self.forward_match(facts) and self.reverse_match(host, facts):
             conn.karma += 1  # forward and reverse DNS agree: a well-kept server
         return None

@@ -18,13 +18,14 @@ from __future__ import annotations
 
 import sqlite3
 import time
-from typing import Any
 
+from appliance.smtpd import replies
 from appliance.smtpd.hooks import Connection, Transaction
 from appliance.smtpd.peers import ip_address
-from appliance.smtpd.plugins import BasePlugin, Context, PluginError
+from appliance.smtpd.plugins import BasePlugin, Context
 from appliance.smtpd.plugins._sqlite import Store
 from appliance.smtpd.results import Result, naughty
+from appliance.smtpd.settings import Settings
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS karma (
@@ -43,22 +44,16 @@ PRUNE_EVERY = 3600.0
 HISTORY_NOTE = "karma_history"  # good minus bad connections, for other plugins
 
 
-def _int_setting(config: dict[str, Any], key: str, default: int) -> int:
-    value = config.get(key, default)
-    if type(value) is not int or value < 1:
-        raise PluginError(f"karma: {key} must be a whole number of at least 1")
-    return value
-
-
 class Plugin(BasePlugin):
     name = "karma"
     clock = staticmethod(time.time)  # tests replace it
 
-    def __init__(self, settings: dict[str, Any], ctx: Context) -> None:
+    def __init__(self, settings: Settings, ctx: Context) -> None:
         super().__init__(settings, ctx)
-        self.negative = _int_setting(self.config, "negative", 2)
-        self.strikes = _int_setting(self.config, "strikes", 3)
-        self.penalty = _int_setting(self.config, "penalty_days", 1) * DAY
+        config = settings.plugin_settings.karma
+        self.negative = config.negative
+        self.strikes = config.strikes
+        self.penalty = config.penalty_days * DAY
         self.store = Store(ctx.state_dir / "karma.sqlite", SCHEMA)
         self._pruned = 0.0
 
@@ -87,8 +82,7 @@ class Plugin(BasePlugin):
         if bad - good >= self.negative and left > 0:
             hours = max(1, round(left / 3600))
             self.log.info("%s: penalty box (%d bad, %d good), %d h left", ip, bad, good, hours)
-            return naughty(f"550 5.7.1 Your host {ip} is in the penalty box for sending bad "
-                           f"mail; try again in {hours} hour(s)")
+            return naughty(replies.PENALTY_BOX.format(ip=ip, hours=hours))
         return None
 
     async def hook_queue(self, conn: Connection, txn: Transaction) -> None:

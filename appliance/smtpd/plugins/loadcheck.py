@@ -30,13 +30,13 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
 
+from appliance.smtpd import replies
 from appliance.smtpd.hooks import Connection
 from appliance.smtpd.plugins import BasePlugin, Context
 from appliance.smtpd.results import Result, denysoft
+from appliance.smtpd.settings import Settings
 
-REPLY = "451 4.3.2 Server busy, try again later"
 CGROUP = Path("/sys/fs/cgroup")  # our own cgroup, as a container sees it (cgroup v2)
 MAX_PRESSURE = 0.999  # p = 1 would be an infinite load
 
@@ -91,9 +91,9 @@ class Plugin(BasePlugin):
     cgroup = CGROUP  # tests point it at a folder of their own files
     getloadavg = staticmethod(os.getloadavg)
 
-    def __init__(self, settings: dict[str, Any], ctx: Context) -> None:
+    def __init__(self, settings: Settings, ctx: Context) -> None:
         super().__init__(settings, ctx)
-        self.max_load: int = self.config["max_load"]  # the schema bounds it (>= 1)
+        self.max_load = settings.plugin_settings.loadcheck.max_load  # >= 1 (the schema)
 
     def load(self) -> tuple[float, str] | None:
         """This container's load-equivalent and where it came from, or None."""
@@ -114,5 +114,5 @@ class Plugin(BasePlugin):
         if measured is not None and measured[0] > self.max_load:
             self.log.info("%s: deferred, load %.2f (%s) > %s", conn.remote_ip, measured[0],
                           measured[1], self.max_load)
-            return denysoft(REPLY)
+            return denysoft(replies.SERVER_BUSY)
         return None

@@ -13,26 +13,22 @@ Whitelisted senders (`txn.whitelisted`) and trusted clients are let through.
 
 from __future__ import annotations
 
-from typing import Any
-
+from appliance.smtpd import replies
 from appliance.smtpd.hooks import Connection, Transaction
-from appliance.smtpd.plugins import BasePlugin, Context, PluginError
+from appliance.smtpd.plugins import BasePlugin, Context
 from appliance.smtpd.results import Result, deny, denysoft
+from appliance.smtpd.settings import Settings
 
 STAGES = ("mail", "rcpt", "data", "data_post", "queue")
 CONFIGURABLE = STAGES[:3]
-DEFAULT_REPLY = "550 5.7.1 Mail from your host is refused"
 
 
 class Plugin(BasePlugin):
     name = "naughty"
 
-    def __init__(self, settings: dict[str, Any], ctx: Context) -> None:
+    def __init__(self, settings: Settings, ctx: Context) -> None:
         super().__init__(settings, ctx)
-        reject_at = self.config.get("reject_at", "mail")
-        if reject_at not in CONFIGURABLE:
-            raise PluginError(f"naughty: reject_at must be one of {', '.join(CONFIGURABLE)}")
-        self.first = STAGES.index(reject_at)
+        self.first = STAGES.index(settings.plugin_settings.naughty.reject_at)
 
     def _check(self, stage: str, conn: Connection, txn: Transaction) -> Result | None:
         if conn.naughty is None or STAGES.index(stage) < self.first:
@@ -41,7 +37,7 @@ class Plugin(BasePlugin):
         if conn.trusted or txn.whitelisted:
             return None
         self.log.info("naughty: refusing %s marked by %s", conn.remote_ip, plugin)
-        reply = reply or DEFAULT_REPLY
+        reply = reply or replies.NAUGHTY
         return denysoft(reply) if reply.startswith("4") else deny(reply)
 
     async def hook_mail(self, conn: Connection, txn: Transaction, sender: str) -> Result | None:

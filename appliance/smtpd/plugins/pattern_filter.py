@@ -15,12 +15,13 @@ import email.utils
 import fnmatch
 import re
 from email.message import EmailMessage
-from typing import Any
 
+from appliance.smtpd import replies
 from appliance.smtpd.hooks import Connection, Transaction
 from appliance.smtpd.plugins import BasePlugin, Context
 from appliance.smtpd.plugins.clamav import printable
 from appliance.smtpd.results import Result, deny
+from appliance.smtpd.settings import Settings
 
 # Only a message with a named part can match: skip the MIME parse for the rest.
 # (RFC 2231 continuations too: filename*0="evil.e"; filename*1="xe")
@@ -61,9 +62,9 @@ def blocked_name(msg: EmailMessage, pattern: re.Pattern[str]) -> str | None:
 class Plugin(BasePlugin):
     name = "pattern_filter"
 
-    def __init__(self, settings: dict[str, Any], ctx: Context) -> None:
+    def __init__(self, settings: Settings, ctx: Context) -> None:
         super().__init__(settings, ctx)
-        self.pattern = compile_patterns(list(self.config.get("patterns", [])))
+        self.pattern = compile_patterns(list(settings.plugin_settings.pattern_filter.patterns))
 
     async def hook_data_post(self, conn: Connection, txn: Transaction) -> Result | None:
         if self.pattern is None or not MAYBE_NAMED.search(txn.data):
@@ -72,5 +73,4 @@ class Plugin(BasePlugin):
         if name is None:
             return None
         self.log.info("refused attachment %r", name)
-        return deny(f"550 5.7.1 Attachment refused: {printable(name)} is a blocked "
-                    "file type")
+        return deny(replies.ATTACHMENT_BLOCKED.format(name=printable(name)))

@@ -7,21 +7,20 @@ Everyone else gets 5.7.1: the appliance is never an open relay.
 
 from __future__ import annotations
 
-from typing import Any
-
 from appliance.smtpd import replies
 from appliance.smtpd.address import split_address
 from appliance.smtpd.hooks import Connection, Transaction
 from appliance.smtpd.plugins import BasePlugin, Context
 from appliance.smtpd.results import Result, deny, ok
+from appliance.smtpd.settings import Settings
 
 
 class Plugin(BasePlugin):
     name = "rcpt_ok"
 
-    def __init__(self, settings: dict[str, Any], ctx: Context) -> None:
+    def __init__(self, settings: Settings, ctx: Context) -> None:
         super().__init__(settings, ctx)
-        self.domains = frozenset(d.lower() for d in settings["local_domains"])
+        self.domains = frozenset(d.lower() for d in settings.local_domains)
 
     async def hook_rcpt(self, conn: Connection, txn: Transaction, recipient: str) -> Result:
         local, domain = split_address(recipient)

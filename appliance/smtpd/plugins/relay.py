@@ -8,22 +8,21 @@ Authenticated users may always relay; rcpt_ok makes the decision at RCPT.
 
 from __future__ import annotations
 
-from typing import Any
-
 from appliance.smtpd.hooks import Connection
 from appliance.smtpd.peers import LocalNetworks
 from appliance.smtpd.plugins import BasePlugin, Context, PluginError
+from appliance.smtpd.settings import Settings
 
 
 class Plugin(BasePlugin):
     name = "relay"
 
-    def __init__(self, settings: dict[str, Any], ctx: Context) -> None:
+    def __init__(self, settings: Settings, ctx: Context) -> None:
         super().__init__(settings, ctx)
         try:
             self.allowed = LocalNetworks(
-                list(settings["local_networks"]) + list(self.config.get("relay_clients", [])))
-            self.refused = LocalNetworks(self.config.get("norelay_clients", []))
+                settings.local_networks + settings.plugin_settings.relay.relay_clients)
+            self.refused = LocalNetworks(settings.plugin_settings.relay.norelay_clients)
         except ValueError as e:
             raise PluginError(f"relay: bad network: {e}") from None
 

@@ -19,15 +19,16 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
-from typing import Any
 
+from appliance.smtpd import replies
 from appliance.smtpd.address import split_address
 from appliance.smtpd.dns import DNSTempError
 from appliance.smtpd.hooks import Connection, Transaction
-from appliance.smtpd.plugins import BasePlugin, Context, PluginError
+from appliance.smtpd.plugins import BasePlugin, Context
 from appliance.smtpd.plugins._dnslist import ascii_domain
 from appliance.smtpd.recent import MISSING, Recent
 from appliance.smtpd.results import Result, denysoft, refuse
+from appliance.smtpd.settings import Settings
 
 REJECT_MODES = ("deny", "naughty", "off")
 MAX_MX = 10  # MX hosts tried per domain
@@ -39,13 +40,6 @@ INVALID_NETWORKS = tuple(ipaddress.ip_network(n) for n in (
     "::/128", "::1/128", "fc00::/7", "fe80::/10", "ff00::/8",
 ))
 
-DEFERRED = "451 4.4.3 Sender domain {domain} lookup failed, try again later"
-NO_DOMAIN = "550 5.1.8 Sender address rejected: Domain {domain} does not exist"
-NULL_MX = "550 5.7.27 Sender address rejected: Domain {domain} accepts no mail (null MX)"
-BAD_MX = "550 5.1.8 Sender address rejected: Domain {domain} has no usable mail exchanger"
-INVALID = ("550 5.1.8 Sender address rejected: Domain {domain} resolves only to "
-           "private or reserved addresses")
-MALFORMED = "550 5.1.7 Sender address rejected: Malformed sender domain"
 
 
 def is_valid_ip(text: str) -> bool:
@@ -67,13 +61,11 @@ class _Temp(Exception):
 class Plugin(BasePlugin):
     name = "resolvable_fromhost"
 
-    def __init__(self, settings: dict[str, Any], ctx: Context) -> None:
+    def __init__(self, settings: Settings, ctx: Context) -> None:
         super().__init__(settings, ctx)
-        self.enabled = bool(self.config.get("enabled", True))
-        self.reject = self.config.get("reject", "deny")
-        if self.reject not in REJECT_MODES:
-            raise PluginError(f"resolvable_fromhost: reject must be one of "
-                              f"{', '.join(REJECT_MODES)}, not {self.reject!r}")
+        config = settings.plugin_settings.resolvable_fromhost
+        self.enabled = config.enabled
+        self.reject = config.reject
         # A busy sender domain is judged once a minute, not once per message (temporary
         # failures are never remembered).
         self._recent: Recent[tuple[str, str] | None] = Recent()
@@ -95,13 +87,13 @@ class Plugin(BasePlugin):
             return self._literal(conn, txn, raw)
         domain = ascii_domain(raw)
         if domain is None:
-            return self._fail(conn, txn, MALFORMED, raw, "malformed")
+            return self._fail(conn, txn, replies.SENDER_DOMAIN_MALFORMED, raw, "malformed")
         try:
             problem = await self._judged(domain)
         except _Temp as e:
             self.log.info("defer, %s: %s", domain, e)
             txn.notes["resolvable_fromhost"] = "temporary error"
-            return denysoft(DEFERRED.format(domain=domain))
+            return denysoft(replies.SENDER_DOMAIN_DEFERRED.format(domain=domain))
         if problem is None:
             return None
         reply, why = problem
@@ -122,9 +114,11 @@ class Plugin(BasePlugin):
         try:
             ipaddress.ip_address(inner)
         except ValueError:
-            return self._fail(conn, txn, MALFORMED, raw, "malformed address literal")
+            return self._fail(conn, txn, replies.SENDER_DOMAIN_MALFORMED, raw,
+                              "malformed address literal")
         if not is_valid_ip(inner):
-            return self._fail(conn, txn, INVALID, raw, "private address literal")
+            return self._fail(conn, txn, replies.SENDER_DOMAIN_PRIVATE, raw,
+                              "private address literal")
         conn.karma -= 1
         txn.notes["resolvable_fromhost"] = "ip"
         self.log.info("pass, %s is an address literal", raw)
@@ -140,7 +134,7 @@ class Plugin(BasePlugin):
         if mxs:
             hosts = [host for _, host in mxs]
             if len(hosts) == 1 and hosts[0] in (".", "", "@"):
-                return NULL_MX, "null MX"
+                return replies.SENDER_DOMAIN_NULL_MX, "null MX"
             hosts = [h for h in hosts if h not in (".", "", "@")][:MAX_MX]
             results = await asyncio.gather(*(self._addresses(h) for h in hosts))
             verdict = self._judge(results)
@@ -150,8 +144,8 @@ class Plugin(BasePlugin):
             if verdict == "temp":
                 raise _Temp(f"MX hosts of {domain} did not resolve")
             if verdict == "invalid":
-                return INVALID, "MX hosts have only private addresses"
-            return BAD_MX, "MX hosts do not resolve"
+                return replies.SENDER_DOMAIN_PRIVATE, "MX hosts have only private addresses"
+            return replies.SENDER_DOMAIN_BAD_MX, "MX hosts do not resolve"
         verdict = self._judge([await self._addresses(domain)])
         if verdict == "ok":
             self.log.info("pass, %s has an address", domain)
@@ -159,8 +153,8 @@ class Plugin(BasePlugin):
         if verdict == "temp":
             raise _Temp(f"addresses of {domain} did not resolve")
         if verdict == "invalid":
-            return INVALID, "only private addresses"
-        return NO_DOMAIN, "no MX, A or AAAA record"
+            return replies.SENDER_DOMAIN_PRIVATE, "only private addresses"
+        return replies.SENDER_DOMAIN_UNKNOWN, "no MX, A or AAAA record"
 
     async def _addresses(self, host: str) -> tuple[list[str], bool]:
         """(A and AAAA addresses of host, whether a lookup timed out)."""

@@ -13,16 +13,17 @@ from __future__ import annotations
 
 import asyncio
 from functools import cache
-from typing import Any
 
 from publicsuffixlist import PublicSuffixList
 
+from appliance.smtpd import replies
 from appliance.smtpd.address import split_address
 from appliance.smtpd.dns import DNSTempError
 from appliance.smtpd.hooks import Connection, Transaction
 from appliance.smtpd.plugins import BasePlugin, Context
 from appliance.smtpd.plugins._dnslist import ascii_domain, classify, clean_text, parse_zones
 from appliance.smtpd.results import Result, deny
+from appliance.smtpd.settings import Settings
 
 
 @cache
@@ -33,10 +34,11 @@ def _psl() -> PublicSuffixList:
 class Plugin(BasePlugin):
     name = "rhsbl"
 
-    def __init__(self, settings: dict[str, Any], ctx: Context) -> None:
+    def __init__(self, settings: Settings, ctx: Context) -> None:
         super().__init__(settings, ctx)
-        self.enabled = bool(self.config.get("enabled", False))
-        self.zones = parse_zones(self.name, self.config.get("zones", []))
+        config = settings.plugin_settings.rhsbl
+        self.enabled = config.enabled
+        self.zones = parse_zones(self.name, config.zones)
 
     async def hook_mail(self, conn: Connection, txn: Transaction,
                         sender: str) -> Result | None:
@@ -59,7 +61,7 @@ class Plugin(BasePlugin):
             conn.karma -= 1
             txn.notes["rhsbl"] = zone
             self.log.info("fail, %s listed by %s", name, zone)
-            return deny(f"550 5.7.1 {reason}")
+            return deny(replies.LISTED.format(reason=reason))
         return None
 
     async def _check(self, name: str, zone: str, message: str) -> str | None:

@@ -23,14 +23,14 @@ from __future__ import annotations
 
 import email.utils
 import re
-from typing import Any
 
 from appliance.smtpd import replies
 from appliance.smtpd.address import AddressPatterns, mailbox_of, split_address
 from appliance.smtpd.hooks import Connection, Transaction
+from appliance.smtpd.mailauth import from_values
 from appliance.smtpd.plugins import BasePlugin, Context, PluginError
-from appliance.smtpd.plugins._mailauth import from_values
 from appliance.smtpd.results import Result, deny
+from appliance.smtpd.settings import Settings
 
 _UNPRINTABLE = re.compile(r"[^\x20-\x7e]")
 
@@ -43,32 +43,31 @@ def shown(text: str) -> str:
 class Plugin(BasePlugin):
     name = "sender_login"
 
-    def __init__(self, settings: dict[str, Any], ctx: Context) -> None:
+    def __init__(self, settings: Settings, ctx: Context) -> None:
         super().__init__(settings, ctx)
-        self.check_from = bool(self.config["check_from_header"])
-        self.primary: str = settings["primary_domain"].lower()
-        addresses: dict[str, list[str]] = settings["addresses"]
+        self.check_from = settings.plugin_settings.sender_login.check_from_header
+        self.primary = settings.primary_domain.lower()
+        addresses = settings.addresses
         self.addresses = frozenset(a.lower() for a in addresses if not a.startswith("@"))
         # everyone@ and the groups left to the admin deliver to users who do not own them
-        unowned = {a.lower() for a in settings["unowned_addresses"]}
+        unowned = {a.lower() for a in settings.unowned_addresses}
         # user -> the addresses that deliver to them (mailboxes are user@primary)
         self.owned: dict[str, frozenset[str]] = {}
-        for user in settings["users"]:
+        for user in settings.users:
             mailbox = f"{user}@{self.primary}".lower()
             self.owned[user] = frozenset(
                 a.lower() for a, targets in addresses.items()
                 if not a.startswith("@") and a.lower() not in unowned
                 and mailbox in (t.lower() for t in targets))
-        everyone = list(self.config["send_as"])
-        per_user: dict[str, list[str]] = settings["send_as"]
+        everyone = list(settings.plugin_settings.sender_login.send_as)
+        per_user = settings.send_as
         try:
-            self.patterns = {user: AddressPatterns(everyone + list(per_user.get(user, [])))
-                             for user in settings["users"]}
+            self.patterns = {user: AddressPatterns(everyone + list(per_user.get(user, ())))
+                             for user in settings.users}
         except re.error as e:
             raise PluginError(f"sender_login: bad send_as pattern: {e}") from None
         # the extension characters of check_goodrcptto (alice-lists@ is alice's too)
-        self.separator: str = settings["plugin_settings"]["check_goodrcptto"][
-            "extension_separator"]
+        self.separator = settings.plugin_settings.check_goodrcptto.extension_separator
 
     def permitted(self, user: str, address: str) -> bool:
         """May USER send as ADDRESS?"""

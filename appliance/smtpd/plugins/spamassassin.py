@@ -25,13 +25,14 @@ from __future__ import annotations
 
 from email.header import Header
 from pathlib import Path
-from typing import Any
 
 from appliance.services.spamassassin.client import SpamdError, symbols
+from appliance.smtpd import replies
 from appliance.smtpd.hooks import Connection, Transaction
+from appliance.smtpd.mime import edit_header_fields
 from appliance.smtpd.plugins import BasePlugin, Context
-from appliance.smtpd.plugins._mime import edit_header_fields
 from appliance.smtpd.results import Result, deny, denysoft
+from appliance.smtpd.settings import Settings
 
 SPAM_HEADERS = (b"x-spam-status", b"x-spam-score", b"x-spam-level", b"x-spam-flag")
 MAX_STARS = 50
@@ -82,18 +83,17 @@ def tag_subject(data: bytes, tag: str) -> bytes:
 class Plugin(BasePlugin):
     name = "spamassassin"
 
-    def __init__(self, settings: dict[str, Any], ctx: Context) -> None:
+    def __init__(self, settings: Settings, ctx: Context) -> None:
         super().__init__(settings, ctx)
-        c = self.config
-        self.socket = Path(c.get("socket", "/run/spamd/spamd.sock"))
-        self.tag_level = float(c.get("tag_level", 5.0))
-        reject = c.get("reject_level")
-        self.reject_level = None if reject is None else float(reject)
-        self.max_size = int(c.get("max_message_size", 500000))
-        self.scan_local = bool(c.get("scan_local", False))
-        self.subject = str(c.get("subject", "[SPAM]")) if c.get("subject_tag") else ""
-        self.timeout = float(c.get("timeout", 60))
-        self.defer = c.get("on_error", "defer") == "defer"
+        c = settings.plugin_settings.spamassassin
+        self.socket = Path(c.socket)
+        self.tag_level = c.tag_level  # what spamassassin.sensitivity makes of it
+        self.reject_level = c.reject_level
+        self.max_size = c.max_message_size
+        self.scan_local = c.scan_local
+        self.subject = c.subject if c.subject_tag else ""
+        self.timeout = float(c.timeout)
+        self.defer = c.on_error == "defer"
 
     async def hook_data_post(self, conn: Connection, txn: Transaction) -> Result | None:
         txn.data = drop_spam_headers(txn.data)  # only our verdict may sort mail
@@ -114,7 +114,7 @@ class Plugin(BasePlugin):
         except SpamdError as e:
             if self.defer:
                 self.log.error("deferred, message not scanned: %s", e)
-                return denysoft("451 4.3.0 Spam filter unavailable, please try again later")
+                return denysoft(replies.SPAM_FILTER_UNAVAILABLE)
             self.log.error("accepted unscanned (on_error = accept): %s", e)
             txn.prepend_header("X-Spam-Status", "No, not scanned: spam filter unavailable")
             return None
@@ -124,8 +124,7 @@ class Plugin(BasePlugin):
                       ",".join(tests) or "no tests")
         if self.reject_level is not None and score >= self.reject_level:
             conn.karma -= 1
-            return deny(f"550 5.7.1 Message refused as spam (score {score:.1f}, "
-                        f"limit {self.reject_level:g})")
+            return deny(replies.SPAM_REFUSED.format(score=score, limit=self.reject_level))
         status = (f"{'Yes' if tagged else 'No'}, score={score:.1f} "
                   f"required={self.tag_level:.1f} tests=")
         status += fold_tests(tests, len("X-Spam-Status: ") + len(status)) if tests \

@@ -2,7 +2,7 @@
 
 At MAIL FROM the client's address is checked against the sender domain's SPF record
 (for the null sender: postmaster@<HELO name>, RFC 7208 §2.4) with pyspf. The result is
-kept for dmarc (`txn.notes["spf"] = (result, explanation, domain)`) and for the
+kept for dmarc (`txn.spf`, a SpfCheck(result, explanation, domain)) and for the
 Authentication-Results header, and a Received-SPF header (RFC 7208 §9.1) is added to the
 message after DATA. A pass earns karma, a fail or softfail costs karma.
 
@@ -27,19 +27,26 @@ from __future__ import annotations
 import concurrent.futures
 import ipaddress
 import threading
-from typing import Any
+from typing import Any, cast
 
 import spf
+from dns.rdtypes.ANY.MX import MX
+from dns.rdtypes.ANY.PTR import PTR
+from dns.rdtypes.IN.A import A
+from dns.rdtypes.IN.AAAA import AAAA
+from dns.rdtypes.txtbase import TXTBase
 
+from appliance.smtpd import replies
 from appliance.smtpd.address import split_address
+from appliance.smtpd.dmarc.evaluate import find_record
 from appliance.smtpd.dns import DNSTempError, Resolver
-from appliance.smtpd.hooks import Connection, Transaction
-from appliance.smtpd.plugins import BasePlugin, Context, PluginError
-from appliance.smtpd.plugins._mailauth import add_result, find_record, is_domain
+from appliance.smtpd.hooks import Connection, SpfCheck, Transaction
+from appliance.smtpd.mailauth import add_result, is_domain
+from appliance.smtpd.plugins import BasePlugin, Context
 from appliance.smtpd.recent import MISSING, Recent
 from appliance.smtpd.results import Result, deny, denysoft
+from appliance.smtpd.settings import Settings
 
-NOTE = "spf"  # txn.notes: (result, explanation, domain)
 HEADER_NOTE = "spf_header"  # txn.notes: the Received-SPF value, added at data_post
 
 # Results refused at each reject_policy (when the domain has no DMARC record).
@@ -72,15 +79,16 @@ def _dns_lookup(name: str, qtype: str, strict: Any = True, timeout: Any = None) 
     except concurrent.futures.TimeoutError:
         raise spf.TempError(f"DNS {qtype} {name}: timeout") from None
     out: list[tuple[tuple[str, str], Any]] = []
-    for r in records:
+    for r in records:  # each of the type asked for (qtype)
         if qtype in ("A", "AAAA"):
-            out.append(((name, qtype), r.address))
+            out.append(((name, qtype), cast(A | AAAA, r).address))
         elif qtype == "MX":
-            out.append(((name, qtype), (r.preference, r.exchange.to_text(omit_final_dot=True))))
+            mx = cast(MX, r)
+            out.append(((name, qtype), (mx.preference, mx.exchange.to_text(omit_final_dot=True))))
         elif qtype == "PTR":
-            out.append(((name, qtype), r.target.to_text(omit_final_dot=True)))
+            out.append(((name, qtype), cast(PTR, r).target.to_text(omit_final_dot=True)))
         elif qtype in ("TXT", "SPF"):
-            out.append(((name, qtype), list(r.strings)))
+            out.append(((name, qtype), list(cast(TXTBase, r).strings)))
     return out
 
 
@@ -99,11 +107,9 @@ def _ip_literal(helo: str) -> bool:
 class Plugin(BasePlugin):
     name = "spf"
 
-    def __init__(self, settings: dict[str, Any], ctx: Context) -> None:
+    def __init__(self, settings: Settings, ctx: Context) -> None:
         super().__init__(settings, ctx)
-        policy = self.config.get("reject_policy", 0)
-        if isinstance(policy, bool) or not isinstance(policy, int) or policy not in REFUSED:
-            raise PluginError(f"spf: reject_policy must be 0 to 4, not {policy!r}")
+        policy = settings.plugin_settings.spf.reject_policy  # 0 to 4 (the schema)
         self.policy = policy
         self.refused = REFUSED[policy]
         # Recent verdicts per (client, sender, HELO): repeat senders (lists, bulk, the
@@ -133,12 +139,13 @@ class Plugin(BasePlugin):
 
     async def _cached_check(self, ip: str, sender: str, helo: str) -> tuple[str, str, str]:
         key = (ip, sender.lower(), helo)
-        verdict = self._recent.get(key)
-        if verdict is MISSING:
-            verdict = await self.ctx.resolver.in_thread(self._check, ip, sender, helo)
-            if verdict[0] != "temperror":  # a DNS hiccup is asked again next time
-                self._recent.put(key, verdict)
-        return verdict  # type: ignore[return-value]
+        cached = self._recent.get(key)
+        if cached is not MISSING:
+            return cast(tuple[str, str, str], cached)
+        verdict = await self.ctx.resolver.in_thread(self._check, ip, sender, helo)
+        if verdict[0] != "temperror":  # a DNS hiccup is asked again next time
+            self._recent.put(key, verdict)
+        return verdict
 
     # -- hooks --------------------------------------------------------------------------
 
@@ -156,7 +163,7 @@ class Plugin(BasePlugin):
             why = f"{self.ctx.hostname}: {explanation}"
         else:
             result, explanation, why = await self._cached_check(conn.remote_ip, sender, helo)
-        txn.notes[NOTE] = (result, explanation, domain)
+        txn.spf = SpfCheck(result, explanation, domain)
         txn.notes[HEADER_NOTE] = self._received_spf(result, why, conn, sender, helo, scope)
         add_result(txn, f"spf={result} smtp.{scope}={domain or 'unknown'}")
         if result == "pass":
@@ -183,11 +190,10 @@ class Plugin(BasePlugin):
         self.log.info("refused: SPF %s for %s from %s (reject_policy %d)",
                       result, domain, ip, self.policy)
         if result == "temperror":
-            return denysoft(f"451 4.7.24 SPF: temporary error checking {domain}, "
-                            "try again later")
+            return denysoft(replies.SPF_TEMPERROR.format(domain=domain))
         if result == "permerror":
-            return deny(f"550 5.7.24 SPF: the SPF record of {domain} is broken")
-        return deny(f"550 5.7.23 SPF: {domain} does not designate {ip} as permitted sender")
+            return deny(replies.SPF_PERMERROR.format(domain=domain))
+        return deny(replies.SPF_FAIL.format(domain=domain, ip=ip))
 
     async def hook_data_post(self, conn: Connection, txn: Transaction) -> None:
         value = txn.notes.get(HEADER_NOTE)

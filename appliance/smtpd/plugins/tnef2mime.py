@@ -12,13 +12,14 @@ from __future__ import annotations
 import asyncio
 import mimetypes
 import re
-from email.message import EmailMessage, MIMEPart
+from email.message import EmailMessage, Message, MIMEPart
+from typing import cast
 
 import tnefparse
 
 from appliance.smtpd.hooks import Connection, Transaction
+from appliance.smtpd.mime import POLICY, parse, serialize
 from appliance.smtpd.plugins import BasePlugin
-from appliance.smtpd.plugins._mime import POLICY, parse, serialize
 
 MAYBE_TNEF = re.compile(rb"ms-tnef|winmail\.dat", re.IGNORECASE)
 
@@ -79,10 +80,11 @@ def convert(data: bytes) -> tuple[bytes | None, list[str]]:
         msg.make_mixed()  # the message is the TNEF part: give it a parent to live in
     changed = False
     for parent in [p for p in msg.walk() if p.is_multipart()]:
-        children = parent.get_payload()
+        # a multipart's payload is its parts, EmailMessage each (POLICY's message factory)
+        children = cast("list[EmailMessage] | str", parent.get_payload())
         if not isinstance(children, list) or not any(is_tnef(c) for c in children):
             continue
-        replaced: list[EmailMessage | MIMEPart] = []
+        replaced: list[Message | str] = []  # what set_payload takes
         for child in children:
             if not is_tnef(child):
                 replaced.append(child)

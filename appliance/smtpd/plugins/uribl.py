@@ -25,16 +25,17 @@ import re
 from collections.abc import Iterable, Iterator
 from email.message import EmailMessage
 from functools import cache, cached_property
-from typing import Any
 from urllib.parse import unquote
 
 from publicsuffixlist import PublicSuffixList
 
+from appliance.smtpd import replies
 from appliance.smtpd.dns import DNSTempError, reverse_ip
 from appliance.smtpd.hooks import Connection, Transaction
 from appliance.smtpd.plugins import BasePlugin, Context, PluginError
 from appliance.smtpd.plugins._dnslist import ascii_domain, classify, parse_zones
 from appliance.smtpd.results import Result, deny
+from appliance.smtpd.settings import Settings
 
 ACTIONS = ("deny", "add-header")
 MAX_SCAN = 2_000_000  # characters of decoded text scanned per message
@@ -106,7 +107,9 @@ def extract_hosts(msg: EmailMessage) -> list[str]:
 
 def _lookup_name(host: str) -> tuple[str, str] | None:
     """(shown name, name to prepend to the zone) for a linked host, or None to skip it."""
-    host = _HOST_CHARS.match(unquote(host).strip().strip("[]")).group().rstrip(_TRAILING)
+    chars = _HOST_CHARS.match(unquote(host).strip().strip("[]"))
+    assert chars is not None  # [\w.-]* matches at the start of every string
+    host = chars.group().rstrip(_TRAILING)
     if not host:
         return None
     try:
@@ -140,22 +143,15 @@ def _parse_mask(plugin: str, zone: str, text: str) -> int:
 class Plugin(BasePlugin):
     name = "uribl"
 
-    def __init__(self, settings: dict[str, Any], ctx: Context) -> None:
+    def __init__(self, settings: Settings, ctx: Context) -> None:
         super().__init__(settings, ctx)
-        self.enabled = bool(self.config.get("enabled", False))
+        config = settings.plugin_settings.uribl
+        self.enabled = config.enabled
         self.zones = [(zone, _parse_mask(self.name, zone, extra))
-                      for zone, extra in parse_zones(self.name, self.config.get("zones", []))]
-        self.action = self.config.get("action", "deny")
-        if self.action not in ACTIONS:
-            raise PluginError(f"uribl: action must be one of {', '.join(ACTIONS)}, "
-                              f"not {self.action!r}")
-        max_lookups = self.config.get("max_lookups", 20)
-        if isinstance(max_lookups, bool) or not isinstance(max_lookups, int) \
-                or max_lookups < 1:
-            raise PluginError(f"uribl: max_lookups must be a positive number, "
-                              f"not {max_lookups!r}")
-        self.max_lookups = max_lookups
-        self.local_domains = [d.lower() for d in settings.get("local_domains", [])]
+                      for zone, extra in parse_zones(self.name, config.zones)]
+        self.action = config.action
+        self.max_lookups = config.max_lookups
+        self.local_domains = [d.lower() for d in settings.local_domains]
 
     @cached_property
     def own_domains(self) -> frozenset[str]:
@@ -202,7 +198,7 @@ class Plugin(BasePlugin):
             f"{d} listed by {', '.join(z)}" for d, z in listed.items()), self.action)
         if self.action == "deny":
             domain, zones = next(iter(listed.items()))
-            return deny(f"550 5.7.1 Message contains a blocked link: {domain} ({zones[0]})")
+            return deny(replies.BLOCKED_LINK.format(domain=domain, zone=zones[0]))
         for domain, zones in reversed(listed.items()):
             txn.prepend_header("X-URIBL", f"{domain} listed by {', '.join(zones)}")
         return None

@@ -17,14 +17,12 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
-from typing import Any
 
 from appliance.smtpd.address import AddressPatterns
 from appliance.smtpd.hooks import Connection, Transaction
 from appliance.smtpd.peers import LocalNetworks
 from appliance.smtpd.plugins import BasePlugin, Context, PluginError
-
-HELO_NOTE = "whitelisthelo"
+from appliance.smtpd.settings import Settings
 
 
 def name_pattern(names: Iterable[str]) -> re.Pattern[str] | None:
@@ -38,15 +36,16 @@ def name_pattern(names: Iterable[str]) -> re.Pattern[str] | None:
 class Plugin(BasePlugin):
     name = "whitelists"
 
-    def __init__(self, settings: dict[str, Any], ctx: Context) -> None:
+    def __init__(self, settings: Settings, ctx: Context) -> None:
         super().__init__(settings, ctx)
         try:
-            self.hosts = LocalNetworks(self.config.get("hosts", []))
+            self.hosts = LocalNetworks(settings.plugin_settings.whitelists.hosts)
         except ValueError as e:
             raise PluginError(f"whitelists: bad host or network: {e}") from None
-        self.helos = name_pattern(self.config.get("helo", []))
+        self.helos = name_pattern(settings.plugin_settings.whitelists.helo)
         self.senders = AddressPatterns(s if "@" in s else "@" + s.strip()
-                                       for s in self.config.get("senders", []) if s.strip())
+                                       for s in settings.plugin_settings.whitelists.senders
+                                       if s.strip())
 
     def helo_listed(self, helo: str) -> bool:
         return self.helos is not None and bool(self.helos.fullmatch(helo.lower().rstrip(".")))
@@ -58,8 +57,8 @@ class Plugin(BasePlugin):
 
     async def hook_helo(self, conn: Connection, host: str) -> None:
         # Re-evaluated on every HELO/EHLO: the name after STARTTLS is the one that counts.
-        conn.notes[HELO_NOTE] = self.helo_listed(host)
-        if conn.notes[HELO_NOTE]:
+        conn.helo_whitelisted = self.helo_listed(host)
+        if conn.helo_whitelisted:
             self.log.info("%s: whitelisted HELO %s", conn.remote_ip, host)
 
     async def hook_mail(self, conn: Connection, txn: Transaction, sender: str) -> None:

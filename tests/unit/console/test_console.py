@@ -15,11 +15,11 @@ from textual.widgets import Button, DataTable, Input, Log, Static
 
 from appliance import paths
 from appliance.apply import commit
+from appliance.commands.testmail import TestResult
 from appliance.config import ConfigError, load
 from appliance.config.default import default_toml
 from appliance.services.network.interfaces import Interface, Probe, Route
 from appliance.status import Service, Status
-from appliance.testmail import TestResult
 from console.app import ConsoleApp
 from console.screens.apply import ApplyScreen
 from console.screens.dns import DNSScreen
@@ -48,7 +48,7 @@ class FakeSystem:
             queue={"active": 1, "deferred": 2, "hold": 0, "incoming": 0},
             disk_used=5 * 1024 * 1024, disk_free=10 * 1024 ** 3,
             certificate_expires=dt.datetime.now(dt.UTC) + dt.timedelta(days=300),
-            virus_signatures="ClamAV 1.0, 1 file", problems=["spamd is FATAL"])
+            facts=["virus signatures: ClamAV 1.0, 1 file"], problems=["spamd is FATAL"])
 
     def recent_transactions(self, n: int = 8) -> list[str]:
         return ["2026-11-21T10:00:00 smtp 198.51.100.1 helo=x from=<a@remote.test> "

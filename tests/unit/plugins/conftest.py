@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,7 @@ from appliance.services.smtpd import settings as smtpd_settings
 from appliance.smtpd.dns import DNSTempError, Resolver
 from appliance.smtpd.hooks import Connection, Transaction
 from appliance.smtpd.plugins import BasePlugin, Context, load
+from appliance.smtpd.settings import Settings, from_dict
 
 
 class StubResolver(Resolver):
@@ -65,7 +67,8 @@ def dns() -> StubResolver:
 
 @pytest.fixture
 def base_settings() -> dict[str, Any]:
-    """The daemon settings rendered from a default appliance.toml with users alice, bob."""
+    """The daemon settings rendered from a default appliance.toml with users alice, bob,
+    in their JSON form (what the daemons read), for a test to change."""
     text = default_toml() + """
 [users.alice]
 full_name = "Alice"
@@ -79,21 +82,27 @@ account = "alice"
 [domains."delegated.example"]
 mail_server = "192.0.2.25"
 """
-    return smtpd_settings(parse(text))
+    return smtpd_settings(parse(text)).to_dict()
 
 
 @pytest.fixture
 def make_plugin(dns: StubResolver, base_settings: dict[str, Any], tmp_path: Path
                 ) -> Callable[..., BasePlugin]:
-    """make_plugin(name, **section_overrides, settings=None) -> a loaded plugin."""
+    """make_plugin(name, **section_overrides, settings=None) -> a loaded plugin.
 
-    def make(name: str, settings: dict[str, Any] | None = None, **config: Any) -> BasePlugin:
-        s = dict(settings or base_settings)
-        ps = {k: dict(v) for k, v in s["plugin_settings"].items()}
-        ps.setdefault(name, {}).update(config)
-        s["plugin_settings"] = ps
-        ctx = Context(resolver=dns, state_dir=tmp_path / "state", hostname=s["hostname"])
-        return load(name, s, ctx)
+    The settings (base_settings, or SETTINGS: a Settings or its JSON form) with the
+    plugin's section overridden go through the daemons' own typed constructor, so a value
+    the schema refuses raises PluginError here as it does in a daemon."""
+
+    def make(name: str, settings: Settings | dict[str, Any] | None = None,
+             **config: Any) -> BasePlugin:
+        s = settings.to_dict() if isinstance(settings, Settings) else copy.deepcopy(
+            settings if settings is not None else base_settings)
+        if config:
+            s["plugin_settings"][name].update(config)
+        typed = from_dict(s)
+        ctx = Context(resolver=dns, state_dir=tmp_path / "state", hostname=typed.hostname)
+        return load(name, typed, ctx)
 
     return make
 

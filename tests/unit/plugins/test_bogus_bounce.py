@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from appliance.smtpd.plugins.bogus_bounce import ONE_RECIPIENT, RETURN_PATH
+from appliance.smtpd import replies
 from appliance.smtpd.results import Verdict
 from tests.unit.plugins.conftest import message
 
@@ -24,7 +24,7 @@ async def test_bounce_to_two_recipients_is_refused(make_plugin, conn, txn):
     t = txn(sender="", recipients=("alice@example.com", "bob@example.com"), data=message())
     result = await plugin.hook_data_post(conn(), t)
     assert result.verdict is Verdict.DENY
-    assert result.reply == ONE_RECIPIENT
+    assert result.reply == replies.BOUNCE_ONE_RECIPIENT
     assert result.reply.startswith("550 5.7.0 ")
 
 
@@ -33,7 +33,7 @@ async def test_bounce_with_a_return_path_is_refused(make_plugin, conn, txn):
     t = txn(sender="", data=message({"Return-Path": "<spammer@sender.example>"}))
     result = await plugin.hook_data_post(conn(), t)
     assert result.verdict is Verdict.DENY
-    assert result.reply == RETURN_PATH
+    assert result.reply == replies.BOUNCE_RETURN_PATH
 
 
 async def test_return_path_in_the_body_does_not_count(make_plugin, conn, txn):

@@ -36,10 +36,10 @@ async def test_valid_signature_passes(make_plugin, conn, txn, dns, key):
     t = txn(data=signed(key[0]))
     before = t.data
     assert await plugin.hook_data_post(conn(), t) is None
-    [sig] = t.notes["dkim"]
+    [sig] = t.dkim
     assert (sig.domain, sig.selector, sig.passed, sig.reason) == (
         "sender.example", "s1", True, "pass")
-    assert t.notes["auth_results"] == ["dkim=pass header.d=sender.example header.s=s1"]
+    assert t.auth_results == ["dkim=pass header.d=sender.example header.s=s1"]
     assert t.data == before  # dmarc (enabled) writes the header
 
 
@@ -48,9 +48,9 @@ async def test_tampered_body_fails(make_plugin, conn, txn, dns, key):
     plugin = make_plugin("dkim")
     t = txn(data=signed(key[0]) + b"tampered\r\n")
     assert await plugin.hook_data_post(conn(), t) is None
-    [sig] = t.notes["dkim"]
+    [sig] = t.dkim
     assert not sig.passed and sig.result == "fail"
-    assert t.notes["auth_results"][0].startswith("dkim=fail (body hash mismatch) ")
+    assert t.auth_results[0].startswith("dkim=fail (body hash mismatch) ")
 
 
 async def test_tampered_header_fails(make_plugin, conn, txn, dns, key):
@@ -58,14 +58,14 @@ async def test_tampered_header_fails(make_plugin, conn, txn, dns, key):
     plugin = make_plugin("dkim")
     t = txn(data=signed(key[0]).replace(b"Subject: test", b"Subject: changed"))
     assert await plugin.hook_data_post(conn(), t) is None
-    assert t.notes["dkim"][0].reason == "fail (signature did not verify)"
+    assert t.dkim[0].reason == "fail (signature did not verify)"
 
 
 async def test_missing_key_is_permerror(make_plugin, conn, txn, key):
     plugin = make_plugin("dkim")
     t = txn(data=signed(key[0]))
     assert await plugin.hook_data_post(conn(), t) is None
-    assert t.notes["dkim"][0].reason == "permerror (no key published)"
+    assert t.dkim[0].reason == "permerror (no key published)"
 
 
 async def test_key_lookup_timeout_is_temperror(make_plugin, conn, txn, dns, key):
@@ -73,9 +73,9 @@ async def test_key_lookup_timeout_is_temperror(make_plugin, conn, txn, dns, key)
     plugin = make_plugin("dkim")
     t = txn(data=signed(key[0]))
     assert await plugin.hook_data_post(conn(), t) is None  # never a refusal
-    [sig] = t.notes["dkim"]
+    [sig] = t.dkim
     assert not sig.passed and sig.result == "temperror"
-    assert t.notes["auth_results"][0].startswith("dkim=temperror (")
+    assert t.auth_results[0].startswith("dkim=temperror (")
 
 
 async def test_two_signatures(make_plugin, conn, txn, dns, key):
@@ -84,7 +84,7 @@ async def test_two_signatures(make_plugin, conn, txn, dns, key):
     plugin = make_plugin("dkim")
     t = txn(data=data)
     await plugin.hook_data_post(conn(), t)
-    assert [(s.domain, s.result) for s in t.notes["dkim"]] == [
+    assert [(s.domain, s.result) for s in t.dkim] == [
         ("other.example", "permerror"), ("sender.example", "pass")]
 
 
@@ -92,8 +92,8 @@ async def test_no_signature(make_plugin, conn, txn, dns):
     plugin = make_plugin("dkim")
     t = txn(data=message())
     assert await plugin.hook_data_post(conn(), t) is None
-    assert t.notes["dkim"] == []
-    assert t.notes["auth_results"] == ["dkim=none"]
+    assert t.dkim == []
+    assert t.auth_results == ["dkim=none"]
     assert dns.asked == []
 
 
@@ -102,7 +102,8 @@ async def test_writes_header_when_dmarc_is_off(make_plugin, base_settings, conn,
     dns.add("s1._domainkey.sender.example", "TXT", key[1])
     settings = dict(base_settings)
     settings["plugin_settings"] = dict(base_settings["plugin_settings"],
-                                       dmarc={"enabled": False})
+                                       dmarc=dict(base_settings["plugin_settings"]["dmarc"],
+                                                  enabled=False))
     plugin = make_plugin("dkim", settings=settings)
     t = txn(data=signed(key[0]))
     await plugin.hook_data_post(conn(), t)
@@ -114,4 +115,4 @@ async def test_disabled_and_trusted_skip(make_plugin, conn, txn, key):
     t = txn(data=signed(key[0]))
     assert await make_plugin("dkim", enabled=False).hook_data_post(conn(), t) is None
     assert await make_plugin("dkim").hook_data_post(conn(relay_client=True), t) is None
-    assert "dkim" not in t.notes
+    assert t.dkim is None

@@ -57,7 +57,7 @@ async def test_round_trip(signer, make_plugin, conn, txn, dns, keydir):
     # our own verifier, DNS from the stub, record as print-dns prints it
     verifier = make_plugin("dkim")
     await verifier.hook_data_post(conn(), t)
-    [result] = t.notes["dkim"]
+    [result] = t.dkim
     assert (result.domain, result.selector, result.passed) == ("example.com", "default", True)
 
 

@@ -6,7 +6,7 @@ import sqlite3
 
 import pytest
 
-from appliance.smtpd.plugins.dkim import Signature
+from appliance.smtpd.hooks import DkimSignature, SpfCheck
 from appliance.smtpd.results import Verdict
 from tests.unit.plugins.conftest import message
 
@@ -19,8 +19,8 @@ def mail(txn, from_="Someone <someone@sender.example>", sender="someone@sender.e
     headers = {"From": from_}
     headers.update(extra or {})
     t = txn(sender=sender, data=message(headers))
-    t.notes["spf"] = (spf, "", spf_domain or sender.rpartition("@")[2])
-    t.notes["dkim"] = [Signature(d, "s1", ok, "pass" if ok else "fail (x)") for d, ok in sigs]
+    t.spf = SpfCheck(spf, "", spf_domain or sender.rpartition("@")[2])
+    t.dkim = [DkimSignature(d, "s1", ok, "pass" if ok else "fail (x)") for d, ok in sigs]
     return t
 
 
@@ -42,7 +42,7 @@ async def test_spf_aligned_passes(make_plugin, conn, txn, dns):
     plugin = make_plugin("dmarc", reject=True, reporting=False)
     c = conn(ip=IP)
     t = mail(txn, spf="pass")
-    t.notes["auth_results"] = ["spf=pass smtp.mailfrom=sender.example"]
+    t.auth_results = ["spf=pass smtp.mailfrom=sender.example"]
     assert await plugin.hook_data_post(c, t) is None
     assert t.data.startswith(
         b"Authentication-Results: mail.example.com;\r\n\tspf=pass smtp.mailfrom=sender.example;"
@@ -280,7 +280,7 @@ async def test_an_aligned_identifier_that_timed_out_defers_never_rejects(
         t = mail(txn, spf="temperror")
     else:
         t = mail(txn)
-        t.notes["dkim"] = [Signature("sender.example", "s1", False, "temperror (DNS timeout)")]
+        t.dkim = [DkimSignature("sender.example", "s1", False, "temperror (DNS timeout)")]
     res = await plugin.hook_data_post(conn(ip=IP), t)
     assert res is not None and res.verdict is Verdict.DENYSOFT and res.reply.startswith("451")
     assert "dmarc=temperror header.from=sender.example" in header(t)

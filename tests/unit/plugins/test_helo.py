@@ -6,7 +6,6 @@ import dns.name as dns_name
 import pytest
 
 from appliance.smtpd.plugins import PluginError
-from appliance.smtpd.plugins.whitelists import HELO_NOTE
 from appliance.smtpd.results import Verdict
 
 IP = "198.51.100.7"
@@ -161,7 +160,7 @@ async def test_exempt_clients_are_not_checked(make_plugin, conn):
     c.auth_user = "alice"
     assert await plugin.hook_helo(c, "yahoo.com") is None
     c = conn()
-    c.notes[HELO_NOTE] = True
+    c.helo_whitelisted = True
     assert await plugin.hook_helo(c, "yahoo.com") is None
 
 

@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from appliance.smtpd.plugins.loadcheck import REPLY, cpu_pressure, usable_cpus
+from appliance.smtpd import replies
+from appliance.smtpd.plugins.loadcheck import cpu_pressure, usable_cpus
 from appliance.smtpd.results import Verdict
 
 BUSY_HOST = (8.3, 8.0, 7.5)  # the trial's host: load 8.3 on 2 cores
@@ -43,7 +44,7 @@ async def test_container_cpu_pressure_above_max_load_defers(make_plugin, conn, t
                      host=(0.1, 0.1, 0.1))
     result = await plugin.hook_connect(conn())
     assert result.verdict is Verdict.DENYSOFT
-    assert result.reply == REPLY and result.reply.startswith("451 4.3.2 ")
+    assert result.reply == replies.SERVER_BUSY and result.reply.startswith("451 4.3.2 ")
 
     _cgroup(tmp_path, some_avg10=75.0, cpu_max="200000 100000")
     assert await plugin.hook_connect(conn()) is None

@@ -29,9 +29,9 @@ async def test_result_note_and_header(make_plugin, conn, txn, dns, result):
     plugin = make_plugin("spf")
     c, t = conn(ip=IP), txn()
     assert await plugin.hook_mail(c, t, t.sender) is None  # policy 0 never refuses
-    assert t.notes["spf"][0] == result
-    assert t.notes["spf"][2] == "sender.example"
-    assert t.notes["auth_results"] == [f"spf={result} smtp.mailfrom=sender.example"]
+    assert t.spf[0] == result
+    assert t.spf[2] == "sender.example"
+    assert t.auth_results == [f"spf={result} smtp.mailfrom=sender.example"]
     t.data = b"Subject: x\r\n\r\nbody\r\n"
     await plugin.hook_data_post(c, t)
     first = t.data.split(b"\r\n", 1)[0].decode()
@@ -90,7 +90,7 @@ async def test_dmarc_record_means_no_spf_refusal(make_plugin, conn, txn, dns, se
     plugin = make_plugin("spf", reject_policy=4)
     c, t = conn(ip=IP), txn(sender=sender)
     assert await plugin.hook_mail(c, t, t.sender) is None
-    assert t.notes["spf"][0] == "fail"
+    assert t.spf[0] == "fail"
 
 
 async def test_non_dmarc_txt_at_dmarc_name_is_no_policy(make_plugin, conn, txn, dns):
@@ -108,7 +108,7 @@ async def test_spf_timeout_never_5xx(make_plugin, conn, txn, dns, policy):
     plugin = make_plugin("spf", reject_policy=policy)
     c, t = conn(ip=IP), txn()
     res = await plugin.hook_mail(c, t, t.sender)
-    assert t.notes["spf"][0] == "temperror"
+    assert t.spf[0] == "temperror"
     if policy == 4:
         assert res is not None and res.verdict is Verdict.DENYSOFT
         assert res.reply.startswith("451 4.7.24 ")
@@ -130,9 +130,9 @@ async def test_null_sender_checks_helo(make_plugin, conn, txn, dns):
     plugin = make_plugin("spf", reject_policy=1)
     c, t = conn(ip=IP), txn(sender="")
     assert await plugin.hook_mail(c, t, "") is None
-    assert t.notes["spf"] == ("pass", t.notes["spf"][1], "mx.sender.example")
+    assert t.spf == ("pass", t.spf[1], "mx.sender.example")
     assert "identity=helo" in t.notes["spf_header"]
-    assert t.notes["auth_results"] == ["spf=pass smtp.helo=mx.sender.example"]
+    assert t.auth_results == ["spf=pass smtp.helo=mx.sender.example"]
 
 
 async def test_null_sender_bad_helo_fails_when_policy_says(make_plugin, conn, txn, dns):
@@ -147,7 +147,7 @@ async def test_ip_literal_helo_null_sender_is_none(make_plugin, conn, txn, dns):
     plugin = make_plugin("spf", reject_policy=3)
     c, t = conn(ip=IP, helo="[198.51.100.7]"), txn(sender="")
     assert await plugin.hook_mail(c, t, "") is None
-    assert t.notes["spf"][0] == "none"
+    assert t.spf[0] == "none"
     assert dns.asked == []
 
 
@@ -159,7 +159,7 @@ async def test_mx_and_include(make_plugin, conn, txn, dns):
     plugin = make_plugin("spf", reject_policy=1)
     c, t = conn(ip=IP), txn()
     assert await plugin.hook_mail(c, t, t.sender) is None
-    assert t.notes["spf"][0] == "pass"
+    assert t.spf[0] == "pass"
 
 
 async def test_trusted_and_whitelisted_skipped(make_plugin, conn, txn, dns):
@@ -170,7 +170,7 @@ async def test_trusted_and_whitelisted_skipped(make_plugin, conn, txn, dns):
     t2 = txn()
     t2.whitelisted = True
     assert await plugin.hook_mail(conn(ip=IP), t2, t2.sender) is None
-    assert "spf" not in t.notes and "spf" not in t2.notes
+    assert t.spf is None and t2.spf is None
     assert dns.asked == []
 
 
@@ -194,7 +194,7 @@ async def test_a_repeat_sender_is_answered_from_the_recent_verdicts(make_plugin,
     for _ in range(3):
         c, t = conn(ip=IP), txn()
         await plugin.hook_mail(c, t, t.sender)
-        assert t.notes["spf"][0] == "pass"
+        assert t.spf[0] == "pass"
     assert dns.asked.count(("sender.example", "TXT")) == 1
     c, t = conn(ip="203.0.113.200"), txn()  # another client: asked again
     await plugin.hook_mail(c, t, t.sender)
@@ -207,7 +207,7 @@ async def test_a_temporary_error_is_not_remembered(make_plugin, conn, txn, dns):
     for _ in range(2):
         c, t = conn(ip=IP), txn()
         await plugin.hook_mail(c, t, t.sender)
-        assert t.notes["spf"][0] == "temperror"
+        assert t.spf[0] == "temperror"
     assert dns.asked.count(("sender.example", "TXT")) >= 2
 
 
@@ -216,5 +216,5 @@ async def test_a_bounce_from_an_address_literal_helo_is_not_refused_by_policy_4(
     plugin = make_plugin("spf", reject_policy=4)  # 4 refuses "none" results too
     c, t = conn(ip=IP, helo="[198.51.100.7]"), txn(sender="")
     assert await plugin.hook_mail(c, t, "") is None
-    assert t.notes["spf"][0] == "none"
+    assert t.spf[0] == "none"
     assert not [q for q in dns.asked if q[0].startswith("_dmarc.")]

@@ -6,7 +6,6 @@ from __future__ import annotations
 import pytest
 
 from appliance.smtpd.plugins import PluginError
-from appliance.smtpd.plugins.whitelists import HELO_NOTE
 
 
 async def test_listed_host_and_network_are_whitelisted(make_plugin, conn):
@@ -29,12 +28,12 @@ async def test_helo_whitelist_only_notes_the_helo_and_follows_the_last_ehlo(make
     plugin = make_plugin("whitelists", helo=["mx.partner.example", "*.pool.example"])
     c = conn()
     assert await plugin.hook_helo(c, "MX.Partner.Example.") is None
-    assert c.notes[HELO_NOTE] is True
+    assert c.helo_whitelisted is True
     assert not c.whitelisted  # a HELO name is no reason to skip the DNS lists
     await plugin.hook_helo(c, "a7.pool.example")
-    assert c.notes[HELO_NOTE] is True
+    assert c.helo_whitelisted is True
     await plugin.hook_helo(c, "other.example")
-    assert c.notes[HELO_NOTE] is False
+    assert c.helo_whitelisted is False
 
 
 async def test_senders_address_domain_and_bare_domain(make_plugin, conn, txn):

@@ -7,7 +7,7 @@
  * It runs `sudo -n /usr/local/bin/appliance webmail-password`, the one command
  * /etc/sudoers.d/webmail-password allows www-data, from an argument array (no shell),
  * and writes the user name, the current and the new password on its standard input,
- * one a line. The appliance (appliance/webmail_password.py) changes nothing unless the
+ * one a line. The appliance (appliance/commands/webmail_password.py) changes nothing unless the
  * current password is right, checks the new one's strength and applies it. Its exit
  * status: 0 changed, 3 the current password is wrong, 4 the new one is refused (the
  * reason on standard error is shown to the user); anything else is an internal error.

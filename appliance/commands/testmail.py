@@ -1,8 +1,8 @@
 """Send a test message through the appliance's own port 25 and keep the transcript.
 
-The console's "send a test message" and `appliance send-test ADDRESS`: the message
-takes the path a local client's mail takes (the SMTP pipeline, Postfix, then local
-delivery or the internet), so the transcript shows what a real sender would see.
+The console's "send a test message" (console/screens/testmail.py): the message takes the
+path a local client's mail takes (the SMTP pipeline, Postfix, then local delivery or the
+internet), so the transcript shows what a real sender would see.
 """
 
 from __future__ import annotations

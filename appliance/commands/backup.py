@@ -15,9 +15,11 @@ only then stops the services, swaps the volume's contents and starts them again.
 
 from __future__ import annotations
 
+import argparse
 import os
 import shutil
 import subprocess
+import sys
 import tarfile
 import tempfile
 from collections.abc import Iterator
@@ -158,3 +160,32 @@ def restart_after_restore() -> list[str]:
     _ctl("update")
     _ctl("start", "all")
     return plan.services
+
+
+def run_backup(args: argparse.Namespace) -> int:
+    """`appliance backup [FILE]`: to FILE (mode 0600) or to standard output."""
+    if args.file in (None, "-"):
+        if sys.stdout.isatty():
+            raise ConfigError("the archive is binary: redirect it (appliance backup > FILE)")
+        sys.stdout.flush()
+        count = backup(sys.stdout.buffer)
+    else:
+        # keys, password hashes and service passwords: readable by its owner only
+        fd = os.open(args.file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "wb") as f:
+            count = backup(f)
+    print(f"backup: {count} files and folders of {paths.DATA}", file=sys.stderr)
+    return 0
+
+
+def run_restore(args: argparse.Namespace) -> int:
+    """`appliance restore [FILE]`: from FILE or from standard input."""
+    if args.file in (None, "-"):
+        restore(sys.stdin.buffer)
+    else:
+        with open(args.file, "rb") as f:
+            restore(f)
+    services = restart_after_restore()
+    print("restore: done; rendered " + (", ".join(services) or "nothing new") +
+          "; every service restarted")
+    return 0

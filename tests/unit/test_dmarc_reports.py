@@ -1,4 +1,4 @@
-"""appliance.dmarc_report: rows -> aggregate XML -> gzipped mail through a fake Postfix."""
+"""appliance.smtpd.dmarc.reports: rows -> aggregate XML -> gzipped mail through a fake Postfix."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ from email import message_from_bytes, policy
 
 import pytest
 
-from appliance import dmarc_report
-from appliance.dmarc_report import DAY, Row
+from appliance.smtpd.dmarc import reports
+from appliance.smtpd.dmarc.reports import DAY, Row
 from tests.smtpd.support import FakePostfix, free_port
 
 DAY1 = 20000 * DAY  # a UTC midnight
@@ -29,7 +29,7 @@ def row(ip="198.51.100.7", t=DAY1 + 100, domain="sender.example", **kw) -> Row:
 
 @pytest.fixture
 def db(tmp_path):
-    d = dmarc_report.open_store(tmp_path / "dmarc.sqlite")
+    d = reports.open_store(tmp_path / "dmarc.sqlite")
     yield d
     d.close()
 
@@ -41,7 +41,7 @@ def count(db) -> int:
 def test_build_report_counts():
     rows = [row(), row(t=DAY1 + 200), row(ip="192.0.2.9", spf_result="fail", spf_aligned=False,
                                           dkim=[], dkim_aligned=False, disposition="reject")]
-    xml = dmarc_report.build_report(rows, org_name="mail.example.com",
+    xml = reports.build_report(rows, org_name="mail.example.com",
                                     email="postmaster@example.com", domain="sender.example",
                                     begin=DAY1, end=DAY1 + DAY - 1, report_id="r1")
     root = ET.fromstring(xml)
@@ -69,8 +69,8 @@ def test_build_report_counts():
 
 def test_store_and_pending(db):
     for r in (row(), row(t=DAY1 + DAY + 5), row(domain="other.example")):
-        dmarc_report.store(db, r)
-    groups = dmarc_report.pending(db, DAY1 + DAY)  # today's row is not reported yet
+        reports.store(db, r)
+    groups = reports.pending(db, DAY1 + DAY)  # today's row is not reported yet
     assert sorted((d, day, len(v)) for (d, day), v in groups.items()) == [
         ("other.example", DAY1, 1), ("sender.example", DAY1, 1)]
     [(rid, r)] = groups[("sender.example", DAY1)]
@@ -85,7 +85,7 @@ def test_external_rua_needs_consent():
         return ["v=DMARC1"] if name.endswith(".agreed.example") else []
 
     rua = ["dmarc@mail.sender.example", "x@agreed.example", "y@refused.example"]
-    assert dmarc_report.allowed_recipients("sender.example", rua, txt) == [
+    assert reports.allowed_recipients("sender.example", rua, txt) == [
         "dmarc@mail.sender.example", "x@agreed.example"]
     assert asked == ["sender.example._report._dmarc.agreed.example",
                      "sender.example._report._dmarc.refused.example"]
@@ -97,9 +97,9 @@ async def test_send_through_postfix(db):
     try:
         for r in (row(), row(), row(domain="other.example", rua="r@other.example"),
                   row(t=NOW - 10)):
-            dmarc_report.store(db, r)
+            reports.store(db, r)
         sent = await asyncio.wait_for(asyncio.to_thread(
-            dmarc_report.run, db, org_name="mail.example.com", sender="postmaster@example.com",
+            reports.run, db, org_name="mail.example.com", sender="postmaster@example.com",
             now=NOW, port=fake.port, txt=lambda name: []), 10)
     finally:
         await fake.stop()
@@ -121,16 +121,16 @@ async def test_send_through_postfix(db):
 
 
 def test_send_failure_keeps_rows(db):
-    dmarc_report.store(db, row())
-    sent = dmarc_report.run(db, org_name="mail.example.com", sender="postmaster@example.com",
+    reports.store(db, row())
+    sent = reports.run(db, org_name="mail.example.com", sender="postmaster@example.com",
                             now=NOW, port=free_port(), txt=lambda name: [])
     assert sent == 0 and count(db) == 1
 
 
 def test_old_rows_dropped_and_no_recipient_deleted(db):
-    dmarc_report.store(db, row(t=DAY1 - 30 * DAY, rua="x@refused.example"))
-    dmarc_report.store(db, row(rua="x@refused.example"))
-    assert dmarc_report.run(db, org_name="m", sender="p@example.com", now=NOW,
+    reports.store(db, row(t=DAY1 - 30 * DAY, rua="x@refused.example"))
+    reports.store(db, row(rua="x@refused.example"))
+    assert reports.run(db, org_name="m", sender="p@example.com", now=NOW,
                             port=free_port(), txt=lambda name: []) == 0
     assert count(db) == 0
 
@@ -139,8 +139,8 @@ def test_dry_run_sends_and_deletes_nothing(db, capsys):
     import io
 
     out = io.StringIO()
-    dmarc_report.store(db, row())
-    assert dmarc_report.run(db, org_name="m", sender="p@example.com", now=NOW,
+    reports.store(db, row())
+    assert reports.run(db, org_name="m", sender="p@example.com", now=NOW,
                             port=free_port(), txt=lambda name: [], dry_run=True, out=out) == 0
     assert "<feedback>" in out.getvalue() and count(db) == 1
 
@@ -152,7 +152,7 @@ def test_main_without_store(tmp_path, monkeypatch):
     conf.write_text('[system]\nhostname = "mail"\ndomain = "example.com"\n')
     monkeypatch.setattr(paths, "CONFIG", conf)
     monkeypatch.setattr(paths, "SMTPD_STATE", tmp_path / "state")
-    assert dmarc_report.main([]) == 0
+    assert reports.main([]) == 0
     assert not (tmp_path / "state" / "dmarc.sqlite").exists()
 
 
@@ -160,20 +160,23 @@ async def test_reports_are_dkim_signed(db, tmp_path):
     import dkim
 
     from appliance import dkim_keys
+    from appliance.config import parse
+    from appliance.services.smtpd import settings as smtpd_settings
 
     dkim_keys.ensure_default_key(tmp_path / "keys", bits=1024)
-    settings = {"plugin_settings": {"dkim_sign": {"enabled": True, "selector": "default"}},
-                "local_domains": ["example.com"], "domains": {},
-                "dkim_keys": str(tmp_path / "keys")}
-    sign = dmarc_report.signer(settings, "postmaster@example.com")
+    settings = smtpd_settings(parse(
+        '[system]\nhostname = "mail"\ndomain = "example.com"\n'
+        '[smtpd.dkim_sign]\nenabled = true\nselector = "default"\n'
+    )).replace(dkim_keys=str(tmp_path / "keys"))
+    sign = reports.signer(settings, "postmaster@example.com")
     assert sign is not None
-    assert dmarc_report.signer(settings, "postmaster@elsewhere.example") is None
+    assert reports.signer(settings, "postmaster@elsewhere.example") is None
     fake = FakePostfix()
     await fake.start()
     try:
-        dmarc_report.store(db, row())
+        reports.store(db, row())
         await asyncio.wait_for(asyncio.to_thread(
-            dmarc_report.run, db, org_name="mail.example.com", sender="postmaster@example.com",
+            reports.run, db, org_name="mail.example.com", sender="postmaster@example.com",
             now=NOW, port=fake.port, txt=lambda name: [], sign=sign), 10)
     finally:
         await fake.stop()
@@ -185,11 +188,11 @@ async def test_reports_are_dkim_signed(db, tmp_path):
 
 
 def test_a_failed_consent_lookup_keeps_the_rows_for_the_next_run(db):
-    dmarc_report.store(db, row(rua="x@agreed.example"))
+    reports.store(db, row(rua="x@agreed.example"))
 
     def txt(name):
         raise OSError("DNS lookup timed out")
 
-    assert dmarc_report.run(db, org_name="m", sender="p@example.com", now=NOW,
+    assert reports.run(db, org_name="m", sender="p@example.com", now=NOW,
                             port=free_port(), txt=txt) == 0
     assert count(db) == 1

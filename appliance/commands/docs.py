@@ -1,7 +1,8 @@
 """Generated reference documents: every setting and every plugin, from the schema.
 
-`make docs` writes docs/settings.md and docs/plugins.md; a unit test fails when they
-are out of date, so the documents never drift from the code.
+`make docs` (python -m appliance.commands.docs) writes docs/settings.md and
+docs/plugins.md; a unit test fails when they are out of date, so the documents never
+drift from the code.
 """
 
 from __future__ import annotations
@@ -89,7 +90,7 @@ def plugins_reference() -> str:
 def main() -> int:
     from pathlib import Path
 
-    docs = Path(__file__).resolve().parents[1] / "docs"
+    docs = Path(__file__).resolve().parents[2] / "docs"  # the checkout's docs/
     docs.mkdir(exist_ok=True)
     (docs / "settings.md").write_text(settings_reference())
     (docs / "plugins.md").write_text(plugins_reference())

@@ -21,6 +21,7 @@ from typing import Any
 
 from appliance import accounts, paths
 from appliance.config import Config, ConfigError, edit, load, save
+from appliance.config.schema import find_key
 
 
 @dataclass(frozen=True)
@@ -255,6 +256,12 @@ def from_toml(prop: Prop, value: Any) -> str:
 
 # ---- the databases ----------------------------------------------------------------------
 
+def _secret(dotted: str) -> bool:
+    """Whether the schema declares the key a password (Key.secret): never shown by `show`."""
+    found = find_key(dotted)
+    return found is not None and found[1].secret
+
+
 def _names(config: Config, table: str) -> list[str]:
     """Entries of a collection as the (possibly just edited) document has them."""
     return sorted(config.document.get(table, {}))
@@ -351,7 +358,7 @@ class Database:
             out.append(f"{name}={kind}")
             for prop_name in sorted(props):
                 value = self.getprop(name, prop_name)
-                if "Passw" in prop_name and value:  # getprop shows it, on purpose
+                if value and _secret(props[prop_name].path(name)):  # getprop shows it
                     value = "(set)"
                 out.append(f"    {prop_name}={value}")
         if key is not None and not out:

@@ -16,6 +16,7 @@ the user); anything else is an internal error.
 
 from __future__ import annotations
 
+import argparse
 import sys
 import time
 from typing import TextIO
@@ -69,3 +70,8 @@ def main(stdin: TextIO = sys.stdin, stderr: TextIO = sys.stderr) -> int:
     accounts.set_password(config, name, password_hash)
     commit(config)  # a ConfigError here is an internal error (the CLI's exit 2)
     return CHANGED
+
+
+def run(args: argparse.Namespace) -> int:
+    """The verb: no arguments (sudoers allows exactly `appliance webmail-password`)."""
+    return main()

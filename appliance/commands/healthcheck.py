@@ -1,4 +1,5 @@
-"""The container healthcheck: the appliance is healthy when it would take mail and logins.
+"""`appliance healthcheck`, the container healthcheck: the appliance is healthy when it
+would take mail and logins.
 
 It runs every 5 seconds, so it must not write to the log each time: Postfix logs every
 connection (connect, disconnect) and Dovecot every IMAP session, which made about 35 log
@@ -16,11 +17,14 @@ Short timeouts everywhere: a hung service fails the check rather than hanging it
 
 from __future__ import annotations
 
+import argparse
 import ipaddress
 import smtplib
 import subprocess
 import sys
 from pathlib import Path
+
+from appliance.paths import HANDOFF_ADDRESS
 
 TIMEOUT_S = 5.0
 TCP_TABLES = (Path("/proc/net/tcp"), Path("/proc/net/tcp6"))
@@ -71,7 +75,7 @@ def listening(port: int, host: str = "127.0.0.1", tables: tuple[Path, ...] = TCP
     return False
 
 
-def check_handoff(port: int = 10025) -> str | None:
+def check_handoff(port: int = HANDOFF_ADDRESS[1]) -> str | None:
     if not listening(port):
         return f"Postfix hand-off 127.0.0.1:{port}: nothing listens"
     return None
@@ -103,3 +107,26 @@ def problems(imap_enabled: bool = True) -> list[str]:
     if imap_enabled:
         checks.append(check_imap())
     return [p for p in checks if p]
+
+
+def run(args: argparse.Namespace) -> int:
+    """Exit 0 and print "healthy", or exit 1 with each problem on stderr."""
+    from appliance import recovery
+
+    # a broken appliance.toml fails the check, named, while the last good one is probed
+    config, problem = recovery.current()
+    found = [problem] if problem else []
+    if config is not None:
+        smtp = config.data["smtpd"]["smtp"]
+        found += [
+            p for p in (
+                check_smtp(smtp["port"]) if smtp["enabled"] else None,
+                check_handoff(),
+                check_imap() if config.data["imap"]["enabled"] else None,
+            ) if p
+        ]
+    for p in found:
+        print(p, file=sys.stderr)
+    if not found:
+        print("healthy")
+    return 1 if found else 0

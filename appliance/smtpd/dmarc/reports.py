@@ -1,13 +1,14 @@
 """DMARC aggregate reports (RFC 7489 §7.2, Appendix C; SME DMARCReporting).
 
-The dmarc plugin stores one row per message from a domain whose DMARC record asks for
-reports (rua=) in <state>/dmarc.sqlite. Once a day `appliance dmarc-report` (main
-below) groups the rows of each finished UTC day by policy domain, builds the aggregate
-XML, gzips it, mails it from `smtpd.dmarc.report_sender` (default postmaster@<primary
-domain>) to the record's mailto: addresses through Postfix's hand-off listener
-(127.0.0.1:10025), and deletes the rows it reported. Addresses outside the policy
-domain's organization are only used if they agree to receive them (the
-<domain>._report._dmarc.<their domain> TXT record, RFC 7489 §7.1). Rows that could not be
+The dmarc plugin stores one row per judged message (`row_of` an evaluation) from a
+domain whose DMARC record asks for reports (rua=) in <state>/dmarc.sqlite. Once a day
+`appliance dmarc-report` (`main` below) groups the rows of each finished UTC day by
+policy domain, builds the aggregate XML, gzips it, mails it from
+`smtpd.dmarc.report_sender` (default postmaster@<primary domain>) to the record's
+mailto: addresses through Postfix's hand-off listener (127.0.0.1:10025), and deletes
+the rows it reported. Addresses outside the policy domain's organization are only used
+if they agree to receive them (the <domain>._report._dmarc.<their domain> TXT record,
+RFC 7489 §7.1). Rows that could not be
 sent stay for the next run; rows older than KEEP_DAYS are dropped. When smtpd.dkim_sign
 is on, the reports are DKIM-signed like our users' mail.
 """
@@ -29,14 +30,22 @@ from dataclasses import asdict, dataclass, field
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-log = logging.getLogger("appliance.dmarc_report")
+from appliance import paths
+from appliance.smtpd.address import split_address
+from appliance.smtpd.dmarc.evaluate import Evaluation
+from appliance.smtpd.mailauth import org_domain
+
+if TYPE_CHECKING:
+    from appliance.smtpd.settings import Settings
+
+log = logging.getLogger("appliance.smtpd.dmarc.reports")
 
 DB_NAME = "dmarc.sqlite"
 DAY = 86400
 KEEP_DAYS = 7  # rows that could not be reported for this long are dropped
-HANDOFF = ("127.0.0.1", 10025)
+HANDOFF = paths.HANDOFF_ADDRESS
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS messages (
@@ -92,13 +101,28 @@ class Row:
 COLUMNS = [f for f in Row.__dataclass_fields__]
 
 
-def open_store(path: str | Path, create: bool = True, timeout: float = 10.0
-               ) -> sqlite3.Connection | None:
-    """The row store (rollback journal, not WAL: the CLI may run as another user, and
-    WAL's -wal/-shm files would then belong to it). Use from one thread at a time."""
+def row_of(ev: Evaluation, *, when: int, source_ip: str, sender: str,
+           recipients: list[str]) -> Row:
+    """The row to store for a judged message (ev.judged, ev.record set)."""
+    assert ev.record is not None and ev.domain is not None and ev.spf is not None
+    record = ev.record
+    return Row(
+        time=when, source_ip=source_ip, header_from=ev.domain,
+        envelope_from=split_address(sender)[1] if sender else "",
+        envelope_to=split_address(recipients[0])[1] if recipients else "",
+        policy_domain=record.domain, spf_domain=ev.spf.domain,
+        spf_scope="mfrom" if sender else "helo", spf_result=ev.spf.result,
+        spf_aligned=ev.spf_aligned, dkim=[(s.domain, s.selector, s.result) for s in ev.dkim],
+        dkim_aligned=ev.dkim_aligned, disposition=ev.disposition, reason=ev.reason,
+        p=record.p, sp=record.sp, adkim=record.adkim, aspf=record.aspf, pct=record.pct,
+        fo=record.fo, rua=",".join(record.rua))
+
+
+def open_store(path: str | Path, timeout: float = 10.0) -> sqlite3.Connection:
+    """The row store, created if need be (rollback journal, not WAL: the CLI may run as
+    another user, and WAL's -wal/-shm files would then belong to it). Use from one
+    thread at a time."""
     path = Path(path)
-    if not create and not path.exists():
-        return None
     path.parent.mkdir(parents=True, exist_ok=True)
     db = sqlite3.connect(path, timeout=timeout, check_same_thread=False)
     db.executescript(SCHEMA)
@@ -118,7 +142,7 @@ def store(db: sqlite3.Connection, row: Row) -> None:
 def _row(values: tuple[Any, ...]) -> tuple[int, Row]:
     rid, *rest = values
     row = Row(**dict(zip(COLUMNS, rest, strict=True)))
-    row.dkim = [tuple(d) for d in json.loads(str(row.dkim))]  # type: ignore[misc]
+    row.dkim = [tuple(d) for d in json.loads(str(row.dkim))]
     row.spf_aligned, row.dkim_aligned = bool(row.spf_aligned), bool(row.dkim_aligned)
     return rid, row
 
@@ -250,8 +274,6 @@ def allowed_recipients(domain: str, rua: Iterable[str], txt: TxtLookup = _dns_tx
 
     ConsentUnknown when a lookup failed: the report waits for a run that can tell.
     """
-    from appliance.smtpd.plugins._mailauth import org_domain
-
     out = []
     for address in rua:
         target = address.rpartition("@")[2].lower()
@@ -284,19 +306,19 @@ def send(msg: EmailMessage, sender: str, recipients: list[str],
         smtp.sendmail(sender, recipients, data)
 
 
-def signer(settings: dict[str, Any], sender: str) -> Signer | None:
+def signer(settings: Settings, sender: str) -> Signer | None:
     """DKIM-sign the reports as dkim_sign would sign the sender's mail, if it is on."""
     from appliance import dkim_keys
     from appliance.smtpd.plugins.dkim_sign import Plugin as DkimSign
 
-    config = settings.get("plugin_settings", {}).get("dkim_sign", {})
+    config = settings.plugin_settings.dkim_sign
     domain = sender.rpartition("@")[2].lower()
-    if not config.get("enabled") or domain not in settings.get("local_domains", []):
+    if not config.enabled or domain not in settings.local_domains:
         return None
-    if not settings.get("domains", {}).get(domain, {}).get("dkim_signing", True):
+    entry = settings.domains.get(domain)
+    if entry is not None and not entry.dkim_signing:
         return None
-    found = dkim_keys.key_for(settings["dkim_keys"], domain,
-                              config.get("selector") or dkim_keys.DEFAULT)
+    found = dkim_keys.key_for(settings.dkim_keys, domain, config.selector or dkim_keys.DEFAULT)
     if found is None:
         return None
     selector, path = found
@@ -377,19 +399,19 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as e:
         print(f"appliance dmarc-report: {e}", file=sys.stderr)
         return 2
-    config = settings["plugin_settings"].get("dmarc", {})
-    if not config.get("reporting", True):
+    config = settings.plugin_settings.dmarc
+    if not config.reporting:
         log.info("DMARC reporting is off (smtpd.dmarc.reporting)")
         return 0
-    sender = config.get("report_sender") or f"postmaster@{settings['primary_domain']}"
-    db = open_store(Path(settings["state_dir"]) / DB_NAME, create=False)
-    if db is None:
+    sender = config.report_sender or f"postmaster@{settings.primary_domain}"
+    path = Path(settings.state_dir) / DB_NAME
+    if not path.exists():
         log.info("nothing recorded yet")
         return 0
+    db = open_store(path)
     try:
-        handoff = settings.get("handoff", {})
-        run(db, org_name=settings["hostname"], sender=sender, dry_run=args.dry_run,
-            host=handoff.get("host", HANDOFF[0]), port=int(handoff.get("port", HANDOFF[1])),
+        run(db, org_name=settings.hostname, sender=sender, dry_run=args.dry_run,
+            host=settings.handoff.host, port=settings.handoff.port,
             sign=signer(settings, sender))
     finally:
         db.close()

@@ -1,9 +1,11 @@
-"""Parsing and re-serializing a message for the plugins that rewrite it (not a plugin).
+"""Parsing, re-serializing and header editing for the code that rewrites a message.
 
-tnef2mime and disclaimer change a message's MIME structure. They parse a private copy
+tnef2mime and disclaimer change a message's MIME structure: they parse a private copy
 (`Transaction.message` is shared and read-only), change it, and write it back with CRLF
-line ends. Headers are written as they came (no refolding), so parts and headers the
-plugin did not touch keep their bytes. A result with a bare CR or LF is never returned:
+line ends. spamassassin, clamav and the Authentication-Results writer
+(appliance.smtpd.mailauth) edit header fields in place (edit_header_fields). Headers
+are written as they came (no refolding), so parts and headers nobody touched keep their
+bytes. A result with a bare CR or LF is never returned:
 the pipeline refuses those on input and Postfix gets `txn.data` as is.
 """
 

@@ -1,12 +1,11 @@
-"""Helpers shared by spf, dkim, dmarc and dkim_sign; not a plugin itself.
+"""Mail authentication helpers shared by spf, dkim, dmarc, dkim_sign, sender_login and
+the DMARC evaluation and reports (appliance.smtpd.dmarc):
 
 - organizational domains (the public suffix list, RFC 7489 §3.2) and identifier alignment;
-- DMARC record discovery (RFC 7489 §6.6.3): `_dmarc.<domain>`, then the organizational
-  domain; exactly one record starting `v=DMARC1`, else none;
 - the From: header domains of a message;
 - the one Authentication-Results header (RFC 8601). spf, dkim and dmarc each append their
-  part ("spf=pass smtp.mailfrom=example.net") to `txn.notes["auth_results"]`; the last of
-  them in the chain (dmarc, which SME always runs; dkim when dmarc is disabled) writes the
+  part ("spf=pass smtp.mailfrom=example.net") to `txn.auth_results`; the last of them in
+  the chain (dmarc, which SME always runs; dkim when dmarc is disabled) writes the
   header once, after removing any Authentication-Results that claim to come from us.
 """
 
@@ -16,21 +15,15 @@ import email.policy
 import email.utils
 import functools
 import re
-from dataclasses import dataclass
 from email.parser import BytesHeaderParser
 
 from publicsuffixlist import PublicSuffixList
 
-from appliance.smtpd.dns import Resolver
 from appliance.smtpd.hooks import Transaction
-from appliance.smtpd.plugins._mime import edit_header_fields
-
-AUTH_RESULTS = "auth_results"  # txn.notes key: list of result parts, in order
+from appliance.smtpd.mime import edit_header_fields
 
 _LABEL = r"(?!-)[a-z0-9_-]{1,63}(?<!-)"
 DOMAIN_RE = re.compile(rf"^(?=.{{1,253}}$){_LABEL}(?:\.{_LABEL})+$")
-_DMARC_V = re.compile(r"^\s*v\s*=\s*DMARC1\s*(?:;|$)")
-_POLICIES = ("none", "quarantine", "reject")
 
 
 @functools.lru_cache(maxsize=1)
@@ -56,96 +49,6 @@ def aligned(identifier: str, author_domain: str, mode: str) -> bool:
 
 def is_domain(name: str) -> bool:
     return bool(DOMAIN_RE.match(name.lower().rstrip(".")))
-
-
-# -- DMARC records ----------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class DmarcRecord:
-    domain: str  # where it was found: _dmarc.<domain>
-    tags: dict[str, str]
-
-    @property
-    def p(self) -> str:
-        p = self.tags.get("p", "").lower()
-        # RFC 7489 §6.6.3 step 6: a bad or missing p= acts as "none"
-        return p if p in _POLICIES else "none"
-
-    @property
-    def sp(self) -> str:
-        sp = self.tags.get("sp", "").lower()
-        return sp if sp in _POLICIES else self.p
-
-    @property
-    def adkim(self) -> str:
-        return "s" if self.tags.get("adkim", "r").lower() == "s" else "r"
-
-    @property
-    def aspf(self) -> str:
-        return "s" if self.tags.get("aspf", "r").lower() == "s" else "r"
-
-    @property
-    def pct(self) -> int:
-        try:
-            return max(0, min(100, int(self.tags.get("pct", "100"))))
-        except ValueError:
-            return 100
-
-    @property
-    def fo(self) -> str:
-        return self.tags.get("fo", "0") or "0"
-
-    @property
-    def rua(self) -> list[str]:
-        """The mailto: report addresses (the `!size` limits dropped)."""
-        out = []
-        for uri in self.tags.get("rua", "").split(","):
-            uri = uri.strip()
-            if uri[:7].lower() != "mailto:":
-                continue
-            address = email.utils.unquote(uri[7:].split("!", 1)[0].split("?", 1)[0]).strip()
-            if "@" in address and address not in out:
-                out.append(address)
-        return out
-
-    def policy_for(self, author_domain: str) -> str:
-        """p=, or sp= when the record is the organizational domain's and the author's
-        domain is below it."""
-        if author_domain.lower().rstrip(".") != self.domain:
-            return self.sp
-        return self.p
-
-
-def parse_record(text: str) -> dict[str, str] | None:
-    """The tags of a DMARC record, or None if it does not start with v=DMARC1."""
-    if not _DMARC_V.match(text):
-        return None
-    tags: dict[str, str] = {}
-    for part in text.split(";"):
-        name, sep, value = part.partition("=")
-        if sep:
-            tags.setdefault(name.strip().lower(), value.strip())
-    return tags
-
-
-async def _fetch(resolver: Resolver, domain: str) -> DmarcRecord | None:
-    texts = await resolver.txt(f"_dmarc.{domain}")
-    records = [tags for tags in map(parse_record, texts) if tags is not None]
-    if len(records) != 1:  # none, or several: no policy (RFC 7489 §6.6.3 step 5)
-        return None
-    return DmarcRecord(domain, records[0])
-
-
-async def find_record(resolver: Resolver, domain: str) -> DmarcRecord | None:
-    """The DMARC record for an author domain; raises DNSTempError."""
-    domain = domain.lower().rstrip(".")
-    record = await _fetch(resolver, domain)
-    if record is None:
-        org = org_domain(domain)
-        if org != domain:
-            record = await _fetch(resolver, org)
-    return record
 
 
 # -- From: ------------------------------------------------------------------------------
@@ -185,9 +88,7 @@ def domain_of(address: str) -> str:
 
 def add_result(txn: Transaction, part: str) -> None:
     """Append one result ("dkim=pass header.d=example.net") for the A-R header."""
-    parts = txn.notes.setdefault(AUTH_RESULTS, [])
-    assert isinstance(parts, list)
-    parts.append(part)
+    txn.auth_results.append(part)
 
 
 def comment(text: str) -> str:
@@ -233,7 +134,7 @@ def drop_forged(txn: Transaction, authserv_id: str) -> None:
 
 def write_header(txn: Transaction, authserv_id: str) -> None:
     """Prepend the single Authentication-Results header with every part collected."""
-    parts = list(txn.notes.get(AUTH_RESULTS) or [])  # type: ignore[call-overload]
+    parts = txn.auth_results
     txn.data = _drop_our_headers(txn.data, authserv_id)
     value = f"{authserv_id};" + "".join(f"\r\n\t{p};" for p in parts[:-1])
     value += f"\r\n\t{parts[-1]}" if parts else " none"

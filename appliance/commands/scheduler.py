@@ -7,6 +7,7 @@ A failing job is logged and tried again at its next turn; it never stops the oth
 
 from __future__ import annotations
 
+import argparse
 import json
 import logging
 import signal
@@ -19,6 +20,7 @@ from pathlib import Path
 
 from appliance import paths
 
+# the name the log has always shown (README), kept when the module moved
 log = logging.getLogger("appliance.scheduler")
 
 STATE = paths.DATA / "scheduler.json"
@@ -99,7 +101,8 @@ def run_once(todo: tuple[Job, ...] | None = None, state: Path = STATE,
     return results
 
 
-def main() -> int:
+def run(args: argparse.Namespace) -> int:
+    """Run the jobs as they fall due until SIGTERM."""
     logging.basicConfig(level=logging.INFO, format="%(name)s: %(message)s")
     stop = False
 
