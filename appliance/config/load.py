@@ -19,9 +19,12 @@ from typing import Any
 import tomlkit
 import tomlkit.exceptions
 
+from appliance.config import plugin_rules
+from appliance.config.addresses import addresses
 from appliance.config.schema import (
     ACCOUNT_COLLECTIONS,
     COLLECTIONS,
+    PLUGIN_SECTIONS,
     RESERVED_NAMES,
     SECTIONS,
     Collection,
@@ -313,6 +316,7 @@ def validate(document: tomlkit.TOMLDocument, text: str = "", file: str | None = 
             v.fail("must be a table", coll.path)
         data[coll.path] = v.collection(coll, given)
     _check_references(v, data)
+    _check_plugins(v, data, document)
     return data
 
 
@@ -361,6 +365,28 @@ def _check_references(v: _Validator, data: dict[str, Any]) -> None:
         if (not at or domain in ours) and (local in users or local in groups):
             # it would take over that account's mail (and postmaster@ with it)
             v.fail("already an account's own address", f"pseudonyms.{name}")
+
+
+def _check_plugins(v: _Validator, data: dict[str, Any], document: tomlkit.TOMLDocument
+                   ) -> None:
+    """The plugins' own rules (appliance.config.plugin_rules), for each plugin that runs:
+    a plugin that is off may hold a value it would refuse, as it always could."""
+
+    def mailboxes() -> plugin_rules.Mailboxes:
+        config = Config(data=data, document=document)
+        return plugin_rules.Mailboxes(
+            primary_domain=data["system"]["domain"],
+            local_domains=frozenset(d.lower() for d in config.local_domains),
+            delegated_domains=frozenset(d.lower() for d in config.delegated_domains),
+            addresses=frozenset(a.lower() for a in addresses(config)),
+        )
+
+    for spec in PLUGIN_SECTIONS:
+        name = spec.path.split(".", 1)[1]
+        values = data["smtpd"][name]
+        if plugin_rules.runs(values) and (problem := plugin_rules.problem(name, values,
+                                                                          mailboxes)):
+            v.fail(problem.reason, spec.path, problem.key, problem.value)
 
 
 def parse(text: str, file: str | os.PathLike[str] | None = None) -> Config:

@@ -3,19 +3,22 @@
 Each module defines `Plugin`, a subclass of `BasePlugin`. Which plugins run, and in which
 order, for which peer, is the table in `appliance.smtpd.peers`. A plugin gets the
 daemon's typed settings (`appliance.smtpd.settings`), already checked against the
-schema: its own section is `settings.plugin_settings.NAME`. `__init__` only precompiles
+schema and, by `load`, against the plugin's own rules (`appliance.config.plugin_rules`):
+its own section is `settings.plugin_settings.NAME`. `__init__` only precompiles
 (patterns, networks); the per-message path does no config parsing. Shared services (the
 DNS resolver, the state directory) are on `self.ctx`.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import logging
 import pkgutil
 from dataclasses import dataclass
 from pathlib import Path
 
+from appliance.config import plugin_rules
 from appliance.smtpd.dns import Resolver
 from appliance.smtpd.hooks import HOOKS
 from appliance.smtpd.settings import PluginError as PluginError
@@ -50,8 +53,29 @@ def available() -> list[str]:
 def load(name: str, settings: Settings, ctx: Context) -> BasePlugin:
     if name not in available():
         raise PluginError(f"unknown plugin {name!r}; available: {', '.join(available())}")
+    _check(name, settings)
     module = importlib.import_module(f"{__name__}.{name}")
     plugin = module.Plugin(settings, ctx)
     if not isinstance(plugin, BasePlugin):
         raise PluginError(f"plugin {name!r} does not subclass BasePlugin")
     return plugin
+
+
+def _check(name: str, settings: Settings) -> None:
+    """The plugin's own rules (appliance.config.plugin_rules) on the settings file, as
+    the config check applied them to appliance.toml: a plugin gets only checked values."""
+    section = getattr(settings.plugin_settings, name, None)
+    if section is None:
+        return  # a plugin without settings (rcpt_ok, check_smtp_forward)
+
+    def mailboxes() -> plugin_rules.Mailboxes:
+        return plugin_rules.Mailboxes(
+            primary_domain=settings.primary_domain,
+            local_domains=frozenset(d.lower() for d in settings.local_domains),
+            delegated_domains=frozenset(d.lower() for d in settings.delegated_domains),
+            addresses=frozenset(a.lower() for a in settings.addresses),
+        )
+
+    problem = plugin_rules.problem(name, dataclasses.asdict(section), mailboxes)
+    if problem:
+        raise PluginError(f"{name}: {problem.key} = {problem.value!r}: {problem.reason}")

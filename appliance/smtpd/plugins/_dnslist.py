@@ -1,7 +1,8 @@
 """Helpers shared by the DNS list plugins (dnsbl, rhsbl, uribl); not a plugin itself.
 
 A list entry is `zone` or `zone:extra`, split at the first colon (the extra part, a
-message or a bit mask, may contain colons). A list answers a listed name with an A
+message or a bit mask, may contain colons) by appliance.config.plugin_rules.parse_zones,
+the parser the config check uses too. A list answers a listed name with an A
 record in 127.0.0.0/8; other answers (a resolver that redirects NXDOMAIN to a search
 page) are ignored. 127.255.255.x is the Spamhaus family's "query refused / error" code,
 and 127.0.0.1 the URIBL/SURBL one for domain lists: logged, never a listing.
@@ -11,9 +12,6 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from collections.abc import Iterable
-
-from appliance.smtpd.plugins import PluginError
 
 _LABEL = r"(?!-)[a-z0-9_-]{1,63}(?<!-)"
 ZONE_RE = re.compile(rf"^{_LABEL}(?:\.{_LABEL})+$")
@@ -23,21 +21,6 @@ ERROR_CODES = ipaddress.ip_network("127.255.255.0/24")
 REFUSED_DOMAIN_LIST = ipaddress.ip_address("127.0.0.1")
 
 _UNPRINTABLE = re.compile(r"[\x00-\x1f\x7f]+")
-
-
-def parse_zones(plugin: str, entries: Iterable[str]) -> list[tuple[str, str]]:
-    """[(zone, extra)] in order, lower-cased, duplicates dropped; PluginError if bad."""
-    out: list[tuple[str, str]] = []
-    seen: set[str] = set()
-    for entry in entries:
-        zone, _, extra = entry.strip().partition(":")
-        zone = zone.strip().lower().rstrip(".")
-        if not ZONE_RE.match(zone):
-            raise PluginError(f"{plugin}: {entry!r} does not start with a DNS zone")
-        if zone not in seen:
-            seen.add(zone)
-            out.append((zone, extra.strip()))
-    return out
 
 
 def classify(answers: list[str], domain_list: bool = False) -> tuple[list[str], list[str]]:

@@ -11,9 +11,10 @@ direction.
 
 from __future__ import annotations
 
+from appliance.config.plugin_rules import archive_address
 from appliance.smtpd.address import split_address
 from appliance.smtpd.hooks import Connection, Transaction
-from appliance.smtpd.plugins import BasePlugin, Context, PluginError
+from appliance.smtpd.plugins import BasePlugin, Context
 from appliance.smtpd.settings import Settings
 
 HEADER = "X-Copied-To"
@@ -27,24 +28,10 @@ class Plugin(BasePlugin):
         config = settings.plugin_settings.bcc
         self.mode = config.mode
         self.direction = config.direction
-        # the schema takes any one-line text here: a mailbox is checked for below
-        user = config.user.strip()
-        if not user or any(c.isspace() for c in user) or user.count("@") > 1:
-            raise PluginError(f"bcc: user {user!r} is not a user name or an address")
-        if "@" not in user:
-            user = f"{user}@{settings.primary_domain}"
-        local, domain = split_address(user)
-        if not local or not domain:
-            raise PluginError(f"bcc: user {user!r} is not a user name or an address")
-        self.address = user
+        # an address, or a user name at the primary domain; that it exists here when
+        # the domain is ours was checked (appliance.config.plugin_rules)
+        self.address = archive_address(config.user, settings.primary_domain)
         self.domains = frozenset(d.lower() for d in settings.local_domains)
-        # A copy Postfix cannot deliver would defer every message (the hand-off queues
-        # all recipients or none): refuse the setting instead.
-        delegated = {d.lower() for d in settings.delegated_domains}
-        if (domain in self.domains and domain not in delegated
-                and user.lower() not in {a.lower() for a in settings.addresses}):
-            raise PluginError(f"bcc: {user} does not exist here; add the user "
-                              f"(appliance user add {local}) or set smtpd.bcc.user")
 
     def _applies(self, conn: Connection, txn: Transaction) -> bool:
         if self.direction == "all":

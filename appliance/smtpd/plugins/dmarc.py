@@ -32,7 +32,7 @@ from appliance.smtpd import replies
 from appliance.smtpd.dmarc import evaluate, reports
 from appliance.smtpd.hooks import Connection, Transaction
 from appliance.smtpd.mailauth import add_result, drop_forged, write_header
-from appliance.smtpd.plugins import BasePlugin, Context, PluginError
+from appliance.smtpd.plugins import BasePlugin, Context
 from appliance.smtpd.results import Result, deny, denysoft
 from appliance.smtpd.settings import Settings
 
@@ -47,10 +47,7 @@ class Plugin(BasePlugin):
         config = settings.plugin_settings.dmarc
         self.reject = config.reject
         self.reporting = config.reporting
-        sender = config.report_sender
-        if sender and "@" not in sender:  # beyond the schema, which takes any one line
-            raise PluginError(f"dmarc: report_sender {sender!r} is not an address")
-        self.report_sender = sender or f"postmaster@{settings.primary_domain}"
+        self.report_sender = config.report_sender or f"postmaster@{settings.primary_domain}"
         self.db_path = ctx.state_dir / reports.DB_NAME
         self._db: sqlite3.Connection | None = None
         self._db_lock = threading.Lock()

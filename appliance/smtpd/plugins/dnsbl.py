@@ -17,12 +17,13 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 
+from appliance.config.plugin_rules import parse_zones
 from appliance.smtpd import replies
 from appliance.smtpd.dns import DNSTempError, reverse_ip
 from appliance.smtpd.hooks import Connection
 from appliance.smtpd.peers import LocalNetworks
 from appliance.smtpd.plugins import BasePlugin, Context, PluginError
-from appliance.smtpd.plugins._dnslist import classify, clean_text, parse_zones
+from appliance.smtpd.plugins._dnslist import classify, clean_text
 from appliance.smtpd.results import Result, refuse
 from appliance.smtpd.settings import Settings
 
@@ -36,7 +37,7 @@ class Plugin(BasePlugin):
         super().__init__(settings, ctx)
         config = settings.plugin_settings.dnsbl
         self.enabled = config.enabled
-        self.zones = parse_zones(self.name, config.zones)
+        self.zones = parse_zones(config.zones)
         self.reject = config.reject
         try:
             self.allow = LocalNetworks(config.allow)

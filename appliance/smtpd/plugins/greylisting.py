@@ -27,7 +27,7 @@ from appliance.smtpd import replies
 from appliance.smtpd.address import split_address
 from appliance.smtpd.hooks import Connection, Transaction
 from appliance.smtpd.peers import ip_address
-from appliance.smtpd.plugins import BasePlugin, Context, PluginError
+from appliance.smtpd.plugins import BasePlugin, Context
 from appliance.smtpd.plugins._sqlite import Store
 from appliance.smtpd.results import Result, denysoft
 from appliance.smtpd.settings import Settings
@@ -63,9 +63,6 @@ class Plugin(BasePlugin):
         self.black_timeout = config.black_timeout
         self.grey_timeout = config.grey_timeout
         self.white_timeout = config.white_timeout
-        if self.grey_timeout <= self.black_timeout:
-            raise PluginError("greylisting: grey_timeout must be longer than black_timeout, "
-                              "or no retry could ever pass")
         self.store = Store(ctx.state_dir / "greylist.sqlite", SCHEMA)
         self._pruned = 0.0
         # Only mail we would take: a relay attempt must meet rcpt_ok's 5.7.1, not a 451

@@ -16,12 +16,13 @@ from functools import cache
 
 from publicsuffixlist import PublicSuffixList
 
+from appliance.config.plugin_rules import parse_zones
 from appliance.smtpd import replies
 from appliance.smtpd.address import split_address
 from appliance.smtpd.dns import DNSTempError
 from appliance.smtpd.hooks import Connection, Transaction
 from appliance.smtpd.plugins import BasePlugin, Context
-from appliance.smtpd.plugins._dnslist import ascii_domain, classify, clean_text, parse_zones
+from appliance.smtpd.plugins._dnslist import ascii_domain, classify, clean_text
 from appliance.smtpd.results import Result, deny
 from appliance.smtpd.settings import Settings
 
@@ -38,7 +39,7 @@ class Plugin(BasePlugin):
         super().__init__(settings, ctx)
         config = settings.plugin_settings.rhsbl
         self.enabled = config.enabled
-        self.zones = parse_zones(self.name, config.zones)
+        self.zones = parse_zones(config.zones)
 
     async def hook_mail(self, conn: Connection, txn: Transaction,
                         sender: str) -> Result | None:

@@ -29,11 +29,12 @@ from urllib.parse import unquote
 
 from publicsuffixlist import PublicSuffixList
 
+from appliance.config.plugin_rules import parse_mask, parse_zones
 from appliance.smtpd import replies
 from appliance.smtpd.dns import DNSTempError, reverse_ip
 from appliance.smtpd.hooks import Connection, Transaction
-from appliance.smtpd.plugins import BasePlugin, Context, PluginError
-from appliance.smtpd.plugins._dnslist import ascii_domain, classify, parse_zones
+from appliance.smtpd.plugins import BasePlugin, Context
+from appliance.smtpd.plugins._dnslist import ascii_domain, classify
 from appliance.smtpd.results import Result, deny
 from appliance.smtpd.settings import Settings
 
@@ -127,19 +128,6 @@ def _lookup_name(host: str) -> tuple[str, str] | None:
     return (registrable, registrable) if registrable else None
 
 
-def _parse_mask(plugin: str, zone: str, text: str) -> int:
-    """The OR of 'a-b-c' (or 'a,b,c'); 0 means the zone has no mask."""
-    mask = 0
-    for token in re.split(r"[-,\s]+", text.strip()):
-        if not token:
-            continue
-        if not token.isdigit() or not 1 <= int(token) <= 255:
-            raise PluginError(f"{plugin}: bit mask {text!r} of {zone} must be numbers "
-                              "1-255 joined by '-', like 8-16-64-128")
-        mask |= int(token)
-    return mask
-
-
 class Plugin(BasePlugin):
     name = "uribl"
 
@@ -147,8 +135,7 @@ class Plugin(BasePlugin):
         super().__init__(settings, ctx)
         config = settings.plugin_settings.uribl
         self.enabled = config.enabled
-        self.zones = [(zone, _parse_mask(self.name, zone, extra))
-                      for zone, extra in parse_zones(self.name, config.zones)]
+        self.zones = [(zone, parse_mask(extra)) for zone, extra in parse_zones(config.zones)]
         self.action = config.action
         self.max_lookups = config.max_lookups
         self.local_domains = [d.lower() for d in settings.local_domains]
