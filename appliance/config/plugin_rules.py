@@ -114,7 +114,7 @@ def _uribl(values: Mapping[str, Any], mailboxes: Callable[[], Mailboxes]) -> Pro
 
 def _bcc(values: Mapping[str, Any], mailboxes: Callable[[], Mailboxes]) -> Problem | None:
     user = values["user"]
-    here = mailboxes()
+    here = mailboxes()  # built once, when a Bcc plugin runs at all
     try:
         address = archive_address(user, here.primary_domain)
     except ValueError as e:
@@ -122,11 +122,14 @@ def _bcc(values: Mapping[str, Any], mailboxes: Callable[[], Mailboxes]) -> Probl
     local, _, domain = address.rpartition("@")
     domain = domain.lower().rstrip(".")
     # A copy Postfix cannot deliver would defer every message (the hand-off queues all
-    # recipients or none): refuse the setting instead.
+    # recipients or none): refuse the setting instead. A file already on disk with it is
+    # refused by every command too, so the hint names the by-hand way as well.
     if (domain in here.local_domains and domain not in here.delegated_domains
             and address.lower() not in here.addresses):
-        return Problem("user", f"{address} does not exist here; add the user (appliance "
-                       f"user add {local.lower()}) or set smtpd.bcc.user", user)
+        return Problem("user", f"{address} does not exist here; add the user first "
+                       f"(appliance user add {local.lower()}, or a [users.{local.lower()}] "
+                       "table when editing appliance.toml by hand) or set smtpd.bcc.user",
+                       user)
     return None
 
 

@@ -113,10 +113,20 @@ def test_a_bad_dns_zone_is_the_schemas_and_refused_even_when_off() -> None:
 
 def test_an_archive_user_that_exists_or_is_elsewhere_is_taken() -> None:
     base = '[system]\ndomain = "example.com"\n[domains."delegated.example"]\n' \
-           'mail_server = "192.0.2.25"\n[users.maillog]\n'
+           'mail_server = "192.0.2.25"\n[domains."other.example"]\n[users.maillog]\n' \
+           '[groups.archive]\nmembers = ["maillog"]\n' \
+           '[pseudonyms.info]\naccount = "maillog"\n' \
+           '[pseudonyms."arch@other.example"]\naccount = "maillog"\n'
     for user in ("maillog", "MailLog@Example.com", "archive@elsewhere.example",
-                 "anyone@delegated.example", "postmaster"):  # postmaster@ reaches the admin
+                 "anyone@delegated.example", "postmaster",  # postmaster@ reaches the admin
+                 "archive", "info", "arch@other.example"):  # a group's, a pseudonym's
         parse(base + f'[smtpd.bcc]\nenabled = true\nuser = "{user}"\n')
+    with pytest.raises(ConfigError, match="nobody@other.example does not exist here"):
+        parse(base + '[smtpd.bcc]\nenabled = true\nuser = "nobody@other.example"\n')
+    # the primary domain's mail goes to another server: any address there is taken
+    delegated = '[system]\ndomain = "example.com"\n[delivery]\n' \
+                'delegate_mail_server = "192.0.2.25"\n'
+    parse(delegated + '[smtpd.bcc]\nenabled = true\nuser = "maillog"\n')
 
 
 def test_a_repeated_uribl_zone_keeps_its_first_entry_as_the_plugin_does() -> None:
