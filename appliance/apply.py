@@ -59,6 +59,8 @@ class Plan:
     diffs: list[str] = field(default_factory=list)
     reloaded: list[str] = field(default_factory=list)  # what was told to pick them up
     warnings: list[str] = field(default_factory=list)  # valid, but probably unwanted
+    # each changed file's text on disk when planned (None: none), as reload compares it
+    previous: dict[str, str | None] = field(default_factory=dict, repr=False)
     # a dropped-in TLS certificate the services have not loaded yet
     certificate: CertificatePair | None = field(default=None, repr=False)
 
@@ -97,6 +99,7 @@ def plan(config: Config, root: Path = paths.ROOT) -> Plan:
             if old == f.text and not mode_differs:
                 continue
             p.changed.setdefault(service, []).append(f)
+            p.previous[f.path] = old
             if f.secret and old != f.text:  # the console and --dry-run show diffs
                 p.diffs.append(f"{f.path}: changed (it holds a password: not shown)\n")
                 continue
@@ -163,7 +166,7 @@ def _programs() -> set[str]:
 
 
 def _changes(config: Config, p: Plan, root: Path) -> dict[str, Change]:
-    """Each service's Change, its files as they are now on disk (read before writing)."""
+    """Each service's Change, with its files as the plan found them on disk."""
     every = frozenset(f.path for files in p.changed.values() for f in files)
     asked: list[set[str]] = []
 
@@ -176,7 +179,7 @@ def _changes(config: Config, p: Plan, root: Path) -> dict[str, Change]:
     for service in SERVICES:
         files = tuple(p.changed.get(service.name, ()))
         out[service.name] = Change(
-            config, files, every, {f.path: _current(_real(f.path, root)) for f in files},
+            config, files, every, {f.path: p.previous.get(f.path) for f in files},
             certificate=p.certificate, live=root, running=running)
     return out
 

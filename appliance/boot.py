@@ -10,25 +10,28 @@ programs until `appliance apply` starts them (appliance/recovery.py).
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import shutil
-import subprocess
 import sys
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from appliance import paths, recovery
-from appliance.apply import RELOAD_FAILED, Plan, apply
+from appliance.apply import Plan, apply
 from appliance.config import Config, write_atomic
 from appliance.config.default import default_toml
+from appliance.services.base import run_command, said, supervisorctl
 from appliance.services.registry import SERVICES
 from appliance.services.supervisord import CONF as SUPERVISORD_CONF
 from appliance.services.supervisord import waiting_conf
 from appliance.tls import ensure_self_signed
 
 log = logging.getLogger("appliance.run")
+
+STARTING_TIMEOUT_S = 120
 
 
 def first_boot_overrides(env: Mapping[str, str]) -> dict[str, Any]:
@@ -124,19 +127,10 @@ def start_waiting_services(config: Config) -> list[str]:
     """After a boot that waited for a good appliance.toml (supervisord runs without
     programs) and an apply that rendered CONFIG: start every service, as a boot would."""
     starting(config)
-    what = "supervisord: every service started (the boot had waited for a good config)"
-    for args in (("reread",), ("update",)):
-        try:
-            proc = subprocess.run(["supervisorctl", *args], capture_output=True, text=True,
-                                  check=False, timeout=120)
-        except (OSError, subprocess.TimeoutExpired) as e:
-            log.error("supervisorctl %s failed: %s", args[0], e)
-            return [what + RELOAD_FAILED]
-        if proc.returncode != 0:
-            log.error("supervisorctl %s failed (exit %d): %s", args[0], proc.returncode,
-                      (proc.stdout + proc.stderr).strip())
-            return [what + RELOAD_FAILED]
-    return [what]
+    run = functools.partial(run_command, timeout=STARTING_TIMEOUT_S)  # every program starts
+    started = supervisorctl(run, "reread") and supervisorctl(run, "update")
+    return [said("supervisord: every service started (the boot had waited for a good "
+                 "config)", started)]
 
 
 def run() -> int:

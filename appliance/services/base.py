@@ -24,7 +24,9 @@ and never name a service. Each service says, in its own module:
 - `warnings(config)`: settings that are valid but probably unwanted (apply shows them);
 - `serves(certificate)`: whether its own copy of the TLS pair is that one.
 
-Every method has a default that does nothing, so a service implements only its own.
+Every method has a default that does nothing, so a service implements only its own. A
+service's files come from its module's `render(config)` function (which the rendering
+tests call directly): the class takes it as is, `render = staticmethod(render)`.
 Commands run through a `Runner`, so the decisions can be tested with a fake one.
 """
 

@@ -310,8 +310,7 @@ class Dovecot(Service):
     stage_dirs = ("/etc/dovecot",)  # dovecot.conf's includes resolve in the staged copy
     uses_certificate = True
 
-    def render(self, config: Config) -> list[RenderedFile]:
-        return render(config)
+    render = staticmethod(render)
 
     def check(self, staged: Staged, run: Runner) -> None:
         conf = staged.path(CONF)

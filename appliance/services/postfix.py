@@ -279,8 +279,7 @@ class Postfix(Service):
     name = "postfix"
     stage_dirs = ("/etc/postfix",)  # main.cf's maps resolve against the staged copy
 
-    def render(self, config: Config) -> list[RenderedFile]:
-        return render(config)
+    render = staticmethod(render)
 
     def check(self, staged: Staged, run: Runner) -> None:
         conf_dir = staged.path("/etc/postfix")

@@ -165,8 +165,7 @@ class Smtpd(Service):
     name = "smtpd"
     uses_certificate = True
 
-    def render(self, config: Config) -> list[RenderedFile]:
-        return render(config)
+    render = staticmethod(render)
 
     def check(self, staged: Staged, run: Runner) -> None:
         from appliance.config import ConfigError

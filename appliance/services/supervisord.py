@@ -90,8 +90,7 @@ class Supervisord(Service):
 
     name = "supervisord"
 
-    def render(self, config: Config) -> list[RenderedFile]:
-        return render(config)
+    render = staticmethod(render)
 
     def reload(self, change: Change, run: Runner) -> list[str]:
         # reread, then update: starts, restarts or removes the programs that changed

@@ -97,8 +97,7 @@ def use_own_resolver() -> None:
 class Unbound(Service):
     name = "unbound"
 
-    def render(self, config: Config) -> list[RenderedFile]:
-        return render(config)
+    render = staticmethod(render)
 
     def check(self, staged: Staged, run: Runner) -> None:
         checked(run, "unbound", "unbound-checkconf", str(staged.path(CONF)))

@@ -14,7 +14,7 @@ import tomlkit
 
 from appliance import accounts, paths
 from appliance.apply import apply, commit
-from appliance.commands import base, sme, table
+from appliance.commands import sme, table
 from appliance.config import Config, ConfigError, load, parse
 from appliance.config.edit import get_value
 from appliance.config.load import reserved_name_warnings
@@ -95,17 +95,10 @@ def test_account_commands_refuse_reserved_names() -> None:
 # -- the admin: postmaster@, abuse@ -----------------------------------------------------
 
 @pytest.fixture
-def toml(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """appliance.toml in a sandbox; commits render there without the services' checkers
-    (postfix check, doveconf: not on a build host)."""
-    monkeypatch.setattr(paths, "ROOT", tmp_path)
-    monkeypatch.setattr(paths, "CONFIG", tmp_path / "appliance.toml")
-    monkeypatch.setattr(paths, "MAIL_DIR", tmp_path / "mail")
-    monkeypatch.setattr(paths, "MAIL_ARCHIVE", tmp_path / "archive")
-    monkeypatch.setattr(base, "commit", lambda config, dry_run=False:
-                        commit(config, dry_run=dry_run, check=False))
-    paths.CONFIG.write_text("# kept comment\n" + BASE)
-    return paths.CONFIG
+def toml(sandbox: Path) -> Path:
+    """appliance.toml in a sandbox (conftest.sandbox)."""
+    sandbox.write_text("# kept comment\n" + BASE)
+    return sandbox
 
 
 def user_add(name: str, password: str = STRONG) -> int:

@@ -11,9 +11,8 @@ from pathlib import Path
 import pytest
 
 from appliance import paths
-from appliance.apply import commit
 from appliance.commands import accounts as accounts_command
-from appliance.commands import base, table
+from appliance.commands import table
 from appliance.config import load
 from appliance.smtpd.auth import check_password
 
@@ -46,16 +45,10 @@ def test_the_accounts_verbs_take_exactly_the_actions_of_the_accounts_table() -> 
 
 
 @pytest.fixture
-def toml(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """A sandboxed appliance.toml; commits render there without the services' checkers."""
-    monkeypatch.setattr(paths, "ROOT", tmp_path)
-    monkeypatch.setattr(paths, "CONFIG", tmp_path / "appliance.toml")
-    monkeypatch.setattr(paths, "MAIL_DIR", tmp_path / "mail")
-    monkeypatch.setattr(paths, "MAIL_ARCHIVE", tmp_path / "archive")
-    monkeypatch.setattr(base, "commit", lambda config, dry_run=False:
-                        commit(config, dry_run=dry_run, check=False))
-    paths.CONFIG.write_text('[system]\nhostname = "mail"\ndomain = "example.com"\n')
-    return paths.CONFIG
+def toml(sandbox: Path) -> Path:
+    """A sandboxed appliance.toml (conftest.sandbox)."""
+    sandbox.write_text('[system]\nhostname = "mail"\ndomain = "example.com"\n')
+    return sandbox
 
 
 def appliance(capsys: pytest.CaptureFixture[str], *argv: str, stdin: str = "") -> str:

@@ -95,8 +95,7 @@ class ClamAV(Service):
     name = "clamav"
     stage_dirs = ("/etc/clamav",)
 
-    def render(self, config: Config) -> list[RenderedFile]:
-        return render(config)
+    render = staticmethod(render)
 
     def check(self, staged: Staged, run: Runner) -> None:
         # clamconf exits 0 even on an unknown option; it says "ERROR: Parse error ..."

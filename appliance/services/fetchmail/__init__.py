@@ -93,8 +93,7 @@ class Fetchmail(Service):
 
     name = "fetchmail"
 
-    def render(self, config: Config) -> list[RenderedFile]:
-        return render(config)
+    render = staticmethod(render)
 
     def check(self, staged: Staged, run: Runner) -> None:
         checked(run, "fetchmail", "fetchmail", "--configdump", "--nosyslog", "-f",

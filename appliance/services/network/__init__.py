@@ -30,8 +30,7 @@ def render(config: Config) -> list[RenderedFile]:
 class Network(Service):
     name = "network"
 
-    def render(self, config: Config) -> list[RenderedFile]:
-        return render(config)
+    render = staticmethod(render)
 
     def reload(self, change: Change, run: Runner) -> list[str]:
         from appliance.services.network.interfaces import NetworkError, apply_mtu

@@ -110,8 +110,7 @@ class SpamAssassin(Service):
     name = "spamassassin"
     stage_dirs = ("/etc/spamassassin",)  # --lint reads the whole site folder
 
-    def render(self, config: Config) -> list[RenderedFile]:
-        return render(config)
+    render = staticmethod(render)
 
     def check(self, staged: Staged, run: Runner) -> None:
         checked(run, "spamassassin", "spamassassin", "--lint", "--siteconfigpath",

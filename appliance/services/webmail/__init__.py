@@ -250,8 +250,7 @@ class Webmail(Service):
     name = "webmail"
     uses_certificate = True
 
-    def render(self, config: Config) -> list[RenderedFile]:
-        return render(config)
+    render = staticmethod(render)
 
     def check(self, staged: Staged, run: Runner) -> None:
         checked(run, "nginx", "nginx", "-t", "-q", "-c", str(staged.staged_or_live(NGINX_CONF)))
