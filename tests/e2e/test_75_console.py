@@ -5,7 +5,9 @@ MTU, and the SMTP listener advertises the clamped MSS."""
 
 from __future__ import annotations
 
+import itertools
 import json
+import os
 import re
 import shlex
 import socket
@@ -28,38 +30,42 @@ from tests.e2e.conftest import (
 from tests.e2e.plugins import delivered, uid
 
 SESSION = "appliance-e2e-console"
+_servers = itertools.count()
 
 
 class Terminal:
-    """A tmux session of 80x24 running one command."""
+    """A tmux session of 80x24 running one command, on a tmux server of its own: after
+    the last session on a server is killed, the server exits in the background, and a
+    new session started on it meanwhile fails ("server exited unexpectedly")."""
 
     def __init__(self, command: list[str]) -> None:
-        subprocess.run(["tmux", "kill-session", "-t", SESSION], capture_output=True,
-                       check=False)
-        subprocess.run(["tmux", "new-session", "-d", "-s", SESSION, "-x", "80", "-y", "24",
-                        shlex.join(command)], check=True)
+        self.server = f"appliance-e2e-{os.getpid()}-{next(_servers)}"
+        self._tmux("new-session", "-d", "-s", SESSION, "-x", "80", "-y", "24",
+                   shlex.join(command))
+
+    def _tmux(self, *args: str, check: bool = True) -> str:
+        return subprocess.run(["tmux", "-L", self.server, *args], capture_output=True,
+                              text=True, check=check).stdout
 
     def keys(self, *keys: str) -> None:
         # one at a time: Esc followed at once by a key would read as Alt+key
         for key in keys:
-            subprocess.run(["tmux", "send-keys", "-t", SESSION, key], check=True)
+            self._tmux("send-keys", "-t", SESSION, key)
             time.sleep(0.3)
 
     def type(self, text: str) -> None:
-        subprocess.run(["tmux", "send-keys", "-t", SESSION, "-l", text], check=True)
+        self._tmux("send-keys", "-t", SESSION, "-l", text)
         time.sleep(0.3)
 
     def screen(self) -> str:
-        return subprocess.run(["tmux", "capture-pane", "-p", "-t", SESSION],
-                              capture_output=True, text=True, check=True).stdout
+        return self._tmux("capture-pane", "-p", "-t", SESSION)
 
     def wait(self, text: str, timeout: float = 30) -> str:
         return wait_for(lambda: text in (s := self.screen()) and s, timeout,
                         f"{text!r} on the console")
 
     def close(self) -> None:
-        subprocess.run(["tmux", "kill-session", "-t", SESSION], capture_output=True,
-                       check=False)
+        self._tmux("kill-server", check=False)
 
 
 @pytest.fixture
