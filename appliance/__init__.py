@@ -1,3 +1,3 @@
 """A small-office mail server appliance: one toml, rendered into every service it runs."""
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"

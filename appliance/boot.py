@@ -1,6 +1,8 @@
 """`appliance run`: the container's entrypoint (under tini as PID 1).
 
-Loads and validates appliance.toml (writing the commented default on first boot),
+Brings the data volume to this image's format first (appliance/migrations: a newer
+volume is refused, an older one migrated step by step), then loads and validates
+appliance.toml (writing the commented default on first boot),
 creates first-boot secrets, renders every service's configuration and execs
 supervisord, which then runs Postfix, Dovecot and the SMTP daemons. No service starts on
 a bad configuration: a bad toml is logged with the file, line, key and reason, and the
@@ -19,7 +21,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from appliance import paths, recovery
+from appliance import migrations, paths, recovery
 from appliance.apply import Plan, apply
 from appliance.config import Config, write_atomic
 from appliance.config.default import default_toml
@@ -135,6 +137,13 @@ def start_waiting_services(config: Config) -> list[str]:
 
 def run() -> int:
     logging.basicConfig(level=logging.INFO, format="appliance: %(message)s")
+    # Before anything touches the volume: a newer volume is refused as it is, an older
+    # one migrated (or left as it was, and the boot stops)
+    try:
+        migrations.at_boot(volume_used=_volume_in_use() is not None or paths.CONFIG.exists())
+    except migrations.MigrationError as e:
+        log.error("%s", e)
+        return 1
     prepare_volume()
     first_boot_config()
     clean_stale_runtime()

@@ -10,6 +10,10 @@ ROOT = Path(os.environ.get("APPLIANCE_ROOT", "/"))
 DATA = Path(os.environ.get("APPLIANCE_DATA", str(ROOT / "var/lib/appliance")))
 
 CONFIG = DATA / "appliance.toml"
+# The volume's format and the release that last wrote it (appliance.migrations.version)
+VERSION = DATA / "VERSION"
+# A migration's journal: copies of what its steps change, undone if one fails
+MIGRATION_JOURNAL = DATA / ".migration"
 TLS_DIR = DATA / "tls"
 TLS_CERT = TLS_DIR / "cert.pem"
 TLS_KEY = TLS_DIR / "key.pem"

@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
-# Make sure the base image (default debian:bookworm-slim) exists locally.
+# Make sure the base image (default debian:trixie-slim) exists locally.
 # Present: nothing to do. Pullable: pull it. Neither (no container registry here): build
 # an equivalent minimal Debian with debootstrap from the Debian mirror apt already uses,
 # and `docker import` it under the same name.
 set -euo pipefail
 
-IMAGE=${1:-debian:bookworm-slim}
-SUITE=${SUITE:-bookworm}
+IMAGE=${1:-debian:trixie-slim}
+# the suite is the image's tag: debian:trixie-slim is trixie, debian:bookworm-slim bookworm
+tag=${IMAGE##*:}
+SUITE=${SUITE:-${tag%-slim}}
 MIRROR=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
 SECURITY_MIRROR=${DEBIAN_SECURITY_MIRROR:-${MIRROR}-security}
 

@@ -24,6 +24,7 @@ from appliance.config.addresses import addresses
 from appliance.config.schema import (
     ACCOUNT_COLLECTIONS,
     COLLECTIONS,
+    KEY_HISTORY,
     PLUGIN_SECTIONS,
     RESERVED_NAMES,
     SECTIONS,
@@ -224,8 +225,7 @@ class _Validator:
                 continue  # a sub-table such as [smtpd.smtp]; validated on its own
             key = spec.key(name)
             if key is None:
-                known = ", ".join(k.name for k in spec.keys)
-                self.fail(f"unknown key; [{spec.path}] knows: {known}", spec.path, name, value)
+                self.fail(_unknown_key(spec, name), spec.path, name, value)
                 raise AssertionError  # for type checkers: fail() raises
             problem = _check_value(key, value)
             if problem:  # a password is not repeated: the error goes to logs and status
@@ -246,6 +246,18 @@ class _Validator:
             sub = Section(table, spec.doc, spec.keys)
             out[entry] = self.section(sub, fields)
         return out
+
+
+def _unknown_key(spec: Section, name: str) -> str:
+    """Why NAME is refused in SPEC: a key an older format had says what became of it."""
+    dotted = f"{spec.path}.{name}"
+    for row in KEY_HISTORY:
+        if row.old == dotted:
+            if row.new is None:
+                return f"{dotted} was removed in volume format {row.format}; delete it"
+            return (f"{dotted} was renamed {row.new} in volume format {row.format}; "
+                    "write the new name")
+    return f"unknown key; [{spec.path}] knows: " + ", ".join(k.name for k in spec.keys)
 
 
 def reserved_name_problem(table: str, name: str) -> str | None:

@@ -348,8 +348,8 @@ def _access(protocol: str, port: int) -> Key:
                "TLS logins work from anywhere either way", choices=("private", "public"))
 
 
-def _tls_min(ports: str) -> Key:
-    return Key("tls_min_version", str, "TLSv1.2", f"oldest TLS version accepted on {ports}",
+def _tls_min(ports: str, name: str = "tls_min_version") -> Key:
+    return Key(name, str, "TLSv1.2", f"oldest TLS version accepted on {ports}",
                choices=("TLSv1.2", "TLSv1.3"))
 
 
@@ -698,7 +698,7 @@ SECTIONS: tuple[Section, ...] = (
         (
             # One for both: Dovecot ignores ssl_min_protocol inside a protocol block.
             _tls_min("IMAP and POP3 (993, 995, and STARTTLS on 143 and 110), which one "
-                     "server (Dovecot) answers"),
+                     "server (Dovecot) answers", name="min_version"),
             Key("ciphers", str, MODERN_CIPHERS,
                 "OpenSSL cipher list for TLS 1.2 (TLS 1.3 suites are all modern) for IMAP, "
                 "POP3, HTTPS and any SMTP daemon whose tls_ciphers is empty",
@@ -726,6 +726,26 @@ SECTIONS: tuple[Section, ...] = (
             _tls_min("443"),
         ),
     ),
+)
+
+
+@dataclass(frozen=True)
+class Renamed:
+    """A key of an older volume format: its new name (None: removed, kept as a comment),
+    the format that changed it, and why. appliance.migrations rewrites an older
+    appliance.toml by these rows; the loader names the new key when someone writes the
+    old one by hand. A release that renames or removes a key adds a row."""
+
+    old: str  # dotted, as the older format wrote it
+    new: str | None
+    format: int  # the first volume format (appliance.migrations.version) without `old`
+    why: str
+
+
+KEY_HISTORY: tuple[Renamed, ...] = (
+    Renamed("tls.tls_min_version", "tls.min_version", 2,
+            "inside [tls] the prefix said nothing ([smtpd.NAME] and [webmail] keep "
+            "tls_min_version: there it sits among settings of other kinds)"),
 )
 
 

@@ -7,6 +7,7 @@ else by MX lookup. Maps are texthash: Postfix reads them at (re)load, no postmap
 
 from __future__ import annotations
 
+import pwd
 import subprocess
 
 from appliance import limits, paths
@@ -27,7 +28,17 @@ from appliance.services.base import (
 )
 
 LMTP_SOCKET = "/run/dovecot/lmtp"
+# The queue's folders that belong to the postfix user (Postfix's postfix-files)
+QUEUE_FOLDERS = ("active", "bounce", "corrupt", "defer", "deferred", "flush", "hold",
+                 "incoming", "maildrop", "private", "public", "saved", "trace")
 MAPS = "/etc/postfix/appliance"
+
+
+def queue_is_postfix_own() -> bool:
+    """Whether every queue folder on the volume is the postfix user's (one stat each)."""
+    uid = pwd.getpwnam("postfix").pw_uid
+    return all(folder.stat().st_uid == uid
+               for name in QUEUE_FOLDERS if (folder := paths.POSTFIX_QUEUE / name).is_dir())
 
 
 def message_size_limit(config: Config) -> int:
@@ -303,6 +314,10 @@ class Postfix(Service):
         paths.POSTFIX_QUEUE.mkdir(exist_ok=True)
 
     def starting(self, config: Config) -> None:
-        # `postfix check` creates the queue directories on a new volume and fixes their
-        # ownership after an image upgrade changed the postfix uid.
+        # The queue keeps the ids of the image that wrote it: after an upgrade or a
+        # restore from an image whose postfix uid differs, set-permissions gives it to
+        # ours (`postfix check` only warns, and its postsuper stops at a folder it
+        # cannot open). Then `postfix check` creates what a new volume lacks.
+        if not queue_is_postfix_own():
+            subprocess.run(["postfix", "set-permissions"], check=False)
         subprocess.run(["postfix", "check"], check=False)

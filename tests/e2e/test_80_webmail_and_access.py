@@ -363,13 +363,13 @@ def test_tls_13_only_for_imap_and_pop3_refuses_a_tls_12_client(appliance: Applia
             return f"refused: {e}"
 
     assert handshake(993) == handshake(995) == "TLSv1.2"
-    changed(appliance, "appliance config set tls.tls_min_version TLSv1.3", ready=False)
+    changed(appliance, "appliance config set tls.min_version TLSv1.3", ready=False)
     try:
         for port in (993, 995):
             wait_for(lambda p=port: handshake(p).startswith("refused"), 15,
                      f"{port} to refuse TLS 1.2")
     finally:
-        changed(appliance, "appliance config unset tls.tls_min_version", ready=False)
+        changed(appliance, "appliance config unset tls.min_version", ready=False)
     wait_for(lambda: handshake(993) == "TLSv1.2", 15, "TLS 1.2 accepted again")
 
 

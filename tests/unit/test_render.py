@@ -82,16 +82,32 @@ def test_every_user_has_a_mailbox_in_every_domain() -> None:
 
 def test_dovecot_users_file_holds_hashes_and_locks_users_without_password() -> None:
     users = files()["/etc/dovecot/appliance/users"].splitlines()
-    dedupe = "userdb_sieve_before=/etc/dovecot/sieve/duplicates.sieve"
-    assert users[0] == f"alice:{HASH}:::Alice  Admin:::{dedupe}"
-    assert users[1] == "bob::::::" + f":nologin {dedupe}"
+    assert users[0] == f"alice:{HASH}:::Alice  Admin::"  # uid, gid, home: the userdb's
+    assert users[1] == "bob:::::::nologin"
 
 
 def test_dovecot_requires_tls_for_plaintext_and_serves_imap_pop3() -> None:
     conf = files()["/etc/dovecot/dovecot.conf"]
     assert "protocols = imap pop3 lmtp" in conf
-    assert "disable_plaintext_auth = yes" in conf
+    assert "\nauth_allow_cleartext = no\n" in conf
     assert "port = 993" in conf and "port = 995" in conf
+
+
+def test_dovecot_conf_is_written_for_dovecot_2_4() -> None:
+    """2.4 refuses a file whose first setting is not dovecot_config_version, and reads
+    no 2.3 setting name or one-letter %variable."""
+    conf = files()["/etc/dovecot/dovecot.conf"]
+    settings = [line for line in conf.splitlines() if line and not line.startswith("#")]
+    assert settings[:2] == ["dovecot_config_version = 2.4.1",
+                            "dovecot_storage_version = 2.4.1"]
+    users = files()["/etc/dovecot/appliance/users"]
+    for old in ("mail_location", "disable_plaintext_auth", "ssl_cert =", "ssl_key =",
+                "ssl_prefer_server_ciphers", "plugin {", "sieve_before", "quota_rule",
+                "args =", "default_fields", "driver = passwd-file", "%n", "%L", "%u"):
+        assert old not in conf and old not in users, old
+    # "alice", "alice@domain" and "ALICE" are one user, and her home is /mail/alice
+    assert "\nauth_username_format = %{user | username | lower}\n" in conf
+    assert "home:default = /var/lib/appliance/mail/%{user | username}\n" in conf
 
 
 def test_imap_and_pop3_can_be_switched_off() -> None:

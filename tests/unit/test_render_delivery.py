@@ -154,13 +154,19 @@ def test_quota_reaches_dovecot_users_file() -> None:
     text = BASE.replace("[users.bob]", "[users.bob]\nquota_mb = 250")
     out = {f.path: f.text for fs in render_all(parse(text)).values() for f in fs}
     users = out["/etc/dovecot/appliance/users"]
-    assert "bob:::::::nologin userdb_quota_rule=*:storage=250M" in users
-    assert "quota = maildir:User quota" in out["/etc/dovecot/dovecot.conf"]
+    # the delivery that crosses the limit may go 10% over it (Dovecot 2.3's default)
+    assert ("bob:::::::nologin userdb_quota_storage_size=250M "
+            f"userdb_quota_storage_grace={25 * 2**20}B\n") in users
+    conf = out["/etc/dovecot/dovecot.conf"]
+    assert 'quota "User quota" {\n  driver = maildir\n}' in conf  # Maildir++, as before
+    assert "mail_plugins {\n  quota = yes\n}" in conf
+    assert "protocol imap {\n  mail_plugins {\n    imap_quota = yes\n  }" in conf
 
 
 def test_duplicate_suppression_runs_first_for_every_mailbox_within_its_window() -> None:
-    users = files()["/etc/dovecot/appliance/users"].splitlines()
-    assert all("userdb_sieve_before=/etc/dovecot/sieve/duplicates.sieve" in u for u in users)
+    duplicates = ("sieve_script duplicates {\n  type = before\n"
+                  "  path = /etc/dovecot/sieve/duplicates.sieve\n  precedence = 1\n}")
+    assert duplicates in files()["/etc/dovecot/dovecot.conf"]  # every user's
     sieve = files()["/etc/dovecot/sieve/duplicates.sieve"]
     assert 'require ["duplicate", "variables"];' in sieve
     assert ('if duplicate :uniqueid "${id}|${date}|${from}|${subject}" :seconds 86400 {'
@@ -169,15 +175,17 @@ def test_duplicate_suppression_runs_first_for_every_mailbox_within_its_window() 
     for header in ("Message-ID", "Date", "From", "Subject"):
         assert f'header :matches "{header}"' in sieve
     assert "discard;\n    stop;" in sieve
-    # ahead of junkmail sorting, which then moves to the second slot
+    # ahead of junkmail sorting, a storage the users file adds for the users who sort
+    junkmail = ("userdb_sieve_script+=junkmail userdb_sieve_script/junkmail/sieve_script_type"
+                "=before userdb_sieve_script/junkmail/sieve_script_path="
+                "/etc/dovecot/sieve/junkmail.sieve "
+                "userdb_sieve_script/junkmail/sieve_script_precedence=2")
     sorted_spam = files("[spamassassin]\nsort_spam = true\n")["/etc/dovecot/appliance/users"]
-    assert ("userdb_sieve_before=/etc/dovecot/sieve/duplicates.sieve "
-            "userdb_sieve_before2=/etc/dovecot/sieve/junkmail.sieve") in sorted_spam
-    # 0 keeps every copy; junkmail then takes the first slot (Pigeonhole stops at a gap)
+    assert sorted_spam.splitlines()[0] == f"alice:::::::nologin {junkmail}"
+    # 0 keeps every copy; junkmail stays
     off = files("[delivery]\nduplicate_window_hours = 0\n[spamassassin]\nsort_spam = true\n")
-    assert "duplicates.sieve" not in off["/etc/dovecot/appliance/users"]
-    assert "userdb_sieve_before=/etc/dovecot/sieve/junkmail.sieve" in off[
-        "/etc/dovecot/appliance/users"]
+    assert "sieve_script duplicates" not in off["/etc/dovecot/dovecot.conf"]
+    assert junkmail in off["/etc/dovecot/appliance/users"]
     assert ":seconds 3600 " in files("[delivery]\nduplicate_window_hours = 1\n")[
         "/etc/dovecot/sieve/duplicates.sieve"]
 

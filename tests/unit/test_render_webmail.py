@@ -67,12 +67,14 @@ def test_webmail_off_means_no_nginx_and_no_php() -> None:
 
 def test_dovecot_plaintext_logins_private_and_public() -> None:
     private = dovecot.dovecot_conf(parse(BASE + '[network]\nlocal_networks = ["10.0.0.0/8"]\n'))
-    assert "disable_plaintext_auth = yes" in private
-    assert "remote 10.0.0.0/8 {\n  protocol imap {\n    disable_plaintext_auth = no" in private
-    assert "remote 10.0.0.0/8 {\n  protocol pop3 {\n    disable_plaintext_auth = no" in private
+    assert "\nauth_allow_cleartext = no\n" in private
+    assert "remote 10.0.0.0/8 {\n  protocol imap {\n    auth_allow_cleartext = yes" in private
+    assert "remote 10.0.0.0/8 {\n  protocol pop3 {\n    auth_allow_cleartext = yes" in private
     public = dovecot.dovecot_conf(parse(BASE + '[imap]\naccess = "public"\n'))
-    assert "protocol imap {\n  disable_plaintext_auth = no\n}" in public
-    assert "protocol pop3 {\n  disable_plaintext_auth = no" not in public
+    assert "protocol imap {\n  auth_allow_cleartext = yes\n}" in public
+    assert "protocol pop3 {\n  auth_allow_cleartext = yes" not in public
+    assert "remote 127.0.0.0/8 {\n  protocol pop3 {\n    auth_allow_cleartext = yes" in public
+    assert "remote 127.0.0.0/8 {\n  protocol imap {" not in public
     assert "ssl_cipher_list = ECDHE-ECDSA-AES128-GCM-SHA256:" in public
     assert "process_limit = 400" in public  # SME ConcurrencyLimit
     assert "separator = ." in public  # SME: a dot in a folder name makes subfolders
@@ -96,7 +98,7 @@ def test_a_certificate_and_key_must_belong_together(tmp_path: Path) -> None:
 
 
 def test_imap_and_pop3_share_one_minimum_tls_version() -> None:
-    conf = dovecot.dovecot_conf(parse(BASE + '[tls]\ntls_min_version = "TLSv1.3"\n'))
+    conf = dovecot.dovecot_conf(parse(BASE + '[tls]\nmin_version = "TLSv1.3"\n'))
     assert conf.count("ssl_min_protocol") == 1  # Dovecot ignores it in protocol blocks
     assert "\nssl_min_protocol = TLSv1.3\n" in conf
 
@@ -106,12 +108,23 @@ def test_dovecot_runs_managesieve_on_4190_with_starttls_except_from_loopback() -
     assert "protocols = imap pop3 lmtp sieve" in conf
     assert "service managesieve-login {\n  inet_listener sieve {\n    port = 4190\n" in conf
     # TLS as for every listener: no exception for the sieve protocol, from anywhere
-    assert "disable_plaintext_auth = yes" in conf and "protocol sieve" not in conf
-    # the user's own scripts on the data volume, beside our sieve_before ones
-    assert "sieve = file:~/sieve;active=~/.dovecot.sieve" in conf
+    assert "\nauth_allow_cleartext = no\n" in conf and "protocol sieve" not in conf
+    # the user's own scripts on the data volume, after our "before" ones
+    assert ("sieve_script personal {\n  type = personal\n  path = ~/sieve\n"
+            "  active_path = ~/.dovecot.sieve\n}") in conf
     # Out of Office stays; enotify's `notify :from` could send with any From: past the
     # SMTP daemons' sender check
-    assert "sieve_extensions = +vacation -enotify\n" in conf
+    assert "sieve_extensions {\n  vacation = yes\n  enotify = no\n}" in conf
+    assert "sieve_quota_script_count = 50\n" in conf and "sieve_quota_storage_size = 4M\n" in conf
+
+
+def test_pop3_uidls_stay_those_of_dovecot_2_3() -> None:
+    """2.3's %08Xu%08Xv printed lower-case hex (UID 1, UIDVALIDITY 0x6b1665cd:
+    000000016b1665cd, seen on both versions over one Maildir). A change here makes every
+    POP3 client download its whole mailbox again."""
+    conf = dovecot.dovecot_conf(parse(BASE))
+    assert "protocol pop3 {\n" in conf
+    assert "\n  pop3_uidl_format = %{uid | hex(8)}%{uidvalidity | hex(8)}\n" in conf
 
 
 def test_spam_filed_into_junkmail_gets_no_out_of_office_reply() -> None:

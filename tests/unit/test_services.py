@@ -147,7 +147,7 @@ def test_webmail_checks_the_staged_file_or_else_the_live_one(
     Webmail().check(staged, run)
     assert run.calls == [
         ("nginx", "-t", "-q", "-c", str(staged.path(NGINX_CONF))),
-        ("php-fpm8.2", "-t", "-y", str(tmp_path / "live" / PHP_FPM_CONF.lstrip("/")))]
+        ("php-fpm8.4", "-t", "-y", str(tmp_path / "live" / PHP_FPM_CONF.lstrip("/")))]
 
 
 def test_fetchmail_checks_its_staged_rc(tmp_path: Path, config: Config) -> None:

@@ -101,7 +101,10 @@ def message(from_: str) -> bytes:
     ("alice@example.com, Info <info@example.org>", None),
     ("Alice <alice@example.com>, Bob <bob@example.com>", "bob@example.com"),
     ('"alice@example.com" <ceo@bigbank.test>', "ceo@bigbank.test"),
-    ("ceo@bigbank.test <alice@example.com>", "ceo@bigbank.test"),
+    # not an address list: Python's lax parser (before 3.13) reads two addresses, the
+    # strict one (3.13, the image's) none; refused either way, named as it was read
+    ("ceo@bigbank.test <alice@example.com>",
+     ("ceo@bigbank.test", "ceo@bigbank.test <alice@example.com>")),
 ])
 async def test_every_from_header_address_must_be_hers(plugin, conn, txn, from_, refused):
     alice = conn(daemon="submission", auth_user="alice")
@@ -111,7 +114,8 @@ async def test_every_from_header_address_must_be_hers(plugin, conn, txn, from_, 
         assert result is None
     else:
         assert result.verdict is Verdict.DENY
-        assert result.reply == replies.FROM_NOT_OWNED.format(address=refused, user="alice")
+        assert result.reply in {replies.FROM_NOT_OWNED.format(address=a, user="alice")
+                                for a in ((refused,) if isinstance(refused, str) else refused)}
     assert await plugin(check_from_header=False).hook_data_post(alice, t) is None
 
 
