@@ -29,6 +29,7 @@ from typing import BinaryIO
 
 from appliance import paths
 from appliance.config import ConfigError, load
+from appliance.migrations import version as volume_version
 
 QUIESCE = ("postfix", "dovecot")  # the writers of queue and mailboxes
 RESTORE_PREFIX = ".restore-"
@@ -105,12 +106,31 @@ def restore(src: BinaryIO) -> Path:
         toml = staging / paths.CONFIG.name
         if not toml.exists():
             raise ConfigError("not a backup of this appliance: no appliance.toml inside")
+        _check_format(staging)
         load(toml)  # refuse an archive whose configuration would not start
         with quiesced_all():
             _swap_in(staging)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return paths.CONFIG
+
+
+def _check_format(staging: Path) -> None:
+    """Only a backup of this volume format is restored: an older one would skip the
+    migrations a boot runs, a newer one would leave a volume this image refuses."""
+    try:
+        found = volume_version.read(staging / paths.VERSION.name)
+    except volume_version.VersionUnreadable as e:
+        raise ConfigError(f"the backup's VERSION is unreadable ({e}); nothing was changed")\
+            from None
+    have = found.format if found else 1
+    if have != volume_version.CURRENT_FORMAT:
+        made_by = (found.written_by if found else "") or volume_version.FORMAT_1
+        raise ConfigError(
+            f"this backup is of a format {have} volume ({made_by}); this image restores "
+            f"format {volume_version.CURRENT_FORMAT}: restore it with the image that made "
+            "it, then start this one on the volume, which upgrades it (README: "
+            "Upgrading); nothing was changed")
 
 
 @contextmanager

@@ -11,6 +11,7 @@ import pytest
 from appliance import paths
 from appliance.commands import backup
 from appliance.config import ConfigError
+from appliance.migrations.version import CURRENT_FORMAT
 
 
 @pytest.fixture
@@ -22,7 +23,9 @@ def data(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     (root / "tls").mkdir()
     (root / "tls/key.pem").write_text("KEY")
     (root / "tls/key.pem").chmod(0o600)
+    (root / "VERSION").write_text(f"format {CURRENT_FORMAT}\nwritten-by a test\n")
     monkeypatch.setattr(paths, "DATA", root)
+    monkeypatch.setattr(paths, "VERSION", root / "VERSION")
     monkeypatch.setattr(paths, "CONFIG", root / "appliance.toml")
     monkeypatch.setattr(paths, "SUPERVISOR_SOCKET", tmp_path / "no.sock")
     return root
@@ -62,7 +65,12 @@ def _archive(members: dict[str, bytes], link: tuple[str, str] | None = None) -> 
 @pytest.mark.parametrize(("archive", "message"), [
     (lambda: io.BytesIO(b"not an archive"), "not a backup archive"),
     (lambda: _archive({"mail/x": b"x"}), "no appliance.toml"),
-    (lambda: _archive({"appliance.toml": b"[system\n"}), "not valid TOML"),
+    (lambda: _archive({"appliance.toml": b"[system\n",
+                       "VERSION": f"format {CURRENT_FORMAT}\n".encode()}), "not valid TOML"),
+    # a volume of another format: the image that made it restores it, then upgrades it
+    (lambda: _archive({"appliance.toml": b""}), "format 1 volume .*restore it with the image"),
+    (lambda: _archive({"appliance.toml": b"", "VERSION": b"format 99\n"}),
+     "format 99 volume"),
     (lambda: _archive({"../escape": b"x"}), "outside"),
     (lambda: _archive({"appliance.toml": b""}, ("evil", "/etc/passwd")), "outside"),
 ])

@@ -278,3 +278,8 @@ class Webmail(Service):
         from appliance.services.webmail import roundcube
 
         roundcube.prepare()
+
+    def starting(self, config: Config) -> None:
+        from appliance.services.webmail import roundcube
+
+        roundcube.migrate_schema()  # after apply rendered Roundcube's configuration

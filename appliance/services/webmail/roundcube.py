@@ -49,11 +49,22 @@ def _prepare() -> None:
             db.executescript(SCHEMA.read_text())
         db.close()
         log.info("first boot: created the webmail database %s", DATABASE)
-    else:
-        proc = subprocess.run(["runuser", "-u", "www-data", "--", *UPDATEDB],
-                              capture_output=True, text=True, check=False, timeout=120)
-        if proc.returncode != 0:
-            log.error("webmail database migration failed: %s",
-                      (proc.stdout + proc.stderr).strip())
     os.chown(DATABASE, www.pw_uid, www.pw_gid)
     os.chmod(DATABASE, 0o640)
+
+
+def migrate_schema() -> None:
+    """Roundcube's own updatedb.sh brings a database of an older Roundcube up to this
+    one's schema (nothing to do when it is current). It reads the database's place from
+    Roundcube's configuration, so it runs once apply has rendered that (before, it read
+    the package's default path and failed). Never stops the boot."""
+    if not DATABASE.exists():
+        return
+    try:
+        proc = subprocess.run(["runuser", "-u", "www-data", "--", *UPDATEDB],
+                              capture_output=True, text=True, check=False, timeout=120)
+    except (OSError, subprocess.SubprocessError) as e:
+        log.error("webmail database migration failed: %s", e)
+        return
+    if proc.returncode != 0:
+        log.error("webmail database migration failed: %s", (proc.stdout + proc.stderr).strip())
