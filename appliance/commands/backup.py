@@ -172,10 +172,13 @@ def restart_after_restore() -> list[str]:
     """Render the restored configuration and start every service on it."""
     from appliance.apply import apply
     from appliance.boot import prepare_volume
+    from appliance.services.postfix import Postfix
 
     prepare_volume()
-    plan = apply(load(paths.CONFIG), reload=False)
-    subprocess.run(["postfix", "set-permissions"], capture_output=True, timeout=120)
+    config = load(paths.CONFIG)
+    plan = apply(config, reload=False)
+    # the queue's owners as a boot fixes them (the archive's ids may be another image's)
+    Postfix().starting(config)
     _ctl("reread")
     _ctl("update")
     _ctl("start", "all")

@@ -22,7 +22,8 @@ a key of appliance.toml adds a row to the schema's KEY_HISTORY and `toml_keys.st
 What needs no step, because the services do it on every boot (which also covers a
 restored backup): Postfix's queue owners (services/postfix.py, `postfix
 set-permissions` when its folders are not the postfix user's), Roundcube's SQLite
-schema (services/webmail/roundcube.py runs Roundcube's updatedb.sh), Dovecot's indexes
+schema (the webmail service's starting() runs Roundcube's updatedb.sh once its
+configuration is rendered), Dovecot's indexes
 (2.4 reads 2.3's: it changes storage formats only when dovecot_storage_version says so).
 DKIM and TLS keys are never touched.
 """
