@@ -11,7 +11,7 @@ E2E := $(COMPOSE) -p appliance-e2e -f compose.yaml -f tests/e2e/compose.e2e.yaml
 
 .PHONY: help up down image test unit e2e bench logs shell console status backup restore lint \
 	engine base test-deps problems \
-	wheels venv clean docs
+	wheels venv clean docs advisories
 
 help:
 	@echo "make up       build the image and start the appliance (docker compose up)"
@@ -105,6 +105,10 @@ test: lint unit e2e
 
 docs: venv
 	$(BIN)/python -m appliance.commands.docs
+
+# the image's Python packages against PyPI's advisory data (needs PyPI over HTTPS)
+advisories: wheels
+	$(BIN)/python tools/advisories.py
 
 bench: image
 	$(BIN)/python tools/bench.py

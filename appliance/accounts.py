@@ -29,7 +29,7 @@ import tomlkit
 from tomlkit.items import Table
 
 from appliance import paths
-from appliance.config import Config, ConfigError
+from appliance.config import Config, ConfigError, app_passwords
 from appliance.config.addresses import EVERYONE as EVERYONE
 from appliance.config.addresses import ROLE_ADDRESSES as ROLE_ADDRESSES
 from appliance.config.addresses import addresses as addresses
@@ -247,6 +247,49 @@ def set_password(config: Config, name: str, password_hash: str) -> None:
     if name not in config.data["users"]:
         raise ConfigError("no such user", key=f"users.{name}")
     _users(config)[name]["password"] = password_hash
+
+
+def add_app_password(config: Config, user: str, name: str, password: str) -> None:
+    """Add app password NAME (a device) to USER: hashed, with the time it was made. A
+    change of the user's own password leaves it; deleting the user deletes it."""
+    from appliance.smtpd.auth import hash_password
+
+    entry = config.data["users"].get(user)
+    if entry is None:
+        raise ConfigError("no such user", key=f"users.{user}")
+    if not entry["password"]:
+        raise ConfigError("the user has no password and cannot log in; set one first "
+                          f"(appliance user passwd {user})", key=f"users.{user}")
+    if not app_passwords.NAME_RE.match(name):
+        raise ConfigError(f"bad app password name {name!r}; must be "
+                          f"{app_passwords.NAME_ALLOWED}", key=f"users.{user}.app_passwords")
+    have = app_passwords.entries(entry["app_passwords"])
+    if any(p.name == name for p in have):
+        raise ConfigError(f"{user} already has an app password named {name}; remove it "
+                          "first to make a new one", key=f"users.{user}.app_passwords")
+    if len(have) >= app_passwords.MAX_PER_USER:
+        raise ConfigError(f"{user} already has {len(have)} app passwords, the most a user "
+                          "may have; remove one first", key=f"users.{user}.app_passwords")
+    created = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    new = app_passwords.AppPassword(name, created,
+                                    hash_password(password, app_passwords.HASH_ROUNDS))
+    _users(config)[user]["app_passwords"] = [p.entry() for p in have] + [new.entry()]
+
+
+def remove_app_password(config: Config, user: str, name: str) -> None:
+    entry = config.data["users"].get(user)
+    if entry is None:
+        raise ConfigError("no such user", key=f"users.{user}")
+    have = app_passwords.entries(entry["app_passwords"])
+    if not any(p.name == name for p in have):
+        raise ConfigError(f"{user} has no app password named {name}",
+                          key=f"users.{user}.app_passwords")
+    kept = [p.entry() for p in have if p.name != name]
+    table = _users(config)[user]
+    if kept:
+        table["app_passwords"] = kept
+    else:
+        del table["app_passwords"]
 
 
 def add_entry(config: Config, table: str, name: str, fields: dict[str, object]) -> None:

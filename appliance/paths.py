@@ -23,11 +23,18 @@ MAIL_DIR = DATA / "mail"
 MAIL_ARCHIVE = DATA / "archive"
 POSTFIX_QUEUE = DATA / "postfix"
 SMTPD_STATE = DATA / "smtpd"  # karma, greylisting, DMARC records (owned by qpsmtpd)
+SECURITY_DIR = DATA / "security"  # the ban store, shared by every service that logs in
+BANS_DB = SECURITY_DIR / "bans.sqlite"
 DKIM_KEYS = DATA / "dkim"  # default/{private,public,selector}, DOMAIN/... (SME dkim_keys)
 
 ETC = ROOT / "etc"
 SMTPD_JSON = "/etc/appliance/smtpd.json"  # as the daemons see it
 SMTPD_CONFIG = ROOT / SMTPD_JSON.lstrip("/")
+SECURITY_JSON = "/etc/appliance/security.json"  # the ban rules, for the policy server
+SECURITY_CONFIG = ROOT / SECURITY_JSON.lstrip("/")
+SECURITY_USER = "qpsmtpd"  # owns the ban store; the SMTP daemons run as it
+# Dovecot's auth policy server (appliance.security.policy): qpsmtpd's, group dovecot
+SECURITY_POLICY_SOCKET = Path("/run/appliance/security-policy.sock")
 SUPERVISOR_SOCKET = Path("/run/appliance/supervisor.sock")
 # Fingerprint of the certificate and key the running services loaded (appliance.tls)
 TLS_IN_USE = Path("/run/appliance/tls-in-use")

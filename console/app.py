@@ -17,6 +17,7 @@ from textual.widgets.option_list import Option
 
 from appliance.config import ConfigError
 from console.screens.apply import ApplyScreen
+from console.screens.bans import BansScreen
 from console.screens.base import ConsoleScreen
 from console.screens.delivery import DeliveryScreen
 from console.screens.dns import DNSScreen
@@ -36,6 +37,7 @@ MENU = (
      DeliveryScreen),
     ("apply", "6", "Apply", "review the changes and apply them", ApplyScreen),
     ("testmail", "7", "Send a test message", "see the SMTP transcript", TestMailScreen),
+    ("bans", "8", "Bans", "addresses banned for failed logins; lift a ban", BansScreen),
 )
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 from appliance import status
 from appliance.commands import testmail
 from appliance.config import Config
+from appliance.security.bans import Ban
 from appliance.services.network import interfaces as network
 
 
@@ -33,3 +34,30 @@ class System:
 
     def send_test(self, config: Config, to: str) -> testmail.TestResult:
         return testmail.send_test(config, to)
+
+    def bans(self, config: Config) -> list[Ban]:
+        from appliance.services.security import open_store
+
+        store = open_store(config)
+        try:
+            return store.bans()
+        finally:
+            store.close()
+
+    def accounts_under_attack(self, config: Config) -> list[tuple[str, int]]:
+        from appliance.services.security import open_store
+
+        store = open_store(config)
+        try:
+            return store.accounts_under_attack()
+        finally:
+            store.close()
+
+    def unban(self, config: Config, key: str) -> list[str]:
+        from appliance.services.security import open_store
+
+        store = open_store(config)
+        try:
+            return store.remove(key)
+        finally:
+            store.close()

@@ -7,6 +7,7 @@ appliance/accounts.py. An action edits the loaded config; the change is then com
 
     appliance user add|passwd|list NAME  passwords checked (system.password_strength)
     appliance user del NAME [--purge]    the mailbox is archived (--purge: deleted)
+    appliance user app-password add|list|remove USER [NAME]   a device's own password
     appliance group add|del|list|member-add|member-del NAME [USER...]
     appliance pseudonym add|del|list NAME [ACCOUNT]
     appliance domain add|del|list NAME [--mail-server HOST[:PORT]]
@@ -17,12 +18,12 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from appliance import accounts
 from appliance.commands import base
-from appliance.config import Config, ConfigError
+from appliance.config import Config, ConfigError, app_passwords
 
 # Runs once the change is committed; returns the lines to print before "... done".
 After = Callable[[], list[str]]
@@ -30,6 +31,8 @@ After = Callable[[], list[str]]
 Change = Callable[[Config, argparse.Namespace], After | None]
 # `list`: the lines to print.
 Show = Callable[[Config], list[str]]
+# An action with its own arguments and output (app-password): the exit status.
+Command = Callable[[Config, argparse.Namespace], int]
 
 
 class Refused(Exception):
@@ -44,6 +47,11 @@ class Collection:
     show: Show  # `list`
     # action -> its change, in the order --help lists them; None is `list`
     actions: dict[str, Change | None]
+    # actions that parse the rest of the line themselves, after those above
+    commands: dict[str, Command] = field(default_factory=dict)
+
+    def choices(self) -> list[str]:
+        return [*self.actions, *self.commands]
 
 
 # -- users --------------------------------------------------------------------------------
@@ -96,6 +104,42 @@ def _user_list(config: Config) -> list[str]:
             for name, user in sorted(config.data["users"].items())]
 
 
+APP_PASSWORD_USAGE = ("`appliance user app-password add USER NAME`, `app-password list USER` "
+                      "or `app-password remove USER NAME`")
+
+
+def _app_password(config: Config, args: argparse.Namespace) -> int:
+    """`user app-password add|list|remove USER [NAME]`: add prints the new password once,
+    as the last line; add and remove apply at once, as `user passwd` does."""
+    sub, rest = args.name, list(args.rest)
+    wants = {"add": 2, "remove": 2, "list": 1}
+    if sub not in wants or len(rest) != wants[sub]:
+        raise ConfigError(APP_PASSWORD_USAGE)
+    user = rest[0]
+    entry = config.data["users"].get(user)
+    if entry is None:
+        raise ConfigError("no such user", key=f"users.{user}")
+    if sub == "list":
+        for p in app_passwords.entries(entry["app_passwords"]):
+            print(f"{p.name}\t{p.created}")
+        return 0
+    name = rest[1]
+    if sub == "remove":
+        accounts.remove_app_password(config, user, name)
+        base.commit(config)
+        print(f"user {user}: app password {name} removed; it no longer logs in")
+        return 0
+    password = app_passwords.generate()
+    accounts.add_app_password(config, user, name, password)
+    base.commit(config)
+    print(f"user {user}: app password {name} added. It logs in as {user} to IMAP, POP3 "
+          "and SMTP submission, not to the webmail. It is shown only now; a change of "
+          f"{user}'s own password leaves it working, `appliance user app-password remove "
+          f"{user} {name}` revokes it:")
+    print(password)
+    return 0
+
+
 # -- groups, pseudonyms, domains ----------------------------------------------------------
 
 def _group_list(config: Config) -> list[str]:
@@ -131,7 +175,7 @@ COLLECTIONS: dict[str, Collection] = {
         "del": _user_del,
         "passwd": _user_passwd,
         "list": None,
-    }),
+    }, {"app-password": _app_password}),
     "group": Collection("groups", "a group name", _group_list, {
         "add": lambda config, args: accounts.add_entry(config, "groups", args.name,
                                                        {"members": args.users}),
@@ -164,6 +208,11 @@ def run(args: argparse.Namespace) -> int:
     verb, action = args.command, args.action
     coll = COLLECTIONS[verb]
     config = base.load_config()
+    if action in coll.commands:
+        return coll.commands[action](config, args)
+    if getattr(args, "rest", None):
+        raise ConfigError(f"`appliance {verb} {action}`: too many arguments "
+                          f"({' '.join(args.rest)})")
     change = coll.actions[action]
     if change is None:
         for line in coll.show(config):

@@ -5,12 +5,14 @@
     appliance check                  validate appliance.toml, change nothing
     appliance user add|passwd|list NAME  passwords checked (system.password_strength)
     appliance user del NAME [--purge]    the mailbox is archived (--purge: deleted)
+    appliance user app-password add|list|remove USER [NAME]   IMAP/POP3/SMTP, not webmail
     appliance group add|del|list|member-add|member-del
     appliance pseudonym add|del|list
     appliance domain add|del|list
     appliance config get|set|unset KEY [VALUE...]   one setting, applied at once
     appliance config show [SECTION]  every setting with its current value
     appliance queue list|flush|delete|hold|release [ID...|ALL]
+    appliance ban list|add|remove [ADDRESS] [--for DURATION]   failed-login bans
     appliance status                 services, queue, disk, certificate
     appliance backup [FILE]          the data volume as tar.gz (default: stdout)
     appliance restore [FILE]         replace the data volume from a backup
@@ -21,6 +23,7 @@
     appliance clamd                  wait for virus signatures, then run clamd
     appliance smtpd smtp|smtps|submission   one SMTP daemon (run by supervisord)
     appliance scheduler              periodic jobs (run by supervisord)
+    appliance security-policy        Dovecot's ban checks (run by supervisord)
     appliance healthcheck            exit 0 when SMTP and IMAP answer
     appliance webmail-password       a user's own password change (Roundcube, via sudo)
 
@@ -72,7 +75,7 @@ class Verb:
 
 def _actions(verb: str) -> Arg:
     """An accounts verb's ACTION: its actions come from the accounts table."""
-    return arg("action", choices=list(ACCOUNTS[verb].actions))
+    return arg("action", choices=ACCOUNTS[verb].choices())
 
 
 DRY_RUN = arg("--dry-run", action="store_true", help="show the diff, change nothing")
@@ -83,7 +86,11 @@ VERBS: tuple[Verb, ...] = (
     Verb("check", "validate appliance.toml", "check:run"),
     Verb("user", "mail users", "accounts:run", (
         _actions("user"),
-        arg("name", nargs="?"),
+        arg("name", nargs="?", help="the user (app-password: add, list or remove)"),
+        arg("rest", nargs="*", metavar="USER NAME",
+            help="app-password: the user and the device's name; the password is printed "
+            "once, works for IMAP, POP3 and SMTP submission but not the webmail, and "
+            "survives a change of the user's own password"),
         arg("--full-name"),
         arg("--password-stdin", action="store_true",
             help="read the password from the first line of standard input"),
@@ -116,6 +123,15 @@ VERBS: tuple[Verb, ...] = (
         arg("action", choices=["list", "flush", "delete", "hold", "release"]),
         arg("ids", nargs="*", help="queue ids from `queue list`, or ALL"),
     )),
+    Verb("ban", "addresses banned for failed logins (security.*): list them, ban one "
+         "by hand or lift a ban", "ban:run", (
+        arg("action", choices=["list", "add", "remove"]),
+        arg("address", nargs="?", help="an IP address or a network (add, remove)"),
+        arg("--for", dest="duration", metavar="DURATION",
+            help="add: how long, e.g. 30m, 2h, 7d (default: until removed, as SME's "
+            "hosts_allow deny)"),
+        arg("--reason", default="", help="add: shown in `ban list`"),
+    )),
     Verb("status", "services, queue, disk, certificate; exit 1 on problems", "status:run"),
     Verb("backup", "the data volume as tar.gz", "backup:run_backup", (
         arg("file", nargs="?", help="default: standard output"),
@@ -138,6 +154,8 @@ VERBS: tuple[Verb, ...] = (
     Verb("clamd", "wait for virus signatures, then run clamd (supervisord does this)",
          "clamd:run"),
     Verb("scheduler", "run the periodic jobs (supervisord does this)", "scheduler:run"),
+    Verb("security-policy", "run Dovecot's auth policy server: bans for IMAP, POP3 and "
+         "the webmail (supervisord does this)", "security_policy:run"),
     Verb("smtpd", "run one SMTP daemon (supervisord does this)", "smtpd:run", (
         arg("daemon", choices=list(SMTP_DAEMONS)),
     )),

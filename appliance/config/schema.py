@@ -13,6 +13,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from appliance.config import app_passwords
+
 Check = Callable[[Any], str | None]  # returns what is wrong, or None
 
 
@@ -422,6 +424,16 @@ SECTIONS: tuple[Section, ...] = (
                 "bridge subnet: published ports make internet clients appear from it",
                 check=_networks, allowed="CIDR networks",
             ),
+            Key(
+                "trusted_proxies", list, [],
+                "load balancers whose connections start with a PROXY protocol header "
+                "(v2 or v1) carrying the real client address, which bans, karma, relay "
+                "and every log then use: required from them on SMTP 25/465/587, and on "
+                "the proxied IMAP/POP3 ports 10143/10993/10110/10995 and webmail "
+                "8080/8443; a PROXY header from any other address closes the connection. "
+                "Empty: no proxies",
+                check=_networks, allowed="CIDR networks",
+            ),
             Key("dns_forwarders", list, [], "resolvers that Unbound, the appliance's own DNS "
                 "resolver, forwards every query to; empty: full recursion from the root "
                 "servers (SME's dnscache default). Large public resolvers may be refused by "
@@ -443,6 +455,50 @@ SECTIONS: tuple[Section, ...] = (
         ),
     ),
     Section(
+        "limits",
+        "What one logged-in user may send, so a stolen password cannot send a flood. "
+        "users.NAME.messages_per_hour and recipients_per_message override them.",
+        (
+            Key("user_messages_per_hour", int, 500, "messages a user may send in any "
+                "hour (counted on 25, 465 and 587 together); past it MAIL gets 451 4.7.1 "
+                "until the hour has room again; 0: no limit", minimum=0,
+                maximum=1_000_000),
+            Key("user_recipients_per_message", int, 100, "recipients one message of a "
+                "logged-in user may have (SME/qmail maxrecipients); more get 452 4.5.3, "
+                "which clients answer by sending the rest in another message. "
+                "smtpd.max_recipients is the limit for everyone else", minimum=1,
+                maximum=10000),
+        ),
+    ),
+    Section(
+        "security",
+        "Failed logins on every port (SMTP AUTH, IMAP, POP3, ManageSieve, webmail) slow "
+        "the client down and then ban its address on every port (SME fail2ban). "
+        "`appliance ban list`, `ban add` and `ban remove` show and change the bans.",
+        (
+            Key("enabled", bool, True, "count failed logins and ban (SME fail2ban status)"),
+            Key("max_failures", int, 10, "failed logins from one address within find_time "
+                "that ban it (SME fail2ban MaxRetry)", minimum=2, maximum=1000),
+            Key("find_time", int, 600, "seconds over which failures are counted "
+                "(SME fail2ban FindTime)", minimum=60, maximum=7 * 86400),
+            Key("ban_time", int, 3600, "seconds of a first ban; each repeat within a week "
+                "doubles it (SME fail2ban BanTime)", minimum=60, maximum=365 * 86400),
+            Key("max_ban_time", int, 86400, "longest automatic ban, in seconds",
+                minimum=60, maximum=365 * 86400),
+            Key("failure_delay", float, 1.0, "seconds the second failed login from an "
+                "address waits for its reply; each further one waits twice as long, up to "
+                "10 s", minimum=0, maximum=10),
+            Key("account_failures", int, 30, "failed logins to one account within an hour, "
+                "from any addresses, after which every login to it is slowed (never "
+                "locked)", minimum=1, maximum=100000),
+            Key("account_delay", float, 5.0, "seconds each login to such an account waits",
+                minimum=0, maximum=30),
+            Key("never_ban", list, [], "networks never slowed nor banned, besides "
+                "network.local_networks (SME fail2ban IgnoreIP)", check=_networks,
+                allowed="CIDR networks"),
+        ),
+    ),
+    Section(
         "smtpd",
         "Settings shared by the three SMTP daemons (SME qpsmtpd).",
         (
@@ -461,11 +517,18 @@ SECTIONS: tuple[Section, ...] = (
                 "seconds to wait for Postfix at each step of the hand-off", minimum=1,
                 maximum=600),
             Key("max_recipients", int, 100,
-                "recipients accepted per message; more get 452 (RFC 5321 minimum 100)",
+                "recipients accepted per message from clients not logged in (our users: "
+                "limits.user_recipients_per_message); more get 452 (RFC 5321 minimum 100)",
                 minimum=1, maximum=10000),
             Key("dns_timeout", int, 5,
                 "seconds a plugin waits for DNS; a timeout defers (4xx), never rejects",
                 minimum=1, maximum=60),
+            Key("tarpit_count", int, 5, "refused recipients in one session after which "
+                "each further RCPT waits tarpit_delay: dictionary attacks crawl "
+                "(H-Sphere qmail tarpitcount); 0: never. Not for logged-in users",
+                minimum=0, maximum=10000),
+            Key("tarpit_delay", int, 5, "seconds each of those RCPTs waits (H-Sphere "
+                "tarpitdelay)", minimum=1, maximum=60),
             Key("log_level", int, 6, "0-7 as syslog; 7 logs every plugin decision "
                 "(SME LogLevel)", minimum=0, maximum=7),
         ),
@@ -1030,6 +1093,17 @@ COLLECTIONS: tuple[Collection, ...] = (
                 "that deliver to them (smtpd.sender_login): user@domain, @domain, "
                 "patterns with * ? [...] and a leading ! to exempt; \"*\": any",
                 check=_sender_patterns, allowed="addresses, @domains, patterns or *"),
+            Key("messages_per_hour", int, 0, "messages this user may send in an hour; "
+                "0: limits.user_messages_per_hour", minimum=0, maximum=1_000_000),
+            Key("recipients_per_message", int, 0, "recipients per message this user may "
+                "send to; 0: limits.user_recipients_per_message", minimum=0,
+                maximum=10000),
+            Key("app_passwords", list, [], "extra passwords for IMAP, POP3 and SMTP "
+                "submission, one per device, never the webmail: \"NAME CREATED HASH\"; "
+                "made with `appliance user app-password add USER NAME`",
+                check=app_passwords.problem, secret=True,
+                allowed=f"at most {app_passwords.MAX_PER_USER} made by `appliance user "
+                "app-password add`"),
         ),
         USERNAME_RE,
         "lower-case letters, digits, '.', '_' or '-', starting with a letter, at most 32",

@@ -26,6 +26,8 @@ from pathlib import Path
 from appliance import paths
 from appliance.accounts import recipient_delimiters
 from appliance.config import Config, ConfigError
+from appliance.config.app_passwords import MAX_PER_USER as MAX_APP_PASSWORDS
+from appliance.config.app_passwords import AppPassword, entries
 from appliance.services.base import (
     Change,
     Program,
@@ -43,6 +45,8 @@ log = logging.getLogger("appliance.apply")
 
 CONF = "/etc/dovecot/dovecot.conf"
 USERS_FILE = "/etc/dovecot/appliance/users"
+# App passwords: file N holds each user's Nth one (a passwd-file has one line a user)
+APP_PASSWORDS_FILE = "/etc/dovecot/appliance/app-passwords-{slot}"
 JUNKMAIL_SIEVE = "/etc/dovecot/sieve/junkmail.sieve"
 DUPLICATES_SIEVE = "/etc/dovecot/sieve/duplicates.sieve"
 # Scripts of ours, compiled by apply: Dovecot (as vmail) cannot write next to them.
@@ -58,6 +62,18 @@ CONFIG_VERSION = "2.4.1"
 POP3_UIDL_FORMAT = "%{uid | hex(8)}%{uidvalidity | hex(8)}"
 VMAIL_UID = 5000
 MANAGESIEVE_PORT = 4190
+# network.trusted_proxies: a listener with `haproxy = yes` takes only connections that
+# start with a PROXY header, so the load balancer has ports of its own beside the
+# direct ones: (service, listener, port, implicit TLS).
+PROXIED_LISTENERS = (
+    ("imap-login", "imap_proxied", 10143, False),
+    ("imap-login", "imaps_proxied", 10993, True),
+    ("pop3-login", "pop3_proxied", 10110, False),
+    ("pop3-login", "pop3s_proxied", 10995, True),
+)
+# Dovecot 2.4's default Login line, to which the app password's name is added
+LOGIN_LOG_FORMAT = ("user=<%{user}> method=%{mechanism} rip=%{remote_ip} lip=%{local_ip} "
+                    "mpid=%{mail_pid} %{secured} session=<%{session}>")
 
 
 def dovecot_conf(config: Config) -> str:
@@ -95,11 +111,12 @@ auth_mechanisms = plain login
 # Log in as "alice", "alice@domain" or "ALICE": users are the same in every local
 # domain. This changes the user name itself (%{{user}}), for every lookup and the session.
 auth_username_format = %{{user | username | lower}}
-
+{auth_policy()}
 passdb passwd-file {{
   passwd_file_path = {USERS_FILE}
   default_password_scheme = BLF-CRYPT
 }}
+{app_password_passdbs(config)}\
 userdb passwd-file {{
   passwd_file_path = {USERS_FILE}
   # for the users file's empty uid, gid and home fields
@@ -150,6 +167,7 @@ namespace inbox {{
   }}
 }}
 
+{haproxy_trust(config)}\
 service imap-login {{
   inet_listener imap {{
     port = 143
@@ -158,6 +176,7 @@ service imap-login {{
     port = 993
     ssl = yes
   }}
+{proxied_listeners(config, "imap-login")}\
 }}
 service pop3-login {{
   inet_listener pop3 {{
@@ -167,6 +186,7 @@ service pop3-login {{
     port = 995
     ssl = yes
   }}
+{proxied_listeners(config, "pop3-login")}\
 }}
 service managesieve-login {{
   inet_listener sieve {{
@@ -231,6 +251,39 @@ sieve_duplicate_max_period = 7d
 """
 
 
+def auth_policy() -> str:
+    """Bans for IMAP, POP3 and ManageSieve (and so the webmail): Dovecot asks our policy
+    server (appliance.security.policy) over its unix socket at every login."""
+    return f"""\
+# Bans (the [security] settings): before it checks a password Dovecot asks our policy
+# server, which refuses a banned address (the client is told why: IMAP NO [ALERT]) or
+# makes it wait; after it, each failure is reported and counted. A policy server that
+# is down or slower than 2 s lets the login go on (auth_policy_reject_on_fail = no).
+auth_policy_server_url = http://security-policy/
+auth_policy {{
+  http_client_proxy_socket_path = {paths.SECURITY_POLICY_SOCKET}
+}}
+auth_policy_reject_on_fail = no
+auth_policy_check_before_auth = yes
+auth_policy_check_after_auth = no
+auth_policy_report_after_auth = yes
+# required with a policy server: it salts the password hash of the pwhash attribute,
+# which the policy server does not use
+auth_policy_hash_nonce = appliance
+auth_policy_request_attributes {{
+  login = %{{requested_username}}
+  remote = %{{remote_ip}}
+  protocol = %{{protocol}}
+  fail_type = %{{fail_type}}
+  session_id = %{{session}}
+}}
+# Roundcube, on loopback, gives the browser's address in IMAP ID (x-originating-ip),
+# which Dovecot takes only from these: the webmail's failures count against the
+# browser's address. Loopback only: any other address could claim to be anyone.
+login_trusted_networks = 127.0.0.1/32 ::1/128
+"""
+
+
 def cleartext_logins(config: Config) -> str:
     """Where a login without TLS is allowed, per protocol (SME imap/pop3 access)."""
     d = config.data
@@ -243,6 +296,32 @@ def cleartext_logins(config: Config) -> str:
             blocks.append(f"remote {net} {{\n  protocol {protocol} {{\n"
                           f"    auth_allow_cleartext = yes\n  }}\n}}")
     return "\n".join(blocks)
+
+
+def haproxy_trust(config: Config) -> str:
+    """Who may send a PROXY header (network.trusted_proxies); none: no line."""
+    proxies = config.data["network"]["trusted_proxies"]
+    if not proxies:
+        return ""
+    return ("# load balancers whose PROXY header gives the client's address "
+            "(network.trusted_proxies)\n"
+            f"haproxy_trusted_networks = {' '.join(proxies)}\n")
+
+
+def proxied_listeners(config: Config, service: str) -> str:
+    """SERVICE's listeners for the trusted proxies: PROXY header first (v1 or v2), then
+    IMAP or POP3 as on the direct port (TLS from the first byte on the ssl ones).
+    Dovecot refuses a connection there from any other address, or without a header."""
+    if not config.data["network"]["trusted_proxies"]:
+        return ""
+    blocks = []
+    for owner, name, port, tls in PROXIED_LISTENERS:
+        if owner != service:
+            continue
+        ssl_line = "    ssl = yes\n" if tls else ""
+        blocks.append(f"  inet_listener {name} {{\n    port = {port}\n{ssl_line}"
+                      "    haproxy = yes\n  }\n")
+    return "".join(blocks)
 
 
 def duplicates_storage(config: Config) -> str:
@@ -316,6 +395,41 @@ def junkmail_fields() -> list[str]:
             f"{prefix}/sieve_script_precedence=2"]
 
 
+def _app_passwords(config: Config) -> dict[str, list[AppPassword]]:
+    """Each user's app passwords; none for a user without a password (cannot log in)."""
+    return {name: entries(user["app_passwords"])
+            for name, user in sorted(config.data["users"].items())
+            if user["password"] and user["app_passwords"]}
+
+
+def app_password_passdbs(config: Config) -> str:
+    """One passdb per app-password slot in use, tried after the user's own password
+    (Dovecot tries the next passdb when one does not match; passdbs cannot go in a
+    `remote` filter in 2.4, so the webmail refuses them itself). Each passdb gives the
+    login the field app_password=NAME, which the Login line names. No extra daemon, no
+    script: passwd-files like the users file."""
+    slots = max((len(p) for p in _app_passwords(config).values()), default=0)
+    blocks = [f"""\
+passdb app_password_{slot} {{
+  driver = passwd-file
+  passwd_file_path = {APP_PASSWORDS_FILE.format(slot=slot)}
+  default_password_scheme = BLF-CRYPT
+}}
+""" for slot in range(1, slots + 1)]
+    return ("# App passwords (appliance user app-password): IMAP and POP3 log in with one "
+            "as the user\n" + "".join(blocks) +
+            "# the Login line names the app password used (empty elements are left out)\n"
+            f"login_log_format_elements = {LOGIN_LOG_FORMAT} "
+            "app-password=%{passdb:app_password}\n")
+
+
+def app_passwords_file(config: Config, slot: int) -> str:
+    """The users' app passwords number SLOT (from 1): `user:hash:::::: app_password=NAME`."""
+    lines = [f"{name}:{have[slot - 1].hash}::::::app_password={have[slot - 1].name}"
+             for name, have in _app_passwords(config).items() if len(have) >= slot]
+    return "\n".join(lines) + ("\n" if lines else "")
+
+
 def users_file(config: Config) -> str:
     lines = []
     for name, user in sorted(config.data["users"].items()):
@@ -342,6 +456,10 @@ def render(config: Config) -> list[RenderedFile]:
         RenderedFile(CONF, dovecot_conf(config)),
         RenderedFile(USERS_FILE, users_file(config), mode=0o640, group="dovecot",
                      secret=True),  # password hashes
+        # every slot, used or not: a revoked app password leaves no file behind
+        *(RenderedFile(APP_PASSWORDS_FILE.format(slot=slot), app_passwords_file(config, slot),
+                       mode=0o640, group="dovecot", secret=True)
+          for slot in range(1, MAX_APP_PASSWORDS + 1)),
         RenderedFile(JUNKMAIL_SIEVE, junkmail_sieve()),
         RenderedFile(DUPLICATES_SIEVE, duplicates_sieve(config)),
     ]

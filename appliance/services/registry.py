@@ -16,6 +16,7 @@ from appliance.services.dovecot import Dovecot
 from appliance.services.fetchmail import Fetchmail
 from appliance.services.network import Network
 from appliance.services.postfix import Postfix
+from appliance.services.security import Security
 from appliance.services.smtpd import Smtpd
 from appliance.services.spamassassin import SpamAssassin
 from appliance.services.supervisord import Supervisord
@@ -27,6 +28,7 @@ SERVICES: tuple[Service, ...] = (
     Supervisord(),
     Unbound(),
     Postfix(),
+    Security(),  # the ban rules before Dovecot, which asks its policy server
     Dovecot(),
     Webmail(),
     SpamAssassin(),

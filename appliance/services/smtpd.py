@@ -22,10 +22,12 @@ from appliance.accounts import (
     recipient_delimiters,
     unowned_addresses,
 )
-from appliance.config import Config
+from appliance.config import Config, app_passwords
 from appliance.config.schema import PLUGIN_SECTIONS, SMTP_DAEMONS
+from appliance.security.bans import rules_from_config, rules_to_dict
 from appliance.services.base import (
     Change,
+    Health,
     Program,
     RenderedFile,
     Runner,
@@ -103,6 +105,7 @@ def settings(config: Config) -> Settings:
         "log_level": s["log_level"],
         "plugin_settings": _plugin_sections(config),
         "local_networks": list(d["network"]["local_networks"]),
+        "trusted_proxies": list(d["network"]["trusted_proxies"]),
         "local_domains": config.local_domains,
         "primary_domain": d["system"]["domain"],
         "delegated_domains": config.delegated_domains,
@@ -114,6 +117,9 @@ def settings(config: Config) -> Settings:
                     if u["send_as"]},
         "domains": {name: dict(e) for name, e in sorted(d["domains"].items())},
         "users": {name: u["password"] for name, u in sorted(d["users"].items())},
+        "app_passwords": {name: {p.name: p.hash for p in app_passwords.entries(
+            u["app_passwords"])} for name, u in sorted(d["users"].items())
+            if u["password"] and u["app_passwords"]},
         # apply's checked copy of tls/cert.pem and key.pem, which the daemons can re-read
         "tls": {"cert": str(paths.SMTPD_TLS / "cert.pem"),
                 "key": str(paths.SMTPD_TLS / "key.pem"), "report_dir": str(paths.SMTPD_TLS)},
@@ -123,6 +129,15 @@ def settings(config: Config) -> Settings:
                                tls_ciphers=s[name]["tls_ciphers"] or d["tls"]["ciphers"])
                     for name in SMTP_DAEMONS},
         "terse_log": str(paths.TERSE_LOG_DIR),
+        "user_limits": {name: {
+            "messages_per_hour": u["messages_per_hour"] or d["limits"]["user_messages_per_hour"],
+            "recipients_per_message": (u["recipients_per_message"]
+                                       or d["limits"]["user_recipients_per_message"]),
+        } for name, u in sorted(d["users"].items())},
+        "tarpit_count": s["tarpit_count"],
+        "tarpit_delay": s["tarpit_delay"],
+        "security": rules_to_dict(rules_from_config(d)),
+        "bans_db": str(paths.BANS_DB),
     })
 
 
@@ -231,6 +246,27 @@ class Smtpd(Service):
         return [Program(program_name(daemon), f"{installed_command('appliance')} smtpd {daemon}",
                         priority=20)
                 for daemon in SMTP_DAEMONS if config.data["smtpd"][daemon]["enabled"]]
+
+    def health(self, config: Config | None) -> Health:
+        """Users at or near their hourly send limit (limits.*, the send_limits plugin)."""
+        if config is None:
+            return Health()
+        import sqlite3
+
+        from appliance.smtpd.send_counts import counts_last_hour
+
+        try:
+            counts = counts_last_hour(paths.SMTPD_STATE, time.time())
+        except sqlite3.Error as e:
+            return Health(facts=[f"send limits: counts unreadable: {e}"])
+        limits = settings(config).user_limits
+        facts = []
+        for user, sent in sorted(counts.items()):
+            limit = limits[user].messages_per_hour if user in limits else 0
+            if limit and sent >= 0.8 * limit:
+                state = "reached: MAIL gets 451" if sent >= limit else "near"
+                facts.append(f"send limit: {user} sent {sent} of {limit} this hour ({state})")
+        return Health(facts=facts)
 
     def prepare(self) -> None:
         # The daemons' own state (karma, greylisting, DMARC records) and DKIM keys.

@@ -14,6 +14,7 @@ from typing import Any
 
 from aiosmtpd.smtp import MISSING, AuthResult, Envelope, Session
 
+from appliance.security.bans import BanStore
 from appliance.smtpd import received, replies, sasl, storage, txlog
 from appliance.smtpd.address import qualify_postmaster
 from appliance.smtpd.auth import PasswordChecker
@@ -36,6 +37,7 @@ class State:
     settings: Settings
     pipelines: Pipelines
     passwords: PasswordChecker
+    bans: BanStore | None  # None: security.enabled is off
 
     @property
     def primary_domain(self) -> str:
@@ -44,6 +46,18 @@ class State:
     @property
     def max_recipients(self) -> int:
         return self.settings.max_recipients
+
+    def recipient_limit(self, conn: Connection, recipients: int) -> str | None:
+        """The 452 for one recipient too many: a logged-in user's own limit
+        (limits.user_recipients_per_message), smtpd.max_recipients for everyone else."""
+        limits = self.settings.user_limits.get(conn.auth_user) if conn.auth_user else None
+        if limits is None:
+            return (replies.TOO_MANY_RECIPIENTS if recipients >= self.max_recipients
+                    else None)
+        if recipients < limits.recipients_per_message:
+            return None
+        return replies.USER_TOO_MANY_RECIPIENTS.format(
+            user=conn.auth_user, limit=limits.recipients_per_message)
 
     @property
     def queue_dir(self) -> str:
@@ -62,8 +76,10 @@ def _reply(result: Result, default: str) -> str:
     return result.reply or default
 
 
-def _refuse_recipient(txn: Transaction, address: str, plugin: str, reply: str) -> str:
+def _refuse_recipient(conn: Connection, txn: Transaction, address: str, plugin: str,
+                      reply: str) -> str:
     txn.rejected.append((address, plugin, reply))
+    conn.refused_recipients += 1
     return reply
 
 
@@ -84,6 +100,8 @@ class Handler:
         conn.peer = pipelines.peer_of(conn.remote_ip)
         conn.pipeline = pipelines.for_peer(conn.peer)
         received.look_up_client_name(conn, pipelines.ctx.resolver)  # for our Received line
+        if (refusal := await sasl.banned(conn, self.state.bans)) is not None:
+            return refusal
         result = await self._pipeline(conn).run("connect", conn)
         if result.rejects:
             txlog.write(conn, None, "rejected", result)
@@ -234,8 +252,8 @@ class Handler:
         txn = conn.transaction
         assert txn is not None, "aiosmtpd refuses RCPT before MAIL"
         address = qualify_postmaster(address, self.state.primary_domain)
-        if len(txn.recipients) >= self.state.max_recipients:
-            return _refuse_recipient(txn, address, "smtpd", replies.TOO_MANY_RECIPIENTS)
+        if (refusal := self.state.recipient_limit(conn, len(txn.recipients))) is not None:
+            return _refuse_recipient(conn, txn, address, "smtpd", refusal)
         result = await self._pipeline(conn).run("rcpt", conn, txn, address)
         if result.verdict is Verdict.OK:
             txn.recipients.append(address)
@@ -246,7 +264,7 @@ class Handler:
             result = Result(Verdict.DENYSOFT, replies.NO_DECISION, "-")
         if result.verdict.disconnects:
             server.close_soon()
-        return _refuse_recipient(txn, address, result.plugin,
+        return _refuse_recipient(conn, txn, address, result.plugin,
                                  result.reply or replies.RECIPIENT_REFUSED)
 
     async def handle_DATA(self, server: SMTPServer, session: Session, envelope: Envelope) -> str:
@@ -309,13 +327,15 @@ class Handler:
         credentials = await sasl.plain(server, args)
         if credentials is None:
             return sasl.handled()
-        return await sasl.authenticate(server, self.state.passwords, *credentials)
+        return await sasl.authenticate(server, self.state.passwords, self.state.bans,
+                                       *credentials)
 
     async def auth_LOGIN(self, server: SMTPServer, args: list[str]) -> AuthResult:
         credentials = await sasl.login(server, args)
         if credentials is None:
             return sasl.handled()
-        return await sasl.authenticate(server, self.state.passwords, *credentials)
+        return await sasl.authenticate(server, self.state.passwords, self.state.bans,
+                                       *credentials)
 
     # -- the hand-off ----------------------------------------------------------------
 

@@ -82,6 +82,7 @@ class Connection:
     peer: str = "internet"  # the chain in use: internet, local or authenticated
     naughty: tuple[str, str] | None = None  # (reply, plugin): refuse later (naughty)
     karma: int = 0  # good minus bad points given by plugins (karma)
+    refused_recipients: int = 0  # in this session, all transactions (tarpit)
     helo_whitelisted: bool = False  # the HELO name is whitelisted (whitelists; helo skips)
     # Set by the handler at connect: the daemon's chains (kept for the connection's life,
     # even across a reload) and the one for the current peer class (changes after AUTH).

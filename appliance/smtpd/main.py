@@ -21,10 +21,12 @@ from typing import Any, cast
 
 from appliance import paths
 from appliance.config.schema import SMTP_DAEMONS, SUBMISSION_DAEMONS
+from appliance.security.bans import BanStore
 from appliance.smtpd import replies, txlog
 from appliance.smtpd.auth import PasswordChecker
 from appliance.smtpd.handler import Handler, State
 from appliance.smtpd.handoff import PostfixHandoff
+from appliance.smtpd.peers import LocalNetworks
 from appliance.smtpd.pipeline import Pipelines, context
 from appliance.smtpd.server import ConnectionLimits, SMTPServer
 from appliance.smtpd.settings import Settings, SettingsError, from_json
@@ -57,7 +59,11 @@ def build_state(settings: Settings | Mapping[str, Any], daemon: str = "smtp") ->
     return State(
         settings=settings,
         pipelines=Pipelines(daemon, settings, context(settings)),
-        passwords=PasswordChecker(settings.users, list(settings.local_domains)),
+        passwords=PasswordChecker(settings.users, list(settings.local_domains),
+                                  app_passwords=settings.app_passwords),
+        # opened on first use: the config checker builds this as root in a staging run
+        bans=(BanStore(Path(settings.bans_db), settings.security)
+              if settings.security.enabled else None),
     )
 
 
@@ -110,7 +116,7 @@ class Daemon:
         self.implicit_tls = name == "smtps"
         self.certificate = self.pair_fingerprint(settings)
         self.ssl = self.load_certificate(settings, self.certificate)  # new sessions' TLS
-        self.listener_ssl = self.ssl  # what 465's server was made with, for good
+        self.trusted_proxies = LocalNetworks(settings.trusted_proxies)
         self.limits = ConnectionLimits(cfg.instances, cfg.instances_per_ip)
         hand = settings.handoff
         self.handoff = PostfixHandoff(
@@ -131,6 +137,9 @@ class Daemon:
             daemon=self.name,
             limits=self.limits,
             implicit_tls=self.implicit_tls,
+            # 465's TLS starts in the session, after a load balancer's PROXY header
+            implicit_tls_context=self.ssl if self.implicit_tls else None,
+            trusted_proxies=self.trusted_proxies,
             hostname=s.hostname,
             ident=s.greeting,
             data_size_limit=s.max_message_size,
@@ -149,10 +158,7 @@ class Daemon:
 
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
-        self.server = await loop.create_server(
-            self.protocol, sock=self.sock, ssl=self.listener_ssl if self.implicit_tls else None,
-            ssl_handshake_timeout=30 if self.implicit_tls else None,
-        )
+        self.server = await loop.create_server(self.protocol, sock=self.sock)
 
     def reload(self) -> None:
         try:
@@ -162,6 +168,7 @@ class Daemon:
             log.error("%s: reload failed, keeping the running settings: %s", self.name, e)
             return
         self.settings = settings
+        self.trusted_proxies = LocalNetworks(settings.trusted_proxies)
         self.handler.state = state
         self.handoff.reset()  # Postfix was reloaded first: its new maps need new sessions
         log.info("%s: settings reloaded (%d users, %d domains)", self.name,
@@ -182,11 +189,6 @@ class Daemon:
             raise OSError("the certificate or key changed while it was loading")
         return ctx
 
-    def _current_context(self, conn: ssl.SSLObject, _name: str | None,
-                         _ctx: ssl.SSLContext) -> None:
-        if conn.context is not self.ssl:
-            conn.context = self.ssl
-
     def reload_certificate(self) -> None:
         """A new certificate for the sessions to come (open ones keep theirs). It is
         loaded into a context of its own, so a pair that does not load leaves the one in
@@ -196,11 +198,6 @@ class Daemon:
             if certificate != self.certificate:  # a reload for new users costs no TLS work
                 self.ssl = self.load_certificate(self.settings, certificate)
                 self.certificate = certificate
-                if self.implicit_tls:
-                    # 465's server keeps the context it was made with; its SNI callback,
-                    # which OpenSSL runs on every handshake (with or without a name),
-                    # hands over the current one
-                    self.listener_ssl.sni_callback = self._current_context
                 log.info("%s: new TLS certificate loaded", self.name)
         except (OSError, ssl.SSLError) as e:
             log.error("%s: keeping the certificate in use, the new one did not load: %s",

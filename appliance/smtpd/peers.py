@@ -33,6 +33,7 @@ INSIDE = (LOCAL, AUTHENTICATED)
 
 TABLE: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("whitelists", OUTSIDE),  # first, so every later check sees its exemptions
+    ("tarpit", OUTSIDE),  # (qmail tarpitcount) before any RCPT verdict: slows them all
     ("auth", ALL),  # 05auth
     ("karma", OUTSIDE),  # 09karma
     ("earlytalker", OUTSIDE),  # 10earlytalker
@@ -41,6 +42,7 @@ TABLE: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("bcc", ALL),  # 13bcc
     ("relay", ALL),  # 14relay
     ("sender_login", (AUTHENTICATED,)),  # (not in SME) users send only as themselves
+    ("send_limits", (AUTHENTICATED,)),  # (not in SME) messages per user and hour
     ("helo", OUTSIDE),  # 15helo
     ("resolvable_fromhost", OUTSIDE),  # 16
     ("headers", OUTSIDE),  # 17headers (qpsmtpd exempts relay clients and our users)

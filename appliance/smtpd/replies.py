@@ -38,6 +38,10 @@ SHUTTING_DOWN = "421 4.3.2 Service shutting down, try again later"
 TIMEOUT = "421 4.4.2 {hostname} Error: timeout exceeded"
 
 TOO_MANY_RECIPIENTS = "452 4.5.3 Too many recipients"
+USER_TOO_MANY_RECIPIENTS = ("452 4.5.3 Too many recipients: {user} may send a message to "
+                            "{limit} (limits.user_recipients_per_message)")
+SEND_LIMIT = ("451 4.7.1 {user} has sent {limit} messages in the last hour (the limit): "
+              "try again in {minutes} minute(s)")
 INSUFFICIENT_STORAGE = "452 4.3.1 Insufficient system storage"
 UNRECOGNIZED = '500 5.5.1 Command "{command}" not recognized'
 TOO_MANY_UNRECOGNIZED = "421 4.7.0 Too many unrecognized commands, goodbye"
@@ -86,6 +90,9 @@ NAUGHTY = "550 5.7.1 Mail from your host is refused"
 HELO_CHECK_FAILED = "550 5.7.1 HELO refused ({test}): {reason}"
 UNRECOGNIZED_LIMIT = "521 5.5.1 Too many unrecognized commands, goodbye"
 AUTH_TOO_MANY_FAILURES = "421 4.7.0 Too many failed authentications, goodbye"
+# the ban store (appliance.security.bans): at connect, and on the failure that bans
+BANNED = "421 4.7.0 {ip} is banned {left}: {reason}"
+AUTH_BANNED = "421 4.7.0 Too many failed logins: {ip} is banned for {left}"
 
 # MAIL: badmailfrom, resolvable_fromhost, spf
 SENDER_BLOCKED = "550 5.7.1 Mail from <{sender}> refused"

@@ -8,8 +8,15 @@ against the users' hashes (appliance.smtpd.auth, off the event loop) and then:
 
 - on success marks the connection as our user's, switches it to the authenticated
   chain (earlier naughty marks no longer count) and runs the auth hooks;
-- on failure logs it, waits the failure delay (slows guessing), runs the auth hooks
-  (the auth plugin counts failures and may hang up) and answers 535.
+- on failure logs it, records it in the ban store (appliance.security.bans), waits the
+  delay the store says (it grows with each failure of the address), runs the auth hooks
+  (the auth plugin counts failures and may hang up) and answers 535, or 421 and hangs
+  up when this failure banned the address.
+
+A banned address is refused at connect (`banned`), before the greeting, on every port.
+Logins to an account being guessed at from many addresses wait the account delay first.
+The store failing is logged and passed over: it slows guessers, it must never be why
+our own users cannot log in.
 """
 
 from __future__ import annotations
@@ -18,15 +25,20 @@ import asyncio
 import base64
 import binascii
 import logging
+import sqlite3
+import time
 from typing import TYPE_CHECKING
 
 from aiosmtpd.smtp import MISSING, AuthResult, LoginPassword
 
+from appliance.security.bans import BanStore, format_duration
 from appliance.smtpd import replies
 from appliance.smtpd.auth import PasswordChecker
 from appliance.smtpd.peers import AUTHENTICATED
 
 if TYPE_CHECKING:
+    from appliance.security.bans import Verdict
+    from appliance.smtpd.hooks import Connection
     from appliance.smtpd.server import SMTPServer
 
 # the AUTH failure lines keep the name they were logged under before this module (the
@@ -108,16 +120,70 @@ async def login(server: SMTPServer, args: list[str]) -> tuple[bytes, bytes] | No
     return user, password
 
 
-async def authenticate(server: SMTPServer, passwords: PasswordChecker, login: bytes,
-                       password: bytes) -> AuthResult:
+async def banned(conn: Connection, bans: BanStore | None) -> str | None:
+    """The 421 for a banned client (logged with the ban), or None."""
+    if bans is None:
+        return None
+    try:
+        ban = await asyncio.to_thread(bans.banned, conn.remote_ip)
+    except sqlite3.Error as e:
+        log.warning("%s %s ban store unavailable, not checked: %s", conn.daemon,
+                    conn.remote_ip, e)
+        return None
+    if ban is None:
+        return None
+    left = ban.left(time.time())
+    shown = "until unbanned" if left is None else f"for {format_duration(left)}"
+    log.warning("%s %s refused: banned %s (%s)", conn.daemon, conn.remote_ip, shown,
+                ban.reason)
+    return replies.BANNED.format(ip=conn.remote_ip, left=shown, reason=ban.reason)
+
+
+async def _account_delay(conn: Connection, bans: BanStore | None, login: str) -> None:
+    if bans is None or bans.exempt(conn.remote_ip):
+        return
+    try:
+        delay = await asyncio.to_thread(bans.account_delay, login)
+    except sqlite3.Error as e:
+        log.warning("%s %s ban store unavailable: %s", conn.daemon, conn.remote_ip, e)
+        return
+    if delay:
+        log.info("%s %s AUTH for %r slowed by %gs: the account is being guessed at",
+                 conn.daemon, conn.remote_ip, login[:64], delay)
+        await asyncio.sleep(delay)
+
+
+async def _failed(conn: Connection, bans: BanStore | None, login: str) -> Verdict | None:
+    if bans is None:
+        return None
+    try:
+        return await asyncio.to_thread(bans.failed, conn.remote_ip, conn.daemon, login)
+    except sqlite3.Error as e:
+        log.warning("%s %s failure not recorded in the ban store: %s", conn.daemon,
+                    conn.remote_ip, e)
+        return None
+
+
+async def authenticate(server: SMTPServer, passwords: PasswordChecker,
+                       bans: BanStore | None, login: bytes, password: bytes) -> AuthResult:
     """Check the password and act on the verdict (see the module docstring)."""
     conn = server.conn
     assert conn is not None and conn.pipeline is not None and conn.pipelines is not None
-    user = await passwords.verify(login, password)
-    if user is None:
-        shown = login.decode(errors="replace")
+    shown = login.decode(errors="replace")
+    await _account_delay(conn, bans, shown)
+    found = await passwords.check(login, password)
+    if found is None:
         log.warning("%s %s AUTH failed for %r", conn.daemon, conn.remote_ip, shown[:64])
-        await asyncio.sleep(passwords.failure_delay)
+        verdict = await _failed(conn, bans, shown)
+        await asyncio.sleep(max(passwords.failure_delay, verdict.delay if verdict else 0))
+        if verdict is not None and verdict.ban is not None:
+            ban = verdict.ban
+            length = format_duration((ban.until or ban.since) - ban.since)
+            log.warning("%s %s banned for %s: %s (last user %r)", conn.daemon,
+                        conn.remote_ip, length, ban.reason, shown[:64])
+            await server.push(replies.AUTH_BANNED.format(ip=conn.remote_ip, left=length))
+            server.close_soon()
+            return handled()
         result = await conn.pipeline.run("auth", conn, shown, False)
         if result.rejects:
             await server.push(result.reply or replies.AUTH_FAILED)
@@ -125,6 +191,10 @@ async def authenticate(server: SMTPServer, passwords: PasswordChecker, login: by
                 server.close_soon()
             return handled()
         return AuthResult(success=False, handled=False, message=replies.AUTH_FAILED)
+    user = found.user  # the real user, also for an app password
+    # a success says so, naming the app password: never read as a failure
+    log.info("%s %s AUTH ok for %r as %s%s", conn.daemon, conn.remote_ip, shown[:64],
+             user, f" with app-password {found.app_password}" if found.app_password else "")
     conn.auth_user = user
     conn.naughty = None  # our own user: earlier marks (DNSBL, HELO...) no longer count
     conn.peer = AUTHENTICATED

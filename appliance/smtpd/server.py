@@ -6,11 +6,19 @@
   Session at STARTTLS, so per-connection state cannot live there);
 - DATA without aiosmtpd's line-length refusal: only the message size is limited;
 - enhanced status codes (RFC 2034, which we advertise) on aiosmtpd's own replies, and
-  no second STARTTLS inside TLS.
+  no second STARTTLS inside TLS;
+- the PROXY protocol (v2 and v1, parsed by aiosmtpd's own `proxy_protocol`), required
+  from network.trusted_proxies and refused from everyone else: the header's source
+  address becomes the connection's remote address before anything sees it (caps,
+  plugins, Received, logs). aiosmtpd's `proxy_protocol_timeout` would want it from every
+  client, so the header is read here, per peer;
+- implicit TLS on 465 started by the protocol itself (as STARTTLS is), after the PROXY
+  header a load balancer sends in clear before the client's TLS.
 
 Relies on aiosmtpd 1.4.x internals (`_handle_client`, `_original_transport`,
-`_tls_protocol`, `_reader`, `_call_handler_hook`, `_set_post_data_state`) and on its
-reply texts (AIOSMTPD_REPLIES); the dependency is pinned to that series.
+`_tls_protocol`, `_reader`, `_call_handler_hook`, `_set_post_data_state`,
+`proxy_protocol.get_proxy`) and on its reply texts (AIOSMTPD_REPLIES); the dependency
+is pinned to that series.
 """
 
 from __future__ import annotations
@@ -18,14 +26,17 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+import ssl
+from asyncio import sslproto
 from collections import Counter
 from typing import TYPE_CHECKING, Any, AnyStr, cast
 
+from aiosmtpd.proxy_protocol import V2_SIGNATURE, ProxyData, get_proxy
 from aiosmtpd.smtp import MISSING, SMTP, syntax
 
 from appliance.smtpd import replies
 from appliance.smtpd.hooks import Connection
-from appliance.smtpd.peers import ip_address
+from appliance.smtpd.peers import LocalNetworks, ip_address
 
 if TYPE_CHECKING:
     from appliance.smtpd.handler import Handler
@@ -34,6 +45,12 @@ log = logging.getLogger("appliance.smtpd.server")
 
 # Hard stop for unknown commands when no plugin counts them (local peers).
 UNRECOGNIZED_BACKSTOP = 50
+# How long a trusted proxy has for its PROXY header (at most the session timeout).
+PROXY_TIMEOUT_S = 10.0
+# The first bytes of a PROXY header, v1 and v2: no SMTP client starts so.
+PROXY_SIGNATURES = (b"PROXY", V2_SIGNATURE[:5])
+SIGNATURE_LENGTH = 5
+TLS_HANDSHAKE_TIMEOUT_S = 30
 
 # aiosmtpd's own reply lines that lack an enhanced status code, and ours in their place.
 AIOSMTPD_REPLIES: dict[str, str] = {
@@ -133,10 +150,15 @@ class SMTPServer(SMTP):
         daemon: str,
         limits: ConnectionLimits,
         implicit_tls: bool = False,
+        implicit_tls_context: ssl.SSLContext | None = None,
+        trusted_proxies: LocalNetworks | None = None,
+        proxy_timeout: float = PROXY_TIMEOUT_S,
         min_data_rate: int = 0,
         **kwargs: Any,
     ) -> None:
         super().__init__(handler, **kwargs)
+        if implicit_tls and implicit_tls_context is None:
+            raise ValueError("implicit TLS needs its context")
         self.daemon = daemon
         self.min_data_rate = min_data_rate
         self._data_started: float | None = None  # loop time DATA's 354 went out
@@ -144,7 +166,16 @@ class SMTPServer(SMTP):
         self._timer_paused = False  # by data_complete(), while a message is checked
         self.limits = limits
         self.implicit_tls = implicit_tls
+        self.implicit_tls_context = implicit_tls_context
+        self.trusted_proxies = trusted_proxies
+        self.proxy_timeout = min(proxy_timeout, self._timeout_duration)
         self.conn: Connection | None = None
+        self.proxy: ProxyData | None = None  # the header a trusted proxy sent
+        self._proxied = False  # the peer is a trusted proxy: a PROXY header comes first
+        self._counted: str | None = None  # the address counted in limits
+        self._sniffing = False  # an untrusted peer's first bytes, held back until known
+        self._first_bytes = b""
+        self._sniffed: asyncio.Future[None] | None = None  # 465 waits for the verdict
         self._refused = False
         self._unrecognized = 0
         self._smtp_methods = _Commands(self._smtp_methods, self._on_unrecognized)
@@ -158,13 +189,19 @@ class SMTPServer(SMTP):
             # IPv4-mapped IPv6 as plain IPv4: counted, logged and judged in one spelling.
             addr = ip_address(str(peer[0]))
             ip = str(addr) if addr is not None else str(peer[0])
-            refusal = self.limits.acquire(ip)
-            if refusal:
-                self._refused = True
-                log.warning("%s %s refused: %s", self.daemon, ip, refusal)
-                transport.write(refusal.encode() + b"\r\n")  # type: ignore[attr-defined]
-                transport.close()
-                return
+            self._proxied = self.trusted_proxies is not None and ip in self.trusted_proxies
+            self._sniffing = not self._proxied
+            # A proxied client is counted by its real address, once the header is in;
+            # one on 465 inside TLS, where its refusal is said.
+            if not self._proxied and not self.implicit_tls:
+                refusal = self.limits.acquire(ip)
+                if refusal:
+                    self._refused = True
+                    log.warning("%s %s refused: %s", self.daemon, ip, refusal)
+                    transport.write(refusal.encode() + b"\r\n")  # type: ignore[attr-defined]
+                    transport.close()
+                    return
+                self._counted = ip
             self.conn = Connection(
                 daemon=self.daemon,
                 remote_ip=ip,
@@ -173,9 +210,6 @@ class SMTPServer(SMTP):
                 tls=self.implicit_tls,
             )
             self.conn.input_pending = self._input_pending
-            if self.implicit_tls:
-                ssl_object = transport.get_extra_info("ssl_object")
-                self.conn.tls_version = ssl_object.version() if ssl_object else ""
             self.limits.open.add(self)
         super().connection_made(transport)
 
@@ -184,13 +218,138 @@ class SMTPServer(SMTP):
             return
         if self.conn is not None and self in self.limits.open:
             self.limits.open.discard(self)
-            self.limits.release(self.conn.remote_ip)
-            self.event_handler.on_disconnect(self)
+            if self._counted is not None:
+                self.limits.release(self._counted)
+                self._counted = None
+            if self.conn.pipeline is not None:  # the connect hooks ran
+                self.event_handler.on_disconnect(self)
         super().connection_lost(error)
 
-    async def _handle_client(self) -> None:
-        # The connect hook runs before the greeting, so a plugin can refuse the session.
+    async def _admit(self) -> bool:
+        """The PROXY header of a trusted proxy, implicit TLS, and the connection caps,
+        in that order, before the connect hooks: False if the connection was closed."""
+        assert self.conn is not None and self.transport is not None
+        if self._proxied and not await self._read_proxy_header():
+            self.transport.close()
+            return False
+        if self.implicit_tls and not await self._start_implicit_tls():
+            return False
+        if self._counted is None:
+            refusal = self.limits.acquire(self.conn.remote_ip)
+            if refusal:
+                log.warning("%s %s refused: %s", self.daemon, self.conn.remote_ip, refusal)
+                await self.push(refusal)
+                self.transport.close()
+                return False
+            self._counted = self.conn.remote_ip
+        return True
+
+    async def _read_proxy_header(self) -> bool:
+        """The trusted proxy's header (aiosmtpd's parser): the client's address becomes
+        the connection's. LOCAL (v2) and UNKNOWN (v1), a proxy's own health check, keep
+        the proxy's address, as the protocol says."""
         assert self.conn is not None
+        proxy_ip = self.conn.remote_ip
+        if self._timeout_handle is not None:  # this wait has its own limit
+            self._timeout_handle.cancel()
+        try:
+            data = await asyncio.wait_for(get_proxy(self._reader), self.proxy_timeout)
+        except TimeoutError:
+            log.warning("%s %s closed: no PROXY header within %g s from a trusted proxy",
+                        self.daemon, proxy_ip, self.proxy_timeout)
+            return False
+        except (asyncio.IncompleteReadError, ConnectionError):
+            log.warning("%s %s closed: the trusted proxy hung up before its PROXY "
+                        "header", self.daemon, proxy_ip)
+            return False
+        if not data.valid:
+            log.warning("%s %s closed: bad PROXY header from a trusted proxy (%s)",
+                        self.daemon, proxy_ip, data.error or "not a PROXY header")
+            return False
+        self.proxy = data
+        self._reset_timeout()
+        source = ip_address(str(data.src_addr)) if data.src_addr is not None else None
+        if source is None or data.command == 0:  # LOCAL, UNKNOWN, or a UNIX socket
+            log.info("%s %s: PROXY header without a client address, the proxy's own "
+                     "connection", self.daemon, proxy_ip)
+            return True
+        self.conn.remote_ip = str(source)
+        self.conn.remote_port = int(data.src_port or 0)
+        log.info("%s %s:%d by PROXY v%d from %s", self.daemon, self.conn.remote_ip,
+                 self.conn.remote_port, data.version, proxy_ip)
+        return True
+
+    async def _start_implicit_tls(self) -> bool:
+        """465: TLS from the first byte after any PROXY header, started the way
+        aiosmtpd starts STARTTLS (its connection_made then sees the TLS layer, and our
+        handle_STARTTLS records it). Bytes of the handshake already read go to it."""
+        assert self.transport is not None and self.implicit_tls_context is not None
+        if self._sniffing:  # the first bytes decide between TLS and a hang-up
+            self._sniffed = self.loop.create_future()
+            try:
+                await asyncio.wait_for(self._sniffed, TLS_HANDSHAKE_TIMEOUT_S)
+            except TimeoutError:
+                self.transport.close()
+                return False
+        early = bytes(self._reader._buffer)  # type: ignore[attr-defined]
+        self._reader._buffer.clear()  # type: ignore[attr-defined]
+        waiter = self.loop.create_future()
+        self._tls_protocol = sslproto.SSLProtocol(
+            self.loop, self, self.implicit_tls_context, waiter, server_side=True,
+            ssl_handshake_timeout=TLS_HANDSHAKE_TIMEOUT_S)
+        self._original_transport = self.transport
+        self._original_transport.set_protocol(self._tls_protocol)
+        self.transport = self._tls_protocol._app_transport
+        self._tls_protocol.connection_made(self._original_transport)
+        while early:
+            buf = self._tls_protocol.get_buffer(len(early))
+            n = min(len(buf), len(early))
+            buf[:n] = early[:n]
+            self._tls_protocol.buffer_updated(n)
+            early = early[n:]
+        try:
+            await waiter
+        except Exception as e:  # noqa: BLE001 - whatever ended the handshake ends this
+            assert self.conn is not None
+            log.info("%s %s: TLS handshake failed: %s", self.daemon, self.conn.remote_ip,
+                     e or type(e).__name__)
+            # The TLS layer tells us nothing more (no connection_made, so no
+            # connection_lost): this connection's slot and timer end here.
+            self.limits.open.discard(self)
+            if self._timeout_handle is not None:
+                self._timeout_handle.cancel()
+            self._original_transport.close()
+            return False
+        return True
+
+    def _sniff(self, data: bytes) -> bytes | None:
+        """An untrusted peer's first bytes: held until there are enough to tell a PROXY
+        header, which closes the connection (logged); None while undecided. A complete
+        line ends the wait (an empty command line is the v2 signature's start)."""
+        self._first_bytes += data
+        head = self._first_bytes[:SIGNATURE_LENGTH]
+        if any(sig.startswith(head) for sig in PROXY_SIGNATURES) and (
+                len(head) == SIGNATURE_LENGTH or b"\n" not in head):
+            if len(head) < SIGNATURE_LENGTH:
+                return None  # could still be one
+            assert self.conn is not None and self.transport is not None
+            log.warning("%s %s closed: PROXY header from an address not in "
+                        "network.trusted_proxies", self.daemon, self.conn.remote_ip)
+            self._sniffing = False
+            self._first_bytes = b""
+            self.transport.close()
+            return b""
+        self._sniffing = False
+        data, self._first_bytes = self._first_bytes, b""
+        if self._sniffed is not None and not self._sniffed.done():
+            self.loop.call_soon(self._sniffed.set_result, None)  # once the bytes are in
+        return data
+
+    async def _handle_client(self) -> None:
+        assert self.conn is not None
+        if not await self._admit():
+            return
+        # The connect hook runs before the greeting, so a plugin can refuse the session.
         result = await self.event_handler.on_connect(self)
         if result is not None:
             await self.push(result)
@@ -204,6 +363,11 @@ class SMTPServer(SMTP):
         # so a client trickling a byte at a time still has `timeout` for the line. In
         # DATA every byte re-arms it (a slow link is not idle), but never past the
         # deadline the minimum rate gives: timeout + bytes so far / min_data_rate.
+        if self._sniffing and self._original_transport is None:
+            held = self._sniff(data)
+            if not held:
+                return
+            data = held
         if self._data_started is not None and self._timeout_handle is not None:
             self._data_bytes += len(data)
             wait = self._timeout_duration

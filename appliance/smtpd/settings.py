@@ -22,6 +22,7 @@ from typing import Any, ClassVar, TypeVar, Union, get_args, get_origin, get_type
 
 from appliance.config.load import check_value
 from appliance.config.schema import PLUGIN_SECTIONS, SECTIONS, SMTP_DAEMONS, Section
+from appliance.security.bans import Rules
 
 
 class SettingsError(ValueError):
@@ -327,6 +328,14 @@ class TlsSettings:
 
 
 @dataclass(frozen=True)
+class UserLimits:
+    """What one user may send (limits.*, or the user's own override); 0: no limit."""
+
+    messages_per_hour: int
+    recipients_per_message: int
+
+
+@dataclass(frozen=True)
 class DomainSettings:
     """A [domains.NAME] entry."""
 
@@ -354,6 +363,7 @@ class Settings:
     log_level: int
     plugin_settings: PluginSettings
     local_networks: tuple[str, ...]
+    trusted_proxies: tuple[str, ...]  # PROXY protocol peers (network.trusted_proxies)
     local_domains: tuple[str, ...]
     primary_domain: str
     delegated_domains: dict[str, str]  # domain -> its mail server
@@ -363,11 +373,17 @@ class Settings:
     send_as: dict[str, tuple[str, ...]]  # user -> extra sender patterns
     domains: dict[str, DomainSettings]
     users: dict[str, str]  # user -> password hash
+    app_passwords: dict[str, dict[str, str]]  # user -> app password name -> hash
     tls: TlsSettings
     dkim_keys: str
     run_as: str
     daemons: dict[str, DaemonSettings]  # by name: SMTP_DAEMONS, each once
     terse_log: str
+    user_limits: dict[str, UserLimits]  # every user's (send_limits, the RCPT cap)
+    tarpit_count: int
+    tarpit_delay: int
+    security: Rules  # failed logins and bans, shared with Dovecot's policy server
+    bans_db: str
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON form (tuples become lists)."""

@@ -114,3 +114,15 @@ def _imap_newest(ip: str, user: str, password: str, criteria: tuple[str, ...],
         return parts[0][1]  # type: ignore[index,return-value]
     finally:
         imap.logout()
+
+
+def imap_login(ip: str, user: str, password: str, *, port: int = 993) -> bool:
+    """Whether USER logs in over IMAPS with PASSWORD."""
+    box = imaplib.IMAP4_SSL(ip, port, ssl_context=tls_context(), timeout=TIMEOUT_S)
+    try:
+        box.login(user, password)
+        return True
+    except imaplib.IMAP4.error:
+        return False
+    finally:
+        box.shutdown()

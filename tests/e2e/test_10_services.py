@@ -52,7 +52,8 @@ def test_postfix_handoff_listens_on_loopback_only(host, appliance: Appliance) ->
 def test_supervisor_reports_every_program_running(appliance: Appliance) -> None:
     status = appliance.exec("supervisorctl", "status").stdout
     programs = ("postfix", "dovecot", "smtpd-smtp", "smtpd-smtps", "smtpd-submission",
-                "scheduler", "spamd", "clamd", "freshclam", "unbound", "nginx", "php-fpm")
+                "scheduler", "spamd", "clamd", "freshclam", "unbound", "nginx", "php-fpm",
+                "security-policy")
     for program in programs:
         assert f"{program} " in status
     assert status.count("RUNNING") == len(programs), status

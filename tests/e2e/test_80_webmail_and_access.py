@@ -34,7 +34,7 @@ from tests.e2e.conftest import (
     sink_messages,
     wait_for,
 )
-from tests.e2e.mail import TIMEOUT_S, imap_message, tls_context
+from tests.e2e.mail import TIMEOUT_S, imap_login, imap_message, tls_context
 from tests.e2e.plugins import (
     add_user,
     body,
@@ -566,17 +566,6 @@ def test_out_of_office_set_in_the_browser_answers_mail_from_the_internet(
     assert len([m for m in sink_messages(sender) if reply_subject.encode() in m]) == 1
 
 
-def _imap_login(ip: str, user: str, password: str) -> bool:
-    box = imaplib.IMAP4_SSL(ip, 993, ssl_context=tls_context(), timeout=TIMEOUT_S)
-    try:
-        box.login(user, password)
-        return True
-    except imaplib.IMAP4.error:
-        return False
-    finally:
-        box.shutdown()
-
-
 def test_a_user_changes_their_password_in_the_browser_and_a_weak_one_is_refused(
     appliance: Appliance, browser: object,
 ) -> None:
@@ -608,15 +597,15 @@ def test_a_user_changes_their_password_in_the_browser_and_a_weak_one_is_refused(
         # long enough for Roundcube's own check, too weak for system.password_strength
         refused = save(old, "abcdefghijklmnopq")
         assert "refused" in refused and "upper and lower case" in refused, refused
-        assert _imap_login(app.ip, user, old)  # nothing changed
+        assert imap_login(app.ip, user, old)  # nothing changed
         wait.until(ec.invisibility_of_element_located(
             (By.CSS_SELECTOR, "#messagestack div.error")))
         assert "Successfully saved" in save(old, new)
     except Exception:
         _shot_on_failure(drv, "password")
         raise
-    wait_for(lambda: _imap_login(app.ip, user, new), 30, "a login with the new password")
-    assert not _imap_login(app.ip, user, old)
+    wait_for(lambda: imap_login(app.ip, user, new), 30, "a login with the new password")
+    assert not imap_login(app.ip, user, old)
     # the stored hash is what changed: SMTP AUTH on 587 takes the new one too
     with smtplib.SMTP(app.ip, 587, timeout=TIMEOUT_S) as s:
         s.starttls(context=tls_context())

@@ -91,7 +91,8 @@ async def fake_postfix() -> AsyncIterator[FakePostfix]:
 async def start_daemon(
     fake_postfix: FakePostfix, tls_files: tuple[Path, Path]
 ) -> AsyncIterator[StartDaemon]:
-    """start_daemon(name="smtp", *, local_networks, extra_toml, handoff_port, timeout).
+    """start_daemon(name="smtp", *, local_networks, extra_toml, handoff_port, timeout,
+    trusted_proxies).
 
     A running Daemon on 127.0.0.1 (an ephemeral port: `port(daemon)`), handing off to the
     fake Postfix unless `handoff_port` says otherwise. AUTH failures are not delayed.
@@ -100,7 +101,8 @@ async def start_daemon(
 
     async def start(name: str = "smtp", *, local_networks: list[str] | None = None,
                     extra_toml: str = "", handoff_port: int | None = None,
-                    timeout: float | None = None) -> Daemon:
+                    timeout: float | None = None,
+                    trusted_proxies: list[str] | None = None) -> Daemon:
         settings = make_settings(
             cert=tls_files[0], key=tls_files[1],
             handoff_port=fake_postfix.port if handoff_port is None else handoff_port,
@@ -108,6 +110,8 @@ async def start_daemon(
         )
         if timeout is not None:  # below the toml's minimum of 5 s, to keep tests fast
             settings["timeout"] = timeout
+        if trusted_proxies is not None:  # network.trusted_proxies
+            settings["trusted_proxies"] = trusted_proxies
         daemon = Daemon(name, from_dict(settings), host="127.0.0.1",
                         sock=listen_socket(0, "127.0.0.1"))
         daemon.handler.state.passwords.failure_delay = 0

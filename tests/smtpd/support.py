@@ -75,6 +75,9 @@ def make_settings(
     settings["state_dir"] = str(state)
     settings["queue_dir"] = str(state)  # the free-space check at MAIL reads a real fs
     settings["dkim_keys"] = str(state / "dkim")
+    settings["bans_db"] = str(state / "bans.sqlite")
+    # the ban store's growing delays would slow every test that fails a login
+    settings["security"]["failure_delay"] = 0
     # Greet at once unless a test asks for earlytalker's pause (SME waits 1 s).
     if "[smtpd.earlytalker]" not in extra_toml:
         settings["plugin_settings"]["earlytalker"]["wait"] = 0

@@ -205,7 +205,7 @@ def _install(daemon: Any, plugins: list[BasePlugin]) -> None:
     old = daemon.handler.state
     daemon.handler.state = State(settings=old.settings,
                                  pipelines=FixedPipelines(plugins),  # type: ignore[arg-type]
-                                 passwords=old.passwords)
+                                 passwords=old.passwords, bans=old.bans)
 
 
 async def test_daemon_answers_451_when_a_plugin_crashes_in_rcpt(

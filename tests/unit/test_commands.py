@@ -40,7 +40,7 @@ def test_the_accounts_verbs_take_exactly_the_actions_of_the_accounts_table() -> 
     parsers = subparsers(table.parser())
     for verb, coll in accounts_command.COLLECTIONS.items():
         [action] = [a for a in parsers[verb]._actions if a.dest == "action"]
-        assert list(action.choices or ()) == list(coll.actions)
+        assert list(action.choices or ()) == coll.choices()
         assert [a for a, change in coll.actions.items() if change is None] == ["list"]
 
 
@@ -126,3 +126,74 @@ def test_an_accounts_action_without_a_name_or_with_a_weak_password_changes_nothi
     assert table.main(["group", "member-add", "nobody", "carol"]) == 2
     assert "no such group" in capsys.readouterr().err
     assert toml.read_text() == before
+
+
+def test_an_app_password_is_printed_once_last_listed_without_its_hash_and_removed(
+        toml: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """`user app-password add|list|remove`: the password is the last line printed, only
+    its hash is stored, list shows name and time, remove revokes it; the user's own new
+    password leaves it, deleting the user deletes it."""
+    appliance(capsys, "user", "add", "alice", "--password-stdin", stdin=STRONG + "\n")
+    out = appliance(capsys, "user", "app-password", "add", "alice", "phone")
+    password = out.splitlines()[-1]
+    assert re.fullmatch(r"[a-z0-9]{4}(-[a-z0-9]{4}){3}", password)
+    assert password not in toml.read_text()
+    [entry] = load(toml).data["users"]["alice"]["app_passwords"]
+    name, created, stored = entry.split(" ")
+    assert name == "phone" and check_password(password.encode(), stored)
+    assert not check_password(STRONG.encode(), stored)
+
+    listed = appliance(capsys, "user", "app-password", "list", "alice")
+    assert listed == f"phone\t{created}\n" and "BLF" not in listed
+
+    appliance(capsys, "user", "passwd", "alice", "--password-stdin", stdin=OTHER + "\n")
+    assert load(toml).data["users"]["alice"]["app_passwords"] == [entry]
+
+    assert appliance(capsys, "user", "app-password", "remove", "alice", "phone") == (
+        "user alice: app password phone removed; it no longer logs in\n")
+    assert load(toml).data["users"]["alice"]["app_passwords"] == []
+    assert appliance(capsys, "user", "app-password", "list", "alice") == ""
+
+    appliance(capsys, "user", "app-password", "add", "alice", "laptop")
+    appliance(capsys, "user", "add", "bob", "--password-stdin", stdin=STRONG + "\n")
+    appliance(capsys, "config", "set", "system.admin", "bob")
+    appliance(capsys, "user", "del", "alice")
+    assert "app_passwords" not in toml.read_text()
+
+
+@pytest.mark.parametrize(("argv", "error"), [
+    (["add", "alice", "phone"], "alice already has an app password named phone"),
+    (["add", "alice", "my phone"], "bad app password name 'my phone'"),
+    (["add", "alice", "x" * 33], "bad app password name"),
+    (["add", "nobody", "phone"], "users.nobody: no such user"),
+    (["remove", "alice", "tablet"], "alice has no app password named tablet"),
+    (["add", "alice"], "`appliance user app-password add USER NAME`"),
+    (["show", "alice"], "`appliance user app-password add USER NAME`"),
+])
+def test_a_wrong_app_password_command_is_refused_and_changes_nothing(
+        toml: Path, capsys: pytest.CaptureFixture[str], argv: list[str], error: str) -> None:
+    appliance(capsys, "user", "add", "alice", "--password-stdin", stdin=STRONG + "\n")
+    appliance(capsys, "user", "app-password", "add", "alice", "phone")
+    before = toml.read_text()
+    assert table.main(["user", "app-password", *argv]) == 2
+    assert error in capsys.readouterr().err
+    assert toml.read_text() == before
+
+
+def test_a_user_has_at_most_ten_app_passwords(
+        toml: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from appliance.config.app_passwords import MAX_PER_USER
+
+    appliance(capsys, "user", "add", "alice", "--password-stdin", stdin=STRONG + "\n")
+    for n in range(MAX_PER_USER):
+        appliance(capsys, "user", "app-password", "add", "alice", f"device{n}")
+    assert table.main(["user", "app-password", "add", "alice", "one-more"]) == 2
+    assert (f"alice already has {MAX_PER_USER} app passwords, the most a user may have"
+            in capsys.readouterr().err)
+    assert len(load(toml).data["users"]["alice"]["app_passwords"]) == MAX_PER_USER
+
+
+def test_other_actions_refuse_extra_arguments(
+        toml: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert table.main(["user", "list", "alice", "junk"]) == 2
+    assert "too many arguments" in capsys.readouterr().err

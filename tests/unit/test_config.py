@@ -151,7 +151,8 @@ def test_an_error_about_a_secret_never_shows_its_value(text: str, key: str) -> N
 def test_the_secret_keys_are_the_passwords() -> None:
     secret = {f"{s.path}.{k.name}" for s in (*SECTIONS, *COLLECTIONS) for k in s.keys
               if k.secret}
-    assert secret == {"delivery.smarthost_password", "fetchmail.password", "users.password"}
+    assert secret == {"delivery.smarthost_password", "fetchmail.password", "users.password",
+                      "users.app_passwords"}
 
 
 def test_config_show_hides_exactly_the_secret_keys(

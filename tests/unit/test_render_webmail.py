@@ -134,7 +134,8 @@ def test_spam_filed_into_junkmail_gets_no_out_of_office_reply() -> None:
 
 def test_roundcube_filters_and_out_of_office_use_managesieve_over_loopback() -> None:
     conf = files()[webmail.ROUNDCUBE_CONF]
-    assert "$config['plugins'] = ['archive', 'managesieve', 'password'];" in conf
+    assert ("$config['plugins'] = ['archive', 'managesieve', 'password', 'app_passwords',\n"
+            "                      'login_address'];" in conf)
     assert "$config['managesieve_host'] = '127.0.0.1:4190';" in conf
     assert "$config['managesieve_usetls'] = false;" in conf
     assert "$config['managesieve_vacation'] = 1;" in conf

@@ -15,8 +15,10 @@ password and the new one's strength and applies it as `appliance user passwd` do
 
 from __future__ import annotations
 
+import json
+
 from appliance import limits, paths
-from appliance.config import Config
+from appliance.config import Config, app_passwords
 from appliance.services.base import (
     Change,
     Program,
@@ -31,12 +33,18 @@ from appliance.services.base import (
 from appliance.services.dovecot import MANAGESIEVE_PORT
 
 ROUNDCUBE_CONF = "/etc/roundcube/config.inc.php"
+# read by the app_passwords plugin (rootfs/usr/share/roundcube/plugins/app_passwords)
+APP_PASSWORDS = "/etc/roundcube/app-passwords.json"
 NGINX_CONF = "/etc/nginx/nginx.conf"
 PHP_FPM_CONF = "/etc/php/8.4/fpm/php-fpm.conf"
 PHP_FPM_SOCKET = "/run/php/php8.4-fpm.sock"
 DOCROOT = "/var/lib/roundcube/public_html/"
 DATABASE = paths.DATA / "webmail" / "roundcube.db"
 DES_KEY = paths.DATA / "webmail" / "des_key"
+# network.trusted_proxies: listeners whose connections start with a PROXY header (the
+# direct ports 80 and 443 stay as they are).
+PROXIED_HTTP_PORT = 8080
+PROXIED_HTTPS_PORT = 8443
 
 
 def _php(value: str) -> str:
@@ -88,7 +96,11 @@ $config['support_url'] = '';
 $config['des_key'] = trim(file_get_contents('{DES_KEY}'));
 $config['cipher_method'] = 'AES-256-CBC';
 $config['enable_installer'] = false;
-$config['plugins'] = ['archive', 'managesieve', 'password'];
+// app_passwords: an app password does not log in here (IMAP, POP3, SMTP only);
+// login_address: Dovecot counts and bans a login by the browser's address, and a
+// banned visitor is told why (rootfs/usr/share/roundcube/plugins/login_address)
+$config['plugins'] = ['archive', 'managesieve', 'password', 'app_passwords',
+                      'login_address'];
 // Dovecot's ManageSieve over loopback, which it treats as secure (as IMAP above): the
 // password never leaves the container, and Dovecot wants STARTTLS from anywhere else.
 $config['managesieve_host'] = '127.0.0.1:{MANAGESIEVE_PORT}';
@@ -117,6 +129,16 @@ $config['log_driver'] = 'stdout';
 $config['log_logins'] = true;
 $config['temp_dir'] = '/var/lib/roundcube/temp/';
 """
+
+
+def app_passwords_json(config: Config) -> str:
+    """The hashes the webmail refuses: user -> app password name -> bcrypt hash, without
+    Dovecot's {BLF-CRYPT} prefix (PHP's password_verify reads $2b$ as it is)."""
+    return json.dumps({
+        name: {p.name: p.hash.removeprefix(app_passwords.SCHEME)
+               for p in app_passwords.entries(user["app_passwords"])}
+        for name, user in sorted(config.data["users"].items()) if user["app_passwords"]},
+        indent=1, sort_keys=True) + "\n"
 
 
 def php_fpm_conf(config: Config) -> str:
@@ -165,6 +187,22 @@ def _access_rules(config: Config) -> str:
     return "".join(f"        allow {n};\n" for n in nets) + "        deny all;\n"
 
 
+def _proxied(config: Config, port: int, tls: bool) -> str:
+    """A listener for the trusted proxies, and whom nginx believes there: the address in
+    their PROXY header becomes $remote_addr (the access rules, the log, Roundcube's and
+    PHP's REMOTE_ADDR). Only for connections that sent a header: 80 and 443 keep the
+    peer's own address."""
+    proxies = config.data["network"]["trusted_proxies"]
+    if not proxies:
+        return ""
+    extra, scheme = (" ssl http2", "HTTPS") if tls else ("", "HTTP")
+    trust = "".join(f"        set_real_ip_from {p};\n" for p in proxies)
+    return (f"        # network.trusted_proxies: PROXY header first, then {scheme}\n"
+            f"        listen {port}{extra} proxy_protocol;\n"
+            f"        listen [::]:{port}{extra} proxy_protocol;\n"
+            f"{trust}        real_ip_header proxy_protocol;\n")
+
+
 def nginx_conf(config: Config) -> str:
     web = config.data["webmail"]
     protocols = "TLSv1.3" if web["tls_min_version"] == "TLSv1.3" else "TLSv1.2 TLSv1.3"
@@ -188,12 +226,14 @@ http {{
     server {{
         listen 80 default_server;
         listen [::]:80 default_server;
+{_proxied(config, PROXIED_HTTP_PORT, tls=False)}\
         return 301 https://$host$request_uri;
     }}
 
     server {{
         listen 443 ssl http2 default_server;
         listen [::]:443 ssl http2 default_server;
+{_proxied(config, PROXIED_HTTPS_PORT, tls=True)}\
         ssl_certificate {paths.TLS_CERT};
         ssl_certificate_key {paths.TLS_KEY};
         ssl_protocols {protocols};
@@ -239,6 +279,8 @@ http {{
 def render(config: Config) -> list[RenderedFile]:
     return [
         RenderedFile(ROUNDCUBE_CONF, roundcube_conf(config), mode=0o640, group="www-data"),
+        RenderedFile(APP_PASSWORDS, app_passwords_json(config), mode=0o640,
+                     group="www-data", secret=True),
         RenderedFile(PHP_FPM_CONF, php_fpm_conf(config)),
         RenderedFile(NGINX_CONF, nginx_conf(config)),
     ]

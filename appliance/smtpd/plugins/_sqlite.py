@@ -19,6 +19,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
 
+from appliance.sqlite_transaction import transaction
+
 T = TypeVar("T")
 
 BUSY_TIMEOUT_MS = 500
@@ -52,20 +54,8 @@ class Store:
         return self._db
 
     def _run(self, fn: Callable[[sqlite3.Connection], T], write: bool) -> T:
-        with self._lock:
-            db = self._open()
-            # IMMEDIATE takes the write lock up front: a read-then-write transaction
-            # that upgrades later could fail with "database is locked" without waiting.
-            # Readers need no lock at all under WAL.
-            db.execute("BEGIN IMMEDIATE" if write else "BEGIN")
-            try:
-                result = fn(db)
-                db.execute("COMMIT")
-            except BaseException:
-                if db.in_transaction:
-                    db.execute("ROLLBACK")
-                raise
-            return result
+        with self._lock:  # readers need no database lock at all under WAL
+            return transaction(self._open(), fn, write)
 
     async def run(self, fn: Callable[[sqlite3.Connection], T], write: bool = True) -> T:
         """Run fn(db) in one transaction in a worker thread; sqlite3.Error on failure."""

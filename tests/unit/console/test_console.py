@@ -26,6 +26,7 @@ from console.screens.dns import DNSScreen
 from console.screens.form import field_id
 from console.screens.mtu import MTUScreen
 from console.session import Session
+from console.system import System
 
 SIZE = (80, 24)
 
@@ -75,6 +76,11 @@ class FakeSystem:
         return TestResult(ok=True, transcript=["send: 'ehlo mail.example.com'",
                                                "reply: retcode (250)"], message_id="<1@x>")
 
+    # the bans are the real store's, on the test's own file (paths.BANS_DB)
+    bans = System.bans
+    accounts_under_attack = System.accounts_under_attack
+    unban = System.unban
+
 
 class CountingCommit:
     def __init__(self, fail: str = "") -> None:
@@ -93,6 +99,7 @@ class CountingCommit:
 def root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setattr(paths, "ROOT", tmp_path)
     monkeypatch.setattr(paths, "CONFIG", tmp_path / "appliance.toml")
+    monkeypatch.setattr(paths, "BANS_DB", tmp_path / "bans.sqlite")
     paths.CONFIG.write_text(default_toml())
     return tmp_path
 
@@ -151,7 +158,7 @@ async def test_menu_lists_every_screen_and_digits_open_them(root: Path) -> None:
         menu = app.screen.query_one("#menu")
         prompts = [str(menu.get_option_at_index(i).prompt) for i in range(menu.option_count)]
         for label in ("Status", "Networking", "DNS forwarder", "MTU", "Mail delivery",
-                      "Apply", "Send a test message"):
+                      "Apply", "Send a test message", "Bans"):
             assert any(label in p for p in prompts), label
         fits(app)
         await pilot.press("3")
@@ -495,3 +502,28 @@ async def test_send_test_message_shows_the_transcript(root: Path) -> None:
         assert system.sent == ["alice@example.com"]
         assert "reply: retcode (250)" in app.screen.query_one("#transcript", Log).lines
         assert "accepted for alice@example.com" in screen_text(app)
+
+
+async def test_the_bans_screen_lists_the_bans_and_lifts_the_one_picked(root: Path) -> None:
+    from appliance.services.security import open_store
+
+    store = open_store(load(paths.CONFIG))
+    store.add("203.0.113.9", 7200, "by hand")
+    for _ in range(10):
+        store.failed("198.51.100.77", "imap", "bob")
+    store.close()
+    app, _, _ = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("8")
+        await settle(pilot, app)
+        table = app.screen.query_one("#bans", DataTable)
+        rows = [table.get_row_at(i) for i in range(table.row_count)]
+        assert [r[0] for r in rows] == ["198.51.100.77", "203.0.113.9"]  # newest first
+        assert rows[0][1] == "1h" and "10 failed logins in 10m (imap, bob)" in rows[0][2]
+        fits(app)
+        await pilot.press("u")  # the cursor is on the first row
+        await settle(pilot, app)
+        assert "ban lifted: 198.51.100.77" in screen_text(app)
+        assert [table.get_row_at(i)[0] for i in range(table.row_count)] == ["203.0.113.9"]
+    store = open_store(load(paths.CONFIG))
+    assert store.banned("198.51.100.77") is None and store.banned("203.0.113.9") is not None
