@@ -58,7 +58,11 @@ def run(args: argparse.Namespace) -> int:
             return 0
         lifted = store.remove(args.address)
         if not lifted:
-            print(f"{args.address} was not banned (its failures are forgotten)")
+            still = store.banned(args.address)
+            if still is not None:
+                print(f"{args.address} is banned as part of {still.key}: remove that")
+            else:
+                print(f"{args.address} was not banned (its failures are forgotten)")
             return 1
         print(f"ban lifted: {', '.join(lifted)}")
         return 0

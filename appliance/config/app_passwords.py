@@ -27,6 +27,8 @@ MAX_PER_USER = 10
 HASH_ROUNDS = 5
 CREATED_RE = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z$")
 SCHEME = "{BLF-CRYPT}"
+# the whole hash: it is rendered into passwd-file lines, where a ":" would add fields
+BCRYPT_RE = re.compile(r"\{BLF-CRYPT\}\$2[aby]\$\d\d\$[./A-Za-z0-9]{53}")
 ALPHABET = string.ascii_lowercase + string.digits
 GROUPS, GROUP_LEN = 4, 4
 
@@ -53,7 +55,7 @@ def parse(item: str) -> AppPassword | str:
     if not CREATED_RE.match(created):
         return f"app password {name}: created {created!r} is not a UTC time such as " \
                "2025-01-31T12:00:00Z"
-    if not hashed.startswith(SCHEME + "$2"):
+    if not BCRYPT_RE.fullmatch(hashed):
         return f"app password {name}: not a {SCHEME} hash"
     return AppPassword(name, created, hashed)
 

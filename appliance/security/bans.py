@@ -56,6 +56,7 @@ CREATE TABLE IF NOT EXISTS failures (
 );
 CREATE INDEX IF NOT EXISTS failures_key ON failures (key, at);
 CREATE INDEX IF NOT EXISTS failures_account ON failures (account, at);
+CREATE INDEX IF NOT EXISTS failures_at ON failures (at);
 CREATE TABLE IF NOT EXISTS bans (
     key TEXT PRIMARY KEY,
     network INTEGER NOT NULL,
@@ -133,6 +134,18 @@ def parse_address(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | 
     return ip
 
 
+def printable(text: str, limit: int) -> str:
+    """TEXT cut to LIMIT, control characters as '?': what clients send reaches logs,
+    the console and the admin's terminal."""
+    return "".join(c if c.isprintable() else "?" for c in text[:limit])
+
+
+def account_name(login: str) -> str:
+    """The account a login names: users are the same in every local domain, so
+    alice@any.domain counts as alice (as Dovecot and the SMTP daemons log them in)."""
+    return printable(login.strip().lower().rpartition("@")[0] or login.strip().lower(), 128)
+
+
 def client_key(address: str) -> str:
     """What failures and bans of ADDRESS are counted under: the address, or its /64."""
     ip = parse_address(address)
@@ -152,6 +165,12 @@ def admin_key(text: str) -> tuple[str, bool]:
         net = ipaddress.ip_network(text, strict=False)
     except ValueError:
         raise BanError(f"{text!r} is neither an IP address nor a network") from None
+    mapped = ipaddress.IPv6Network("::ffff:0:0/96")
+    if isinstance(net, ipaddress.IPv6Network) and net.subnet_of(mapped):
+        # clients are seen as IPv4: ban the IPv4 network itself
+        base = net.network_address.ipv4_mapped
+        assert base is not None
+        net = ipaddress.ip_network(f"{base}/{net.prefixlen - 96}")
     if net.num_addresses == 1:
         return str(net.network_address), False
     return str(net), True
@@ -214,7 +233,7 @@ class BanStore:
     def failed(self, address: str, protocol: str, account: str) -> Verdict:
         """Record one failed login; the delay to wait and the ban it started, if any."""
         r, now, key = self.rules, self.clock(), client_key(address)
-        account = account.strip().lower()[:128]
+        account = account_name(account)
         exempt = self.exempt(address) or parse_address(address) is None
 
         def record(db: sqlite3.Connection) -> Verdict:
@@ -244,15 +263,16 @@ class BanStore:
                       failures=count, first_failure=first, last_failure=now, since=now,
                       until=now + length, offences=offences)
             _save(db, ban, network=key.endswith("/64"))
-            # the next offence is counted from zero, not from these
-            db.execute("DELETE FROM failures WHERE key = ?", (key,))
+            # the next offence is counted from zero, not from these; they still count
+            # for the account (a botnet's bans must not hide its guessing)
+            db.execute("UPDATE failures SET key = '' WHERE key = ?", (key,))
             return Verdict(delay, ban, count)
 
         return self._run(record)
 
     def account_delay(self, account: str) -> float:
         """The delay every login to ACCOUNT waits while it is being guessed at."""
-        account = account.strip().lower()[:128]
+        account = account_name(account)
         if not account:
             return 0.0
         count = self._run(lambda db: db.execute(
@@ -277,6 +297,8 @@ class BanStore:
     def add(self, target: str, seconds: int | None, reason: str = "") -> Ban:
         """Ban an address or network by hand, for SECONDS or (None) until removed."""
         key, network = admin_key(target)
+        if len(reason) > 200 or not reason.isprintable():
+            raise BanError("the reason must be one line of at most 200 printable characters")
         net = ipaddress.ip_network(key)
         if any(net.overlaps(n) for n in self._never):
             raise BanError(f"{key} is in security.never_ban or the local networks: "
@@ -301,7 +323,8 @@ class BanStore:
                 f"SELECT key FROM bans WHERE key IN ({marks}) AND "
                 "(until IS NULL OR until > ?)", (*keys, now))]
             db.execute(f"DELETE FROM bans WHERE key IN ({marks})", keys)
-            db.execute(f"DELETE FROM failures WHERE key IN ({marks})", keys)
+            # forgotten for the address; the account's count keeps them
+            db.execute(f"UPDATE failures SET key = '' WHERE key IN ({marks})", keys)
             return found
 
         return self._run(lift)

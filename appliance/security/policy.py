@@ -21,19 +21,25 @@ Dovecot ignores a report's answer and takes any failure to reach this server (do
 slow past 2 s, an HTTP error) as status 0 while auth_policy_reject_on_fail is no: a
 dead policy server locks no one out, it only stops the bans on Dovecot's ports.
 
-The HTTP side is deliberately small and strict, for the one client it has: requests
-are POST with a Content-Length (no chunked bodies), heads and bodies have size limits
-and deadlines, anything else is answered 400 (405, 413) and the connection closed.
-Connections are kept alive between requests, as Dovecot's HTTP client keeps them.
+The HTTP side is the standard library's (http.server.BaseHTTPRequestHandler speaking
+HTTP/1.1, so connections are kept alive between requests as Dovecot's HTTP client
+keeps them; socketserver's threading unix stream server, a daemon thread per
+connection), made strict for the one client it has: requests are POST with a
+Content-Length (no chunked bodies: 400; none: 411), the request line, headers and body
+have size limits (MAX_*, under the library's own), reads have socket deadlines (a
+stalled request is answered 400, an idle connection closed), and anything else is
+answered 4xx with a JSON `{"error": ...}` and the connection closed. The BanStore is
+thread-safe (one connection under a lock): the handlers call it directly.
 
 `appliance security-policy` runs it under supervisord: it binds its socket as root
 (owner qpsmtpd, group dovecot: Dovecot's auth process runs as the dovecot user), then
-runs as qpsmtpd, the ban store's owner. SIGHUP re-reads the rules (security.json).
+runs as qpsmtpd, the ban store's owner. The main thread takes the signals (sigwait):
+SIGHUP re-reads the rules (security.json) into a new store, which later requests use
+(the old one is closed once the requests using it are done); SIGTERM stops it.
 """
 
 from __future__ import annotations
 
-import asyncio
 import grp
 import json
 import logging
@@ -42,9 +48,13 @@ import os
 import pwd
 import signal
 import socket
+import socketserver
+import threading
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -58,14 +68,16 @@ MAX_LINE = 4096  # bytes of the request line or one header line
 MAX_HEAD = 16384  # bytes of the request line and headers together
 MAX_HEADERS = 50
 MAX_BODY = 65536  # Dovecot's requests are a few hundred bytes
-READ_TIMEOUT_S = 10.0  # to read one request once its first line started
+READ_TIMEOUT_S = 10.0  # the socket deadline within a request once its first line came
 IDLE_TIMEOUT_S = 60.0  # between requests on a kept-alive connection
 WRITE_TIMEOUT_S = 10.0
+STOP_POLL_S = 0.1  # how soon stop() takes (socketserver's accept loop polls for it)
 # What Dovecot's report calls the failure (its fail_type attribute): only these test
 # a password. "policy" is our own refusal, "internal" Dovecot's fault, "disabled" and
 # "expired" a correct password of an account that may not log in.
 COUNTED_FAILURES = frozenset({"credentials", "account"})
 DOVECOT_GROUP = "dovecot"  # Dovecot's default_internal_user, which its auth runs as
+UNIQUE_HEADERS = ("Content-Length", "Transfer-Encoding", "Host")
 
 
 class BadRequest(Exception):
@@ -75,104 +87,6 @@ class BadRequest(Exception):
         super().__init__(why)
         self.status = status
         self.why = why
-
-
-REASONS = {200: "OK", 400: "Bad Request", 405: "Method Not Allowed",
-           413: "Content Too Large", 431: "Request Header Fields Too Large",
-           500: "Internal Server Error"}
-
-
-@dataclass(frozen=True)
-class Request:
-    method: str
-    target: str
-    version: str
-    headers: dict[str, str]  # lower-case names
-    body: bytes
-
-    @property
-    def keep_alive(self) -> bool:
-        connection = self.headers.get("connection", "").lower()
-        if self.version == "HTTP/1.0":
-            return connection == "keep-alive"
-        return connection != "close"
-
-
-async def _line(reader: asyncio.StreamReader) -> bytes:
-    try:
-        line = await reader.readuntil(b"\n")
-    except asyncio.LimitOverrunError:
-        raise BadRequest(431, "line too long") from None
-    except asyncio.IncompleteReadError:
-        raise BadRequest(400, "connection closed mid-request") from None
-    if len(line) > MAX_LINE:
-        raise BadRequest(431, "line too long")
-    if not line.endswith(b"\r\n"):
-        raise BadRequest(400, "line not ended by CRLF")
-    return line[:-2]
-
-
-async def read_request(reader: asyncio.StreamReader) -> Request | None:
-    """The next request on the connection; None when the client closed it (or stayed
-    idle past IDLE_TIMEOUT_S) between requests. BadRequest for anything malformed, too
-    big or slower than READ_TIMEOUT_S."""
-    try:
-        async with asyncio.timeout(IDLE_TIMEOUT_S):
-            first = await reader.read(1)
-    except TimeoutError:
-        return None
-    if not first:
-        return None
-    try:
-        async with asyncio.timeout(READ_TIMEOUT_S):
-            return await _read_rest(first, reader)
-    except TimeoutError:
-        raise BadRequest(400, "request too slow") from None
-
-
-async def _read_rest(first: bytes, reader: asyncio.StreamReader) -> Request:
-    request_line = first + await _line(reader)
-    size = len(request_line)
-    try:
-        method, target, version = request_line.decode("ascii").split(" ")
-    except (UnicodeDecodeError, ValueError):
-        raise BadRequest(400, "malformed request line") from None
-    if version not in ("HTTP/1.1", "HTTP/1.0") or not target:
-        raise BadRequest(400, "not an HTTP/1.x request")
-    headers: dict[str, str] = {}
-    for count in range(MAX_HEADERS + 2):
-        line = await _line(reader)
-        size += len(line) + 2
-        if size > MAX_HEAD or count > MAX_HEADERS:
-            raise BadRequest(431, "headers too large")
-        if not line:
-            break
-        try:
-            text = line.decode("ascii")
-        except UnicodeDecodeError:
-            raise BadRequest(400, "header not ASCII") from None
-        name, colon, value = text.partition(":")
-        if not colon or not name or name != name.strip() or name[0] in " \t":
-            raise BadRequest(400, "malformed header")
-        name = name.lower()
-        if name in headers and name in ("content-length", "transfer-encoding", "host"):
-            raise BadRequest(400, f"repeated {name} header")
-        headers[name] = value.strip(" \t")
-    if method != "POST":
-        raise BadRequest(405, f"{method} not allowed: POST only")
-    if "transfer-encoding" in headers:
-        raise BadRequest(400, "only bodies with a Content-Length are taken")
-    length_text = headers.get("content-length", "")
-    if not length_text.isdigit() or not length_text.isascii():
-        raise BadRequest(400, "Content-Length missing or malformed")
-    length = int(length_text)
-    if length > MAX_BODY:
-        raise BadRequest(413, f"body over {MAX_BODY} bytes")
-    try:
-        body = await reader.readexactly(length)
-    except asyncio.IncompleteReadError:
-        raise BadRequest(400, "body shorter than its Content-Length") from None
-    return Request(method, target, version, headers, body)
 
 
 def command_of(target: str) -> str:
@@ -190,23 +104,14 @@ def command_of(target: str) -> str:
     return commands[0]
 
 
-def body_of(request: Request) -> dict[str, Any]:
+def body_of(body: bytes) -> dict[str, Any]:
     try:
-        data = json.loads(request.body)
+        data = json.loads(body)
     except (UnicodeDecodeError, ValueError):
         raise BadRequest(400, "body is not JSON") from None
     if not isinstance(data, dict):
         raise BadRequest(400, "body is not a JSON object")
     return data
-
-
-def response(status: int, payload: dict[str, Any], close: bool) -> bytes:
-    body = json.dumps(payload, separators=(",", ":")).encode()
-    head = (f"HTTP/1.1 {status} {REASONS[status]}\r\n"
-            "Content-Type: application/json\r\n"
-            f"Content-Length: {len(body)}\r\n"
-            + ("Connection: close\r\n" if close else "") + "\r\n")
-    return head.encode("ascii") + body
 
 
 def refusal(ban: Ban, address: str, now: float) -> str:
@@ -230,45 +135,64 @@ class PolicyServer:
     def __init__(self, store: BanStore, clock: Callable[[], float] = time.time) -> None:
         self.store = store
         self.clock = clock
-        self.server: asyncio.AbstractServer | None = None
-        self.connections: set[asyncio.Task[None]] = set()
+        self._lock = threading.Lock()  # guards store and _busy
+        self._busy: dict[BanStore, int] = {}  # requests using each store
+        self._http: _HTTPServer | None = None
+        self._thread: threading.Thread | None = None
 
     def replace_store(self, store: BanStore) -> None:
         """New rules (SIGHUP): later requests use STORE; the old one is closed once the
         requests using it are done."""
-        old, self.store = self.store, store
-        asyncio.get_running_loop().run_in_executor(None, old.close)
+        with self._lock:
+            old, self.store = self.store, store
+            idle = old not in self._busy
+        if idle:
+            old.close()
+
+    @contextmanager
+    def _using(self) -> Iterator[BanStore]:
+        with self._lock:
+            store = self.store
+            self._busy[store] = self._busy.get(store, 0) + 1
+        try:
+            yield store
+        finally:
+            with self._lock:
+                self._busy[store] -= 1
+                done = self._busy[store] == 0
+                if done:
+                    del self._busy[store]
+                retired = done and store is not self.store
+            if retired:
+                store.close()
 
     @property
     def rules(self) -> Rules:
         return self.store.rules
 
-    async def allow(self, data: dict[str, Any]) -> dict[str, Any]:
-        store = self.store
+    def allow(self, store: BanStore, data: dict[str, Any]) -> dict[str, Any]:
         if not store.rules.enabled:
             return {"status": 0, "msg": ""}
         remote, login = _text(data, "remote"), _text(data, "login")
         protocol = _text(data, "protocol") or "?"
-        ban = await asyncio.to_thread(store.banned, remote)
+        ban = store.banned(remote)
         if ban is not None:
             log.info("refused %s %s user=<%s>: banned (%s)", remote, protocol, login,
                      ban.reason)
             return {"status": -1, "msg": refusal(ban, remote, self.clock())}
         if store.exempt(remote):  # never slowed either (the webmail's own sessions)
             return {"status": 0, "msg": ""}
-        delay = max(await asyncio.to_thread(store.next_delay, remote),
-                    await asyncio.to_thread(store.account_delay, login))
+        delay = max(store.next_delay(remote), store.account_delay(login))
         return {"status": math.ceil(delay), "msg": ""}
 
-    async def report(self, data: dict[str, Any]) -> dict[str, Any]:
-        store = self.store
+    def report(self, store: BanStore, data: dict[str, Any]) -> dict[str, Any]:
         if (not store.rules.enabled or data.get("success") is not False
                 or data.get("policy_reject") is True
                 or _text(data, "fail_type") not in COUNTED_FAILURES):
             return {"status": 0}
         remote, login = _text(data, "remote"), _text(data, "login")
         protocol = _text(data, "protocol") or "?"
-        verdict = await asyncio.to_thread(store.failed, remote, protocol, login)
+        verdict = store.failed(remote, protocol, login)
         if verdict.ban is not None:
             ban = verdict.ban
             length = ("" if ban.until is None
@@ -280,59 +204,178 @@ class PolicyServer:
                      login, verdict.failures, format_duration(store.rules.find_time))
         return {"status": 0}
 
-    async def answer(self, request: Request) -> dict[str, Any]:
-        command, data = command_of(request.target), body_of(request)
-        try:
-            if command == "allow":
-                return await self.allow(data)
-            return await self.report(data)
-        except Exception:  # the store: never lock everyone out for it
-            log.exception("policy %s failed; the login goes on unchecked", command)
-            return {"status": 0, "msg": ""}
+    def answer(self, target: str, body: bytes) -> dict[str, Any]:
+        """The answer to one request; BadRequest if its target or body is not one."""
+        command, data = command_of(target), body_of(body)
+        with self._using() as store:
+            try:
+                if command == "allow":
+                    return self.allow(store, data)
+                return self.report(store, data)
+            except Exception:  # the store: never lock everyone out for it
+                log.exception("policy %s failed; the login goes on unchecked", command)
+                return {"status": 0, "msg": ""}
 
-    async def handle(self, reader: asyncio.StreamReader,
-                     writer: asyncio.StreamWriter) -> None:
-        task = asyncio.current_task()
-        if task is not None:
-            self.connections.add(task)
+    def start(self, sock: socket.socket) -> None:
+        """Serve on SOCK (bind_socket's), from a thread of its own."""
+        self._http = _HTTPServer(sock, self)
+        self._thread = threading.Thread(target=self._http.serve_forever,
+                                        args=(STOP_POLL_S,), name="security-policy",
+                                        daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop accepting, end the open connections, close the store."""
+        if self._http is not None and self._thread is not None:
+            self._http.shutdown()
+            self._thread.join()
+            self._http.close_connections()
+            self._http.server_close()
+        with self._lock:
+            store = self.store
+        store.close()
+
+
+class _HTTPServer(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
+    daemon_threads = True  # a connection never holds the process up
+
+    def __init__(self, sock: socket.socket, policy: PolicyServer) -> None:
+        super().__init__(sock.getsockname(), PolicyHandler, bind_and_activate=False)
+        self.socket.close()  # the one socketserver made: ours is bound already
+        self.socket = sock
+        self.policy = policy
+        self._connections: set[socket.socket] = set()
+        self._connections_lock = threading.Lock()
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        with self._connections_lock:
+            self._connections.add(request)
+        super().process_request(request, client_address)
+
+    def shutdown_request(self, request: Any) -> None:
+        with self._connections_lock:
+            self._connections.discard(request)
+        super().shutdown_request(request)
+
+    def close_connections(self) -> None:
+        with self._connections_lock:
+            for connection in self._connections:
+                try:
+                    connection.shutdown(socket.SHUT_RDWR)  # its handler reads the end
+                except OSError:
+                    pass
+
+
+class PolicyHandler(BaseHTTPRequestHandler):
+    """One connection: its requests, one after another, answered in JSON."""
+
+    protocol_version = "HTTP/1.1"  # keep-alive, as Dovecot's HTTP client expects
+    default_request_version = "HTTP/1.0"  # a request line without one: never HTTP/0.9
+    server: _HTTPServer
+    raw_requestline: bytes  # handle_one_request's (not in the stubs)
+
+    def handle(self) -> None:
         try:
             while True:
-                try:
-                    request = await read_request(reader)
-                    if request is None:
-                        break
-                    payload, status, close = await self.answer(request), 200, \
-                        not request.keep_alive
-                except BadRequest as e:
-                    log.warning("bad request: %s", e.why)
-                    payload, status, close = {"error": e.why}, e.status, True
-                writer.write(response(status, payload, close))
-                async with asyncio.timeout(WRITE_TIMEOUT_S):
-                    await writer.drain()
-                if close:
+                self.connection.settimeout(IDLE_TIMEOUT_S)  # for the next request line
+                self.close_connection = True
+                self.handle_one_request()
+                if self.close_connection:
                     break
-        except (ConnectionError, TimeoutError):
+        except ConnectionError:  # the client left mid-answer
             pass
-        except asyncio.CancelledError:
-            pass  # stopping
-        finally:
-            if task is not None:
-                self.connections.discard(task)
-            writer.close()
 
-    async def start(self, sock: socket.socket) -> None:
-        self.server = await asyncio.start_unix_server(self.handle, sock=sock,
-                                                      limit=MAX_LINE)
+    def parse_request(self) -> bool:
+        """The library's parsing, then our limits on what it took."""
+        self.connection.settimeout(READ_TIMEOUT_S)  # the request's first line came
+        try:
+            if not super().parse_request():
+                return False  # answered (send_error) or an empty line
+            self.check_head()
+        except TimeoutError:
+            self.send_error(400, "request too slow")
+            return False
+        except BadRequest as e:
+            self.send_error(e.status, e.why)
+            return False
+        return True
 
-    async def stop(self) -> None:
-        if self.server is not None:
-            self.server.close()
-        for task in list(self.connections):
-            task.cancel()
-        await asyncio.gather(*self.connections, return_exceptions=True)
-        if self.server is not None:
-            await self.server.wait_closed()
-        await asyncio.to_thread(self.store.close)
+    def check_head(self) -> None:
+        line = self.raw_requestline
+        if not line.endswith(b"\r\n"):
+            raise BadRequest(400, "line not ended by CRLF")
+        if len(line) > MAX_LINE:
+            raise BadRequest(414, "request line too long")
+        if self.request_version not in ("HTTP/1.0", "HTTP/1.1"):
+            raise BadRequest(400, "not an HTTP/1.x request")
+        if self.headers.defects:  # a line that is no header: the parser stopped there
+            raise BadRequest(400, "malformed header")
+        fields = self.headers.items()
+        sizes = [len(name) + len(value) + 4 for name, value in fields]
+        if len(fields) > MAX_HEADERS or len(line) + sum(sizes) > MAX_HEAD:
+            raise BadRequest(431, "headers too large")
+        if any(size > MAX_LINE for size in sizes):
+            raise BadRequest(431, "line too long")
+        if any(not (name + value).isascii() or "\n" in value for name, value in fields):
+            raise BadRequest(400, "malformed header")  # not ASCII, or folded
+        for name in UNIQUE_HEADERS:
+            if len(self.headers.get_all(name, [])) > 1:
+                raise BadRequest(400, f"repeated {name.lower()} header")
+        if self.command != "POST":
+            raise BadRequest(405, f"{self.command} not allowed: POST only")
+
+    def do_POST(self) -> None:
+        try:
+            payload = self.server.policy.answer(self.path, self.read_body())
+        except BadRequest as e:
+            self.send_error(e.status, e.why)
+            return
+        self.reply(200, payload)
+
+    def read_body(self) -> bytes:
+        if "Transfer-Encoding" in self.headers:
+            raise BadRequest(400, "only bodies with a Content-Length are taken")
+        length_text = self.headers.get("Content-Length")
+        if length_text is None:
+            raise BadRequest(411, "Content-Length missing")
+        if not length_text.isdigit() or not length_text.isascii():
+            raise BadRequest(400, "Content-Length malformed")
+        length = int(length_text)
+        if length > MAX_BODY:
+            raise BadRequest(413, f"body over {MAX_BODY} bytes")
+        try:
+            body = self.rfile.read(length)
+        except TimeoutError:
+            raise BadRequest(400, "request too slow") from None
+        if len(body) < length:
+            raise BadRequest(400, "body shorter than its Content-Length")
+        return body
+
+    def send_error(self, code: int, message: str | None = None,
+                   explain: str | None = None) -> None:
+        """Every refusal, the library's own as well: JSON, and the connection closed."""
+        why = message or HTTPStatus(code).phrase
+        log.warning("bad request: %s", why)
+        self.reply(code, {"error": why}, close=True)
+
+    def reply(self, status: int, payload: dict[str, Any], close: bool = False) -> None:
+        body = json.dumps(payload, separators=(",", ":")).encode()
+        self.connection.settimeout(WRITE_TIMEOUT_S)
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        if status == 405:
+            self.send_header("Allow", "POST")
+        if close or self.close_connection:
+            self.send_header("Connection", "close")  # and close_connection is set
+        self.end_headers()
+        self.wfile.write(body)
+
+    def version_string(self) -> str:  # the Server header
+        return "appliance-security-policy"
+
+    def log_message(self, format: str, *args: Any) -> None:
+        log.debug(format, *args)  # each request, timeouts: its address is '' anyway
 
 
 def bind_socket(path: Path, owner: tuple[str, str] | None = None) -> socket.socket:
@@ -349,7 +392,6 @@ def bind_socket(path: Path, owner: tuple[str, str] | None = None) -> socket.sock
         os.chown(path, pwd.getpwnam(owner[0]).pw_uid, grp.getgrnam(owner[1]).gr_gid)
     os.chmod(path, 0o660)
     sock.listen(128)
-    sock.setblocking(False)
     return sock
 
 
@@ -370,33 +412,29 @@ def load_rules(path: Path) -> Rules:
     return rules_from_dict(data)
 
 
-async def serve(rules: Rules, socket_path: Path) -> None:
+def serve(rules: Rules, socket_path: Path) -> None:
     as_root = os.geteuid() == 0
     sock = bind_socket(socket_path, (paths.SECURITY_USER, DOVECOT_GROUP) if as_root else None)
     drop_privileges(paths.SECURITY_USER)
+    signals = {signal.SIGHUP, signal.SIGTERM, signal.SIGINT}
+    # blocked before any thread starts, so every thread inherits the mask and the main
+    # thread alone takes them, in sigwait below
+    signal.pthread_sigmask(signal.SIG_BLOCK, signals)
     server = PolicyServer(BanStore(paths.BANS_DB, rules))
-    await server.start(sock)
+    server.start(sock)
     log.info("listening on %s (ban after %d failures within %s)", socket_path,
              rules.max_failures, format_duration(rules.find_time))
-    loop = asyncio.get_running_loop()
-    stopping = asyncio.Event()
-
-    def reload() -> None:
+    while signal.sigwait(signals) == signal.SIGHUP:
         try:
             new = load_rules(paths.SECURITY_CONFIG)
         except (OSError, ValueError, TypeError) as e:
             log.error("SIGHUP: keeping the old rules: %s: %s", paths.SECURITY_CONFIG, e)
-            return
+            continue
         server.replace_store(BanStore(paths.BANS_DB, new))
         log.info("SIGHUP: rules re-read (ban after %d failures within %s)",
                  new.max_failures, format_duration(new.find_time))
-
-    loop.add_signal_handler(signal.SIGHUP, reload)
-    loop.add_signal_handler(signal.SIGTERM, stopping.set)
-    loop.add_signal_handler(signal.SIGINT, stopping.set)
-    await stopping.wait()
     log.info("shutting down")
-    await server.stop()
+    server.stop()
 
 
 def main() -> int:
@@ -406,5 +444,5 @@ def main() -> int:
     except (OSError, ValueError, TypeError) as e:
         log.error("cannot start: %s: %s", paths.SECURITY_CONFIG, e)
         return 1
-    asyncio.run(serve(rules, paths.SECURITY_POLICY_SOCKET))
+    serve(rules, paths.SECURITY_POLICY_SOCKET)
     return 0

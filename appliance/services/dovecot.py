@@ -405,17 +405,20 @@ def _app_passwords(config: Config) -> dict[str, list[AppPassword]]:
 def app_password_passdbs(config: Config) -> str:
     """One passdb per app-password slot in use, tried after the user's own password
     (Dovecot tries the next passdb when one does not match; passdbs cannot go in a
-    `remote` filter in 2.4, so the webmail refuses them itself). Each passdb gives the
-    login the field app_password=NAME, which the Login line names. No extra daemon, no
-    script: passwd-files like the users file."""
+    `remote` filter in 2.4, so the webmail refuses them itself), for IMAP and POP3 only.
+    Each passdb gives the login the field app_password=NAME, which the Login line
+    names. No extra daemon, no script: passwd-files like the users file."""
     slots = max((len(p) for p in _app_passwords(config).values()), default=0)
-    blocks = [f"""\
-passdb app_password_{slot} {{
-  driver = passwd-file
-  passwd_file_path = {APP_PASSWORDS_FILE.format(slot=slot)}
-  default_password_scheme = BLF-CRYPT
-}}
-""" for slot in range(1, slots + 1)]
+    passdbs = "".join(f"""\
+  passdb app_password_{slot} {{
+    driver = passwd-file
+    passwd_file_path = {APP_PASSWORDS_FILE.format(slot=slot)}
+    default_password_scheme = BLF-CRYPT
+  }}
+""" for slot in range(1, slots + 1))
+    # only IMAP and POP3: ManageSieve would let a device's password install redirects
+    blocks = [f"protocol {protocol} {{\n{passdbs}}}\n" for protocol in ("imap", "pop3")
+              if passdbs]
     return ("# App passwords (appliance user app-password): IMAP and POP3 log in with one "
             "as the user\n" + "".join(blocks) +
             "# the Login line names the app password used (empty elements are left out)\n"

@@ -79,7 +79,9 @@ def _reply(result: Result, default: str) -> str:
 def _refuse_recipient(conn: Connection, txn: Transaction, address: str, plugin: str,
                       reply: str) -> str:
     txn.rejected.append((address, plugin, reply))
-    conn.refused_recipients += 1
+    if reply.startswith("5") and plugin != "smtpd":
+        # an invalid recipient, for the tarpit: not a deferral (greylisting) nor the cap
+        conn.refused_recipients += 1
     return reply
 
 

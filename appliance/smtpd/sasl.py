@@ -169,6 +169,12 @@ async def authenticate(server: SMTPServer, passwords: PasswordChecker,
     """Check the password and act on the verdict (see the module docstring)."""
     conn = server.conn
     assert conn is not None and conn.pipeline is not None and conn.pipelines is not None
+    # Banned meanwhile (by a failure on another of its connections): hung up on, before
+    # any password is tried
+    if (refusal := await banned(conn, bans)) is not None:
+        await server.push(refusal)
+        server.close_soon()
+        return handled()
     shown = login.decode(errors="replace")
     await _account_delay(conn, bans, shown)
     found = await passwords.check(login, password)

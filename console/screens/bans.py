@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 
+from rich.text import Text
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -52,8 +53,9 @@ class BansScreen(ConsoleScreen):
         for ban in bans:
             left = ban.left(now)
             why = ban.reason + (f" ({ban.protocol}, {ban.account})" if ban.account else "")
-            table.add_row(ban.key, "never" if left is None else format_duration(left), why,
-                          key=ban.key)
+            # Text, not markup: the user tried is whatever a client sent
+            table.add_row(Text(ban.key), "never" if left is None else format_duration(left),
+                          Text(why), key=ban.key)
         if not bans:
             self.say("No address is banned.")
         self.query_one("#accounts", Static).update("\n".join(

@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+import base64
 import email.utils
+import http.cookiejar
 import imaplib
 import poplib
+import re
 import smtplib
+import socket
 import ssl
+import urllib.error
+import urllib.parse
+import urllib.request
 import uuid
 from email.message import EmailMessage
 
@@ -126,3 +133,76 @@ def imap_login(ip: str, user: str, password: str, *, port: int = 993) -> bool:
         return False
     finally:
         box.shutdown()
+
+
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *args: object, **kwargs: object) -> None:
+        return None
+
+
+def webmail_login(ip: str, user: str, password: str, *,
+                  timeout: float = TIMEOUT_S) -> tuple[int, str]:
+    """One Roundcube login through its form: (HTTP status, page). 302: logged in, 401:
+    refused."""
+    jar = http.cookiejar.CookieJar()
+    opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(jar),
+                                         urllib.request.HTTPSHandler(context=tls_context()),
+                                         _NoRedirect())
+    base = f"https://{ip}/webmail/"
+    page = opener.open(base, timeout=timeout).read().decode()
+    token = re.search(r'name="_token" value="([^"]+)"', page)
+    assert token, "no request token on the login page"
+    form = urllib.parse.urlencode({"_token": token[1], "_task": "login", "_action": "login",
+                                   "_timezone": "UTC", "_url": "", "_user": user,
+                                   "_pass": password}).encode()
+    try:
+        with opener.open(base + "?_task=login", data=form, timeout=timeout) as answer:
+            return answer.status, answer.read().decode(errors="replace")
+    except urllib.error.HTTPError as e:
+        return e.code, e.read().decode(errors="replace")
+
+
+SIEVE_PORT = 4190
+
+
+class ManageSieve:
+    """A ManageSieve client (RFC 5804) on a raw socket: the lines as the server sends them."""
+
+    def __init__(self, ip: str) -> None:
+        self.sock: socket.socket = socket.create_connection((ip, SIEVE_PORT), TIMEOUT_S)
+        self.file = self.sock.makefile("rb")
+        self.capabilities = self.response()[1]
+
+    def response(self) -> tuple[str, list[str]]:
+        """Lines up to the closing OK / NO / BYE: (that line, the lines before it)."""
+        lines = []
+        while True:
+            line = self.file.readline().decode().rstrip("\r\n")
+            assert line, f"connection closed after {lines}"
+            if line.split(" ", 1)[0] in ("OK", "NO", "BYE"):
+                return line, lines
+            lines.append(line)
+
+    def command(self, line: str) -> tuple[str, list[str]]:
+        self.sock.sendall(line.encode() + b"\r\n")
+        return self.response()
+
+    def capability(self, name: str) -> str | None:
+        for line in self.capabilities:
+            key, _, value = line.partition(" ")
+            if key.strip('"') == name:
+                return value.strip('"')
+        return None
+
+    def starttls(self, context: ssl.SSLContext, hostname: str) -> None:
+        assert self.command("STARTTLS")[0].startswith("OK")
+        self.sock = context.wrap_socket(self.sock, server_hostname=hostname)
+        self.file = self.sock.makefile("rb")
+        self.capabilities = self.response()[1]  # sent again over TLS (RFC 5804 §2.2)
+
+    def authenticate(self, user: str, password: str) -> str:
+        plain = base64.b64encode(f"\0{user}\0{password}".encode()).decode()
+        return self.command(f'AUTHENTICATE "PLAIN" "{plain}"')[0]
+
+    def close(self) -> None:
+        self.sock.close()

@@ -9,7 +9,14 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
-from tests.e2e.conftest import ALICE_PASSWORD, DOMAIN, Appliance, sink_messages, wait_for
+from tests.e2e.conftest import (
+    ALICE_PASSWORD,
+    CLIENT_IP,
+    DOMAIN,
+    Appliance,
+    sink_messages,
+    wait_for,
+)
 from tests.e2e.mail import TIMEOUT_S, date_now, imap_message, message, tls_context
 
 
@@ -171,3 +178,25 @@ def body(subject: str, *, sender: str = "someone@remote.test", to: str = "alice@
            f"Date: {date_now()}\nMessage-ID: <{subject}@remote.test>\n"
            f"{extra_headers}\n{text}")
     return msg.replace("\n", "\r\n").encode()
+
+
+@contextmanager
+def bannable(appliance: Appliance, max_failures: int | None = None) -> Iterator[None]:
+    """The host's address may be banned (the suite exempts it: conftest), after
+    MAX_FAILURES failures if given, without the growing delays. Afterwards any ban on it
+    is lifted and the suite's settings are back (every test shares the container and
+    the host's address). A ban left by an earlier test is lifted first: `ban remove`
+    also forgets the failures."""
+    settings = ["appliance config set security.failure_delay 0",
+                "appliance config unset security.never_ban"]
+    if max_failures is not None:
+        settings.append(f"appliance config set security.max_failures {max_failures}")
+    changed(appliance, *settings, ready=False)
+    appliance.exec("appliance", "ban", "remove", CLIENT_IP, check=False)
+    try:
+        yield
+    finally:
+        appliance.exec("appliance", "ban", "remove", CLIENT_IP, check=False)
+        changed(appliance, f"appliance config set security.never_ban {CLIENT_IP}/32",
+                "appliance config unset security.max_failures",
+                "appliance config unset security.failure_delay", ready=False)

@@ -4,53 +4,26 @@ with the reason, and stops working once removed."""
 
 from __future__ import annotations
 
-import http.cookiejar
 import re
 import smtplib
-import urllib.error
-import urllib.parse
-import urllib.request
 
 import pytest
 
 from tests.e2e.conftest import CLIENT_IP, DOMAIN, Appliance, wait_for
 from tests.e2e.mail import (
     TIMEOUT_S,
+    ManageSieve,
     imap_login,
     imap_subjects,
     message,
     pop3_subjects,
     tls_context,
+    webmail_login,
 )
 from tests.e2e.plugins import add_user, delivered, uid
 
 USER = "pia"
 PASSWORD = "Pia-e2e-passw0rd-own"
-
-
-class NoRedirect(urllib.request.HTTPRedirectHandler):
-    def redirect_request(self, *args: object, **kwargs: object) -> None:
-        return None
-
-
-def webmail_login(appliance: Appliance, user: str, password: str) -> tuple[int, str]:
-    """One Roundcube login through its form: (HTTP status, page). 302: logged in."""
-    jar = http.cookiejar.CookieJar()
-    opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(jar),
-                                         urllib.request.HTTPSHandler(context=tls_context()),
-                                         NoRedirect)
-    base = f"https://{appliance.ip}/webmail/"
-    page = opener.open(base, timeout=TIMEOUT_S).read().decode()
-    token = re.search(r'name="_token" value="([^"]+)"', page)
-    assert token, "no request token on the login page"
-    form = urllib.parse.urlencode({"_token": token[1], "_task": "login", "_action": "login",
-                                   "_timezone": "UTC", "_url": "", "_user": user,
-                                   "_pass": password}).encode()
-    try:
-        with opener.open(base + "?_task=login", data=form, timeout=TIMEOUT_S) as r:
-            return r.status, r.read().decode(errors="replace")
-    except urllib.error.HTTPError as e:
-        return e.code, e.read().decode(errors="replace")
 
 
 def smtp_login(appliance: Appliance, password: str) -> bool:
@@ -104,12 +77,21 @@ def test_an_app_password_logs_in_to_imap_pop3_and_submission_but_not_the_webmail
              re.search(rf"pop3-login: Info: Logged in: user=<{USER}>.* app-password=phone",
                        text), 30, "the logins with the app password in the log")
 
+    # ManageSieve refuses it (a device's password must not install redirects)
+    sieve = ManageSieve(appliance.ip)
+    try:
+        sieve.starttls(tls_context(), appliance.ip)
+        assert sieve.authenticate(USER, app).startswith("NO")
+        assert sieve.authenticate(USER, PASSWORD).startswith("OK")
+    finally:
+        sieve.close()
+
     # the webmail refuses it, saying why; the user's own password still logs in
-    code, page = webmail_login(appliance, USER, app)
+    code, page = webmail_login(appliance.ip, USER, app)
     assert code == 401 and "This is an app password" in page
     wait_for(lambda: f"App password phone of {USER} refused at the webmail" in logs(appliance),
              30, "the webmail's refusal in the log")
-    code, _ = webmail_login(appliance, USER, PASSWORD)
+    code, _ = webmail_login(appliance.ip, USER, PASSWORD)
     assert code == 302
     # Roundcube's IMAP login (from loopback, for the browser's address) with the user's
     # own password names no app password

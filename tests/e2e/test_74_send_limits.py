@@ -6,18 +6,27 @@ from __future__ import annotations
 import smtplib
 import time
 
-from tests.e2e.conftest import CLIENT_IP, DOMAIN, Appliance
+from tests.e2e.conftest import CLIENT_IP, DOMAIN, Appliance, wait_for
 from tests.e2e.mail import TIMEOUT_S, message, tls_context
 from tests.e2e.plugins import add_user, changed, configured, delivered, uid
 
 PASSWORD = "Limit-e2e-passw0rd!"
 
 
+def submission_reloads(appliance: Appliance) -> int:
+    logs = appliance.compose("logs", "appliance", check=False).stdout
+    return logs.count("submission: settings reloaded")
+
+
 def test_a_user_past_their_hourly_limit_gets_451_and_earlier_mail_is_delivered(
         appliance: Appliance) -> None:
     name = f"lim{uid()[:6]}"
+    before = submission_reloads(appliance)
     add_user(appliance, name, PASSWORD)
     changed(appliance, f"appliance config set users.{name}.messages_per_hour 2", ready=False)
+    # `changed` waits for port 25: 587 is a process of its own, reloaded for each change
+    wait_for(lambda: submission_reloads(appliance) >= before + 2, 30,
+             "the submission daemon to reload twice")
     subjects = [f"limit-{uid()}" for _ in range(3)]
     with smtplib.SMTP(appliance.ip, 587, timeout=TIMEOUT_S) as s:
         s.starttls(context=tls_context())

@@ -5,12 +5,10 @@ from __future__ import annotations
 
 import base64
 import smtplib
-from collections.abc import Iterator
-from contextlib import contextmanager
 
 from tests.e2e.conftest import ALICE_PASSWORD, CLIENT_IP, Appliance
 from tests.e2e.mail import TIMEOUT_S, tls_context
-from tests.e2e.plugins import changed
+from tests.e2e.plugins import bannable
 
 PEER_LOGIN = f"""
 import smtplib, ssl
@@ -20,22 +18,6 @@ with smtplib.SMTP("{{ip}}", 587, timeout={TIMEOUT_S}) as s:
     s.starttls(context=ctx)
     print(s.login("alice", {ALICE_PASSWORD!r})[0])
 """
-
-
-@contextmanager
-def bannable(appliance: Appliance) -> Iterator[None]:
-    """The host's address may be banned (the suite exempts it), without the growing
-    delays; afterwards whatever ban the test left is lifted and the exemption is back."""
-    changed(appliance, "appliance config set security.failure_delay 0",
-            "appliance config unset security.never_ban", ready=False)
-    # (an earlier test's ban would still be in force: removing forgets the failures too)
-    appliance.exec("appliance", "ban", "remove", CLIENT_IP, check=False)
-    try:
-        yield
-    finally:
-        appliance.exec("appliance", "ban", "remove", CLIENT_IP, check=False)
-        changed(appliance, f"appliance config set security.never_ban {CLIENT_IP}/32",
-                "appliance config unset security.failure_delay", ready=False)
 
 
 def login_587(ip: str, password: str) -> tuple[int, str]:

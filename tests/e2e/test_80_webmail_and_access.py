@@ -7,7 +7,6 @@ plaintext logins are tried from outside the local networks, as SME documents.
 
 from __future__ import annotations
 
-import base64
 import http.cookiejar
 import imaplib
 import json
@@ -34,7 +33,7 @@ from tests.e2e.conftest import (
     sink_messages,
     wait_for,
 )
-from tests.e2e.mail import TIMEOUT_S, imap_login, imap_message, tls_context
+from tests.e2e.mail import TIMEOUT_S, ManageSieve, imap_login, imap_message, tls_context
 from tests.e2e.plugins import (
     add_user,
     body,
@@ -376,54 +375,10 @@ def test_tls_13_only_for_imap_and_pop3_refuses_a_tls_12_client(appliance: Applia
 
 # -- ManageSieve, Out of Office, password change ---------------------------------------------
 
-SIEVE_PORT = 4190
 SETTINGS = ("xpath", "//*[@id='taskmenu']//a[contains(@class, 'settings')]")
 # A settings form's Save: a link or a button, by skin and plugin
 SAVE = ("//*[self::a or self::button or self::input]"
         "[contains(concat(' ', @class, ' '), ' submit ')]")
-
-
-class ManageSieve:
-    """A ManageSieve client (RFC 5804) on a raw socket: the lines as the server sends them."""
-
-    def __init__(self, ip: str) -> None:
-        self.sock: socket.socket = socket.create_connection((ip, SIEVE_PORT), TIMEOUT_S)
-        self.file = self.sock.makefile("rb")
-        self.capabilities = self.response()[1]
-
-    def response(self) -> tuple[str, list[str]]:
-        """Lines up to the closing OK / NO / BYE: (that line, the lines before it)."""
-        lines = []
-        while True:
-            line = self.file.readline().decode().rstrip("\r\n")
-            assert line, f"connection closed after {lines}"
-            if line.split(" ", 1)[0] in ("OK", "NO", "BYE"):
-                return line, lines
-            lines.append(line)
-
-    def command(self, line: str) -> tuple[str, list[str]]:
-        self.sock.sendall(line.encode() + b"\r\n")
-        return self.response()
-
-    def capability(self, name: str) -> str | None:
-        for line in self.capabilities:
-            key, _, value = line.partition(" ")
-            if key.strip('"') == name:
-                return value.strip('"')
-        return None
-
-    def starttls(self, context: ssl.SSLContext, hostname: str) -> None:
-        assert self.command("STARTTLS")[0].startswith("OK")
-        self.sock = context.wrap_socket(self.sock, server_hostname=hostname)
-        self.file = self.sock.makefile("rb")
-        self.capabilities = self.response()[1]  # sent again over TLS (RFC 5804 §2.2)
-
-    def authenticate(self, user: str, password: str) -> str:
-        plain = base64.b64encode(f"\0{user}\0{password}".encode()).decode()
-        return self.command(f'AUTHENTICATE "PLAIN" "{plain}"')[0]
-
-    def close(self) -> None:
-        self.sock.close()
 
 
 def test_managesieve_answers_on_4190_over_starttls_with_the_vacation_extension(

@@ -113,3 +113,19 @@ async def test_a_broken_store_lets_logins_through(start_daemon: StartDaemon,
     for _ in range(4):
         assert await wrong_password(daemon) == replies.AUTH_FAILED
     await right_password_works(daemon)
+
+
+async def test_a_connection_opened_before_the_ban_is_refused_at_its_next_auth(
+    start_daemon: StartDaemon
+) -> None:
+    smtps = await start_daemon("smtps", extra_toml=BANNING)
+    early, greeting = await session(smtps)
+    try:
+        assert greeting.startswith("220 ")
+        for _ in range(3):
+            await wrong_password(smtps)
+        answer = await early.command("AUTH PLAIN " + b64("\0alice\0" + PASSWORD))
+        assert answer.startswith("421 4.7.0 127.0.0.1 is banned for 1h"), answer
+        assert await early.closed_by_server()
+    finally:
+        await early.close()

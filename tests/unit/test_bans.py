@@ -212,3 +212,30 @@ def test_rules_from_the_default_config_never_ban_the_local_networks() -> None:
     rules = rules_from_config(data)
     assert (rules.max_failures, rules.find_time, rules.ban_time) == (10, 600, 3600)
     assert set(data["network"]["local_networks"]) <= set(rules.never_ban)
+
+
+def test_a_botnet_is_counted_for_the_account_whatever_domain_and_however_banned(
+        store: BanStore) -> None:
+    # four addresses, each banned after ten failures, guessing alice at any domain
+    for i in range(4):
+        for n in range(10):
+            store.failed(f"203.0.113.{i + 1}", "imap", f"Alice@x{n}.example")
+    assert all(store.banned(f"203.0.113.{i + 1}") for i in range(4))
+    assert store.accounts_under_attack() == [("alice", 40)]
+    assert store.account_delay("alice@example.com") == 5.0
+    store.remove("203.0.113.1")  # forgiving the address does not hide the account's
+    assert store.accounts_under_attack() == [("alice", 40)]
+
+
+def test_what_a_client_sent_is_stored_printable(store: BanStore) -> None:
+    ban = fail(store, 10, user="[/x]\x1b]0;owned\x07" + "y" * 500)[-1].ban
+    assert ban is not None and ban.account == "[/x]?]0;owned?" + "y" * 114
+
+
+def test_ipv4_mapped_networks_ban_the_ipv4_clients_and_reasons_are_one_line(
+        store: BanStore) -> None:
+    assert store.add("::ffff:203.0.113.0/120", None).key == "203.0.113.0/24"
+    assert store.banned("203.0.113.40") is not None
+    assert store.add("::ffff:198.51.100.9", None).key == "198.51.100.9"
+    with pytest.raises(BanError, match="one line"):
+        store.add("198.51.100.10", None, "spam\r\n250 ok")

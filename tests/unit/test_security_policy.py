@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 
@@ -51,13 +51,13 @@ def store(tmp_path: Path, clock: Clock) -> BanStore:
 
 
 @pytest.fixture
-async def server(tmp_path: Path, store: BanStore,
-                 clock: Clock) -> AsyncIterator[tuple[PolicyServer, Path]]:
+def server(tmp_path: Path, store: BanStore,
+           clock: Clock) -> Iterator[tuple[PolicyServer, Path]]:
     path = tmp_path / "policy.sock"
     srv = PolicyServer(store, clock)
-    await srv.start(bind_socket(path))
+    srv.start(bind_socket(path))
     yield srv, path
-    await srv.stop()
+    srv.stop()
 
 
 def attributes(remote: str = ATTACKER, login: str = "alice", protocol: str = "imap",
@@ -226,13 +226,13 @@ async def test_with_security_disabled_nothing_is_counted_or_refused(
     store.add(ATTACKER, None)
     srv = PolicyServer(store, clock)
     path = tmp_path / "off.sock"
-    await srv.start(bind_socket(path))
+    srv.start(bind_socket(path))
     client = await connect(path)
     assert (await client.ask("allow", attributes()))["status"] == 0
     await client.ask("report", report(False, "credentials", remote="203.0.113.80"))
     assert store.next_delay("203.0.113.80") == 0
     client.close()
-    await srv.stop()
+    srv.stop()
 
 
 async def test_origin_form_targets_and_the_rules_of_a_new_store(server, tmp_path: Path,
@@ -256,7 +256,7 @@ async def test_origin_form_targets_and_the_rules_of_a_new_store(server, tmp_path
 
 @pytest.mark.parametrize("raw, status", [
     (b"GET /?command=allow HTTP/1.1\r\nHost: x\r\n\r\n", 405),
-    (b"POST /?command=allow HTTP/1.1\r\nHost: x\r\n\r\n", 400),  # no Content-Length
+    (b"POST /?command=allow HTTP/1.1\r\nHost: x\r\n\r\n", 411),  # no Content-Length
     (b"POST /?command=allow HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", 400),
     (b"POST /?command=other HTTP/1.1\r\nContent-Length: 2\r\n\r\n{}", 400),
     (b"POST / HTTP/1.1\r\nContent-Length: 2\r\n\r\n{}", 400),
@@ -304,13 +304,13 @@ async def test_a_broken_store_lets_the_login_go_on(tmp_path: Path, clock: Clock,
     folder = tmp_path / "missing"  # no such folder: sqlite cannot open the file
     srv = PolicyServer(BanStore(folder / "bans.sqlite", RULES, clock), clock)
     path = tmp_path / "broken.sock"
-    await srv.start(bind_socket(path))
+    srv.start(bind_socket(path))
     client = await connect(path)
     assert await client.ask("allow", attributes()) == {"status": 0, "msg": ""}
     assert await client.ask("report", report(False, "credentials")) == {"status": 0, "msg": ""}
     assert any("the login goes on unchecked" in r.getMessage() for r in caplog.records)
     client.close()
-    await srv.stop()
+    srv.stop()
 
 
 def test_the_socket_is_for_its_owner_and_group_only(tmp_path: Path) -> None:

@@ -517,13 +517,29 @@ async def test_the_bans_screen_lists_the_bans_and_lifts_the_one_picked(root: Pat
         await pilot.press("8")
         await settle(pilot, app)
         table = app.screen.query_one("#bans", DataTable)
-        rows = [table.get_row_at(i) for i in range(table.row_count)]
+        rows = [[str(c) for c in table.get_row_at(i)] for i in range(table.row_count)]
         assert [r[0] for r in rows] == ["198.51.100.77", "203.0.113.9"]  # newest first
         assert rows[0][1] == "1h" and "10 failed logins in 10m (imap, bob)" in rows[0][2]
         fits(app)
         await pilot.press("u")  # the cursor is on the first row
         await settle(pilot, app)
         assert "ban lifted: 198.51.100.77" in screen_text(app)
-        assert [table.get_row_at(i)[0] for i in range(table.row_count)] == ["203.0.113.9"]
+        assert [str(table.get_row_at(i)[0]) for i in range(table.row_count)] == [
+            "203.0.113.9"]
     store = open_store(load(paths.CONFIG))
     assert store.banned("198.51.100.77") is None and store.banned("203.0.113.9") is not None
+
+
+async def test_a_login_name_full_of_markup_is_shown_as_it_is(root: Path) -> None:
+    from appliance.services.security import open_store
+
+    store = open_store(load(paths.CONFIG))
+    for _ in range(10):
+        store.failed("198.51.100.78", "smtps", "[/x]\x1b]0;owned\x07")
+    store.close()
+    app, _, _ = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("8")
+        await settle(pilot, app)
+        table = app.screen.query_one("#bans", DataTable)
+        assert "[/x]?]0;owned?" in str(table.get_row_at(0)[2])

@@ -130,3 +130,21 @@ def test_status_names_users_at_or_near_their_limit(tmp_path, monkeypatch) -> Non
     assert Smtpd().health(config).facts == [
         "send limit: alice sent 10 of 10 this hour (reached: MAIL gets 451)",
         "send limit: bob sent 8 of 10 this hour (near)"]
+
+
+def test_status_leaves_no_files_of_its_own_beside_the_daemons_database(tmp_path) -> None:  # noqa: ANN001
+    # `appliance status` runs as root: a -wal or -shm it made would be root's, and the
+    # daemons (qpsmtpd) could no longer write their counts.
+    import time
+
+    from appliance.smtpd.plugins._sqlite import Store
+    from appliance.smtpd.send_counts import FILE, SCHEMA, counts_last_hour
+
+    store = Store(tmp_path / FILE, SCHEMA)
+    now = time.time()
+    store._run(lambda db: db.execute("INSERT INTO sent VALUES ('alice', ?)", (now,)), True)
+    assert counts_last_hour(tmp_path, now) == {"alice": 1}  # a daemon has it open (WAL)
+    store.close()  # the last daemon closed it: SQLite removed its -wal and -shm
+    assert sorted(p.name for p in tmp_path.iterdir()) == [FILE]
+    assert counts_last_hour(tmp_path, now) == {"alice": 1}
+    assert sorted(p.name for p in tmp_path.iterdir()) == [FILE]
