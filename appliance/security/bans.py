@@ -20,9 +20,10 @@ The admin bans by hand (`appliance ban add`, permanent without a duration, as SM
 hosts_allow deny), addresses or networks, and lifts any ban (`appliance ban remove`).
 
 The file is shared by processes running as different users (the SMTP daemons, the
-Dovecot policy server, root's `appliance ban`), so it keeps a rollback journal, which
-each write removes again, instead of a WAL whose side files would stay owned by whoever
-opened the database first. Failures are rare and small: the writes are cheap.
+Dovecot policy server, root's `appliance ban`). It keeps a rollback journal, which each
+write removes again: nothing but the database itself lies on the volume between writes
+(SQLite gives a journal that root makes to the database's owner anyway). Failures are
+rare and small: the writes are cheap.
 """
 
 from __future__ import annotations
