@@ -60,6 +60,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from appliance import paths
+from appliance.privileges import drop_privileges
 from appliance.security.bans import Ban, BanStore, Rules, format_duration, rules_from_dict
 
 log = logging.getLogger("appliance.security.policy")
@@ -393,15 +394,6 @@ def bind_socket(path: Path, owner: tuple[str, str] | None = None) -> socket.sock
     os.chmod(path, 0o660)
     sock.listen(128)
     return sock
-
-
-def drop_privileges(user: str) -> None:
-    if os.geteuid() != 0:
-        return
-    pw = pwd.getpwnam(user)
-    os.initgroups(user, pw.pw_gid)
-    os.setgid(pw.pw_gid)
-    os.setuid(pw.pw_uid)
 
 
 def load_rules(path: Path) -> Rules:

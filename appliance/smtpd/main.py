@@ -21,6 +21,7 @@ from typing import Any, cast
 
 from appliance import paths
 from appliance.config.schema import SMTP_DAEMONS, SUBMISSION_DAEMONS
+from appliance.privileges import drop_privileges
 from appliance.security.bans import BanStore
 from appliance.smtpd import replies, txlog
 from appliance.smtpd.auth import PasswordChecker
@@ -91,16 +92,6 @@ def listen_socket(port: int, host: str = "0.0.0.0", maxseg: int = 0) -> socket.s
     sock.listen(512)
     sock.setblocking(False)
     return sock
-
-
-def drop_privileges(user: str) -> None:
-    if os.geteuid() != 0:
-        return
-    pw = pwd.getpwnam(user)
-    # the user's own groups only: clamav's, for clamd's socket
-    os.initgroups(user, pw.pw_gid)
-    os.setgid(pw.pw_gid)
-    os.setuid(pw.pw_uid)
 
 
 class Daemon:
