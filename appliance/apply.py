@@ -198,7 +198,9 @@ def reload_services(changes: dict[str, Change], run: Runner = run_command) -> li
 
 
 @contextmanager
-def _lock() -> Iterator[None]:
+def lock() -> Iterator[None]:
+    """The apply lock: no apply (or commit) runs while it is held. Also held by whoever
+    replaces the certificate files (ACME renewal), so no apply reads half a swap."""
     lock_dir = Path("/run/appliance") if paths.ROOT == Path("/") else paths.ROOT / "run"
     lock_dir.mkdir(parents=True, exist_ok=True)
     with open(lock_dir / "apply.lock", "w") as fh:
@@ -209,7 +211,7 @@ def _lock() -> Iterator[None]:
 def apply(config: Config, *, dry_run: bool = False, check: bool = True,
           reload: bool = True) -> Plan:
     """Make the running services match `config`. Raises ConfigError, changing nothing."""
-    with _lock():
+    with lock():
         return _apply_recorded(config, dry_run=dry_run, check=check, reload=reload)
 
 
@@ -223,7 +225,7 @@ def commit(config: Config, *, dry_run: bool = False, check: bool = True) -> Plan
         for name in new.data[table].keys() - config.data[table].keys():
             if problem := reserved_name_problem(table, name):
                 raise ConfigError(problem, key=f"{table}.{name}")
-    with _lock():
+    with lock():
         if config.source is not None and (now := _current(paths.CONFIG)) != config.source:
             raise ConfigError("changed by someone else since it was read; nothing was "
                               "applied: make the change again "

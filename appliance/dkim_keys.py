@@ -9,9 +9,8 @@
 The selector of the default key is the setting smtpd.dkim_sign.selector (ensure_default_key
 writes it to default/selector too, for SME's tools); a domain's own key uses its selector
 file ("default" if there is none). `qpsmtpd-print-dns DOMAIN` is `appliance print-dns
-[DOMAIN]` here (appliance/commands/print_dns.py): the MX, A, DKIM, SPF and DMARC records
-for a bind-style zone (seed 001).
-The DMARC reports go to dmarc-feedback@DOMAIN, a role address delivered to system.admin.
+[DOMAIN]` here: its DKIM record is dkim_txt() below, the other records are in
+appliance/dns_records.py (seed 001).
 """
 
 from __future__ import annotations
@@ -106,11 +105,6 @@ def _public_der(private_path: Path) -> bytes:
                             serialization.PublicFormat.SubjectPublicKeyInfo)
 
 
-def _quoted(text: str, size: int = 255) -> str:
-    """A TXT value as bind wants it: quoted strings of at most 255 bytes each."""
-    return " ".join(f'"{text[i:i + size]}"' for i in range(0, len(text), size))
-
-
 def default_selector(settings: Mapping[str, Any]) -> str:
     return str(settings.get("plugin_settings", {}).get("dkim_sign", {}).get("selector")
                or DEFAULT)
@@ -125,35 +119,3 @@ def dkim_txt(directory: str | os.PathLike[str], domain: str, selector: str = DEF
     sel, private = found
     p = base64.b64encode(_public_der(private)).decode()
     return f"{sel}._domainkey", f"v=DKIM1;k=rsa;p={p}"
-
-
-def dns_records(domain: str, directory: str | os.PathLike[str],
-                settings: Mapping[str, Any] | None = None) -> list[str]:
-    """The zone-file lines to publish for `domain`: DKIM (if a key exists), SPF, DMARC."""
-    domain = domain.lower().rstrip(".")
-    lines = []
-    dkim = dkim_txt(directory, domain, default_selector(settings or {}))
-    if dkim is not None:
-        lines.append(f"{dkim[0]} IN TXT {_quoted(dkim[1])}")
-    lines.append('@ IN TXT "v=spf1 mx a -all"')
-    lines.append(f'_dmarc IN TXT "v=DMARC1; p=none; adkim=s; aspf=r; '
-                 f'rua=mailto:dmarc-feedback@{domain}; pct=100"')
-    return lines
-
-
-ADDRESS_PLACEHOLDER = "<public-IPv4-address>"
-
-
-def host_records(domain: str, fqdn: str) -> list[str]:
-    """The MX of `domain` (this host) and, in the zone the host name belongs to, its A
-    record. The container cannot know the public address it is reached at: the A line
-    holds a placeholder that a zone file refuses until it is replaced."""
-    domain = domain.lower().rstrip(".")
-    lines = [f"@ IN MX 10 {fqdn}."]
-    host, _, zone = fqdn.partition(".")
-    if zone == domain:
-        lines.append(f"{host} IN A {ADDRESS_PLACEHOLDER} ; placeholder: the public IPv4 "
-                     f"address of {fqdn} (and an AAAA line for IPv6)")
-    else:
-        lines.append(f"; {fqdn} has its A record in the zone of {zone}")
-    return lines

@@ -17,6 +17,13 @@ MIGRATION_JOURNAL = DATA / ".migration"
 TLS_DIR = DATA / "tls"
 TLS_CERT = TLS_DIR / "cert.pem"
 TLS_KEY = TLS_DIR / "key.pem"
+# tls.acme: the account key and the renewal state (appliance.certificates); the pair
+# replaced by the last renewal
+ACME_DIR = TLS_DIR / "acme"
+TLS_PREVIOUS = TLS_DIR / "previous"
+# HTTP-01 answers, served by nginx on port 80 at /.well-known/acme-challenge/
+ACME_CHALLENGES = Path("/run/appliance/acme-challenge") if ROOT == Path("/") else \
+    ROOT / "run/appliance/acme-challenge"
 MAIL_DIR = DATA / "mail"
 # Mailboxes of deleted users (NAME-YYYYmmddTHHMMSSZ): kept, but no new user of that name
 # gets them
@@ -35,6 +42,11 @@ SECURITY_CONFIG = ROOT / SECURITY_JSON.lstrip("/")
 SECURITY_USER = "qpsmtpd"  # owns the ban store; the SMTP daemons run as it
 # Dovecot's auth policy server (appliance.security.policy): qpsmtpd's, group dovecot
 SECURITY_POLICY_SOCKET = Path("/run/appliance/security-policy.sock")
+# Client autoconfig (appliance.autoconfig): what the documents say, and the server's
+# socket (nobody's, group www-data: nginx passes it the requests)
+AUTOCONFIG_JSON = "/etc/appliance/autoconfig.json"
+AUTOCONFIG_CONFIG = ROOT / AUTOCONFIG_JSON.lstrip("/")
+AUTOCONFIG_SOCKET = Path("/run/appliance/autoconfig.sock")
 SUPERVISOR_SOCKET = Path("/run/appliance/supervisor.sock")
 # Fingerprint of the certificate and key the running services loaded (appliance.tls)
 TLS_IN_USE = Path("/run/appliance/tls-in-use")

@@ -36,6 +36,8 @@ class Status:
     disk_free: int = 0  # bytes free on its file system
     certificate_expires: dt.datetime | None = None
     certificate_subject: str = ""
+    certificate_issuer: str = ""  # tls.acme: the CA's name; self-signed: the subject
+    certificate_names: list[str] = field(default_factory=list)
     facts: list[str] = field(default_factory=list)  # each service's "label: value" lines
     admin: str = ""  # who gets postmaster@ and abuse@ (system.admin), as summary_lines says
     problems: list[str] = field(default_factory=list)
@@ -105,6 +107,10 @@ def collect() -> Status:
         cert = x509.load_pem_x509_certificate(paths.TLS_CERT.read_bytes())
         s.certificate_expires = cert.not_valid_after_utc
         s.certificate_subject = cert.subject.rfc4514_string()
+        s.certificate_issuer = cert.issuer.rfc4514_string()
+        from appliance.certificates.renew import cert_names
+
+        s.certificate_names = cert_names(cert)
         days = (s.certificate_expires - dt.datetime.now(dt.UTC)).days
         if days < 14:
             s.problems.append(f"the TLS certificate expires in {days} days")
@@ -118,12 +124,22 @@ def collect() -> Status:
         s.problems.extend(reserved_name_warnings(config.data))
     if config is not None and free_known and (problem := disk_problem(s.disk_free, config)):
         s.problems.append(problem)
+    from appliance import certificates  # tls.acme: where it comes from, a failed order
+
+    facts, problems = certificates.health(config)
+    s.facts.extend(facts)
+    s.problems.extend(problems)
     from appliance.services.registry import SERVICES
 
     for service in SERVICES:  # None: no configuration runs; each reports what it can
         health = service.health(config)
         s.problems.extend(health.problems)
         s.facts.extend(health.facts)
+    from appliance import dns_check
+
+    # the last `appliance dns check` of each domain: a fact, not a problem, since what
+    # the world's DNS says is the admin's to change, not a fault of this box
+    s.facts.extend(dns_check.status_lines())
     return s
 
 
@@ -181,7 +197,12 @@ def summary_lines(s: Status) -> list[str]:
                  f"{_size(s.disk_free)} free")
     if s.certificate_expires:
         days = (s.certificate_expires - dt.datetime.now(dt.UTC)).days
-        lines.append(f"TLS certificate ({s.certificate_subject}): expires "
+        # one line, which fits the console beside the rest: an ACME CA may leave the
+        # subject empty (the names say it all), a self-signed one is its own issuer
+        names = ", ".join(s.certificate_names) or s.certificate_subject or "no names"
+        issuer = "self-signed" if s.certificate_issuer == s.certificate_subject else \
+            s.certificate_issuer
+        lines.append(f"TLS certificate for {names}: {issuer}, expires "
                      f"{s.certificate_expires:%Y-%m-%d} (in {days} days)")
     lines += s.facts
     if s.admin:

@@ -26,6 +26,7 @@ log = logging.getLogger("appliance.scheduler")
 STATE = paths.DATA / "scheduler.json"
 TICK_S = 60
 LEARN_EVERY_S = 3600  # LearnAsSpam/LearnAsHam are emptied within the hour
+CERT_EVERY_S = 900  # tls.acme: is a renewal due (appliance/certificates/renew.py)
 
 
 @dataclass(frozen=True)
@@ -38,6 +39,8 @@ class Job:
 JOBS = (
     # SME DMARCReporting: aggregate reports to the rua addresses once a day.
     Job("dmarc-report", 86400, ("dmarc-report",)),
+    # what the world's DNS says of each domain, for `appliance status` and the console
+    Job("dns-check", 86400, ("dns", "check", "--all")),
 )
 
 
@@ -62,6 +65,8 @@ def jobs(now: float, config_path: Path = paths.CONFIG) -> tuple[Job, ...]:
         extra.append(Job("spam-learn", LEARN_EVERY_S, ("spam", "learn")))
     if spam["message_retention_days"]:
         extra.append(Job("junkmail-expire", 86400, ("spam", "expire-junkmail")))
+    if config.data["tls"]["acme"]:  # cheap when not due; the backoff is its own
+        extra.append(Job("cert-renew", CERT_EVERY_S, ("cert", "renew", "--if-due")))
     return JOBS + tuple(extra)
 
 

@@ -14,9 +14,11 @@
     appliance queue list|flush|delete|hold|release [ID...|ALL]
     appliance ban list|add|remove [ADDRESS] [--for DURATION]   failed-login bans
     appliance status                 services, queue, disk, certificate
+    appliance cert renew|status      the ACME certificate (tls.acme)
     appliance backup [FILE]          the data volume as tar.gz (default: stdout)
     appliance restore [FILE]         replace the data volume from a backup
-    appliance print-dns [DOMAIN]     MX, A, DKIM, SPF and DMARC records to publish
+    appliance print-dns [DOMAIN]     the DNS records to publish for a domain
+    appliance dns check [DOMAIN|--all]   are they published? ok, missing or wrong
     appliance dmarc-report           send DMARC aggregate reports now
     appliance fetchmail              retrieve mail from the secondary server now
     appliance spam learn|expire-junkmail|stats   the Bayes learner's jobs now
@@ -24,6 +26,7 @@
     appliance smtpd smtp|smtps|submission   one SMTP daemon (run by supervisord)
     appliance scheduler              periodic jobs (run by supervisord)
     appliance security-policy        Dovecot's ban checks (run by supervisord)
+    appliance autoconfig-server      mail clients' autoconfig for nginx (run by supervisord)
     appliance healthcheck            exit 0 when SMTP and IMAP answer
     appliance webmail-password       a user's own password change (Roundcube, via sudo)
 
@@ -133,15 +136,27 @@ VERBS: tuple[Verb, ...] = (
         arg("--reason", default="", help="add: shown in `ban list`"),
     )),
     Verb("status", "services, queue, disk, certificate; exit 1 on problems", "status:run"),
+    Verb("cert", "the ACME certificate (tls.acme): renew now, or show issuer, names, "
+         "expiry and the last error", "cert:run", (
+        arg("action", choices=("renew", "status")),
+        arg("--if-due", action="store_true",
+            help="renew: only when due (the scheduler's job)"),
+    )),
     Verb("backup", "the data volume as tar.gz", "backup:run_backup", (
         arg("file", nargs="?", help="default: standard output"),
     )),
     Verb("restore", "replace the data volume from a backup", "backup:run_restore", (
         arg("file", nargs="?", help="default: standard input"),
     )),
-    Verb("print-dns", "MX, A, DKIM, SPF and DMARC records to publish for a domain "
-         "(SME qpsmtpd-print-dns)", "print_dns:run", (
+    Verb("print-dns", "the DNS records to publish for a domain: MX, A, DKIM, SPF, DMARC, "
+         "MTA-STS, TLS-RPT, autoconfig, SRV (SME qpsmtpd-print-dns)", "print_dns:run", (
         arg("domain", nargs="?", help="default: the primary domain"),
+    )),
+    Verb("dns", "look up, through the appliance's resolver, each record print-dns asks "
+         "for and say ok, missing or wrong; exit 1 when any is", "dns:run", (
+        arg("action", choices=["check"]),
+        arg("domain", nargs="?", help="default: the primary domain"),
+        arg("--all", action="store_true", help="every one of our domains"),
     )),
     Verb("dmarc-report", "send the DMARC aggregate reports now (the scheduler does it "
          "daily)", "dmarc_report:run", (arg("rest", nargs=argparse.REMAINDER),)),
@@ -156,6 +171,8 @@ VERBS: tuple[Verb, ...] = (
     Verb("scheduler", "run the periodic jobs (supervisord does this)", "scheduler:run"),
     Verb("security-policy", "run Dovecot's auth policy server: bans for IMAP, POP3 and "
          "the webmail (supervisord does this)", "security_policy:run"),
+    Verb("autoconfig-server", "serve Thunderbird's autoconfig, Outlook's autodiscover and "
+         "the Apple profile to nginx (supervisord does this)", "autoconfig_server:run"),
     Verb("smtpd", "run one SMTP daemon (supervisord does this)", "smtpd:run", (
         arg("daemon", choices=list(SMTP_DAEMONS)),
     )),

@@ -100,6 +100,7 @@ RESERVED_NAMES = frozenset({
     "dmarc-feedback", "admin", "administrator", "double-bounce",
     "root", "daemon", "mail", "nobody", "postfix", "dovecot", "dovenull", "vmail",
     "qpsmtpd", "clamav", "debian-spamd", "www-data", "unbound", "fetchmail",
+    "_mta-sts",  # postfix-mta-sts-resolver's (no user name can start with "_" anyway)
 })
 ACCOUNT_COLLECTIONS = ("users", "groups", "pseudonyms")  # whose names RESERVED_NAMES binds
 SA_RULE_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
@@ -207,6 +208,27 @@ def _one_line(value: str) -> str | None:
     return "must be one line" if "\n" in value or "\r" in value else None
 
 
+ACME_LETSENCRYPT = "https://acme-v02.api.letsencrypt.org/directory"
+
+
+def _https_url(value: str) -> str | None:
+    if not re.fullmatch(r"https://[^\s/?#]+(?:/\S*)?", value):
+        return "must be an https:// URL"
+    return None
+
+
+def _email_or_empty(value: str) -> str | None:
+    if value and not re.fullmatch(r"[^@\s]+@[^@\s]+\.[^@\s]+", value):
+        return "must be an e-mail address (or empty)"
+    return None
+
+
+def _absolute_path_or_empty(value: str) -> str | None:
+    if value and (not value.startswith("/") or "\n" in value):
+        return "must be an absolute path (or empty)"
+    return None
+
+
 def _map_token(value: str) -> str | None:
     # It becomes one field of a Postfix lookup table line.
     return "no spaces, colons or line breaks" if re.search(r"[\s:]", value) else None
@@ -277,6 +299,20 @@ def _zone_names(values: list[str]) -> str | None:
         labels = v.rstrip(".").split(".")
         if not v or not all(re.fullmatch(_LABEL, label) for label in labels):
             return f"{v!r} is not a DNS zone"
+    return None
+
+
+# A DS or DNSKEY record as in a zone file: owner, optional TTL and class, then its data
+_TRUST_ANCHOR_RE = re.compile(
+    r"(?P<owner>\S+)\s+(?:\d+\s+)?(?:IN\s+)?(?:DS\s+\d+\s+\d+\s+\d+\s+[0-9A-Fa-f ]+"
+    r"|DNSKEY\s+\d+\s+\d+\s+\d+\s+[A-Za-z0-9+/= ]+)", re.IGNORECASE)
+
+
+def _trust_anchors(values: list[str]) -> str | None:
+    for v in values:
+        m = _TRUST_ANCHOR_RE.fullmatch(v.strip())
+        if not m or _zone_names([m["owner"]]):
+            return f"{v!r} is not a DS or DNSKEY record (zone [TTL] [IN] DS|DNSKEY ...)"
     return None
 
 
@@ -374,7 +410,8 @@ def _smtp_daemon(name: str, port: int, instances: int, tls_min: str, doc: str) -
             ),
             Key(
                 "instances_per_ip", int, 5,
-                "most simultaneous connections from one address (SME InstancesPerIP)",
+                "most simultaneous connections from one address, an IPv6 client by its /64 "
+                "(SME InstancesPerIP)",
                 minimum=1, maximum=10000,
             ),
             Key("tls_min_version", str, tls_min, "oldest TLS version accepted",
@@ -434,6 +471,11 @@ SECTIONS: tuple[Section, ...] = (
                 "Empty: no proxies",
                 check=_networks, allowed="CIDR networks",
             ),
+            Key("public_addresses", list, [], "the IPv4/IPv6 addresses the internet reaches "
+                "this server at, when known (the container cannot see them behind NAT): "
+                "print-dns publishes them as the host's A/AAAA records, and `dns check` "
+                "compares those and their PTR records. Empty: print-dns shows a "
+                "placeholder", check=_ip_addresses, allowed="IP addresses"),
             Key("dns_forwarders", list, [], "resolvers that Unbound, the appliance's own DNS "
                 "resolver, forwards every query to; empty: full recursion from the root "
                 "servers (SME's dnscache default). Large public resolvers may be refused by "
@@ -444,6 +486,11 @@ SECTIONS: tuple[Section, ...] = (
                 "are private or special-use (e.g. lan, test, 168.192.in-addr.arpa): Unbound "
                 "asks for them instead of answering 'no such name' itself, and does not "
                 "expect DNSSEC signatures there", check=_zone_names, allowed="DNS zones"),
+            Key("dns_trust_anchors", list, [], "DNSSEC trust anchors of internal signed "
+                "zones, as DS or DNSKEY records (e.g. 'corp.example. IN DS 12345 13 2 "
+                "ABCD...'): Unbound validates those zones from them, even below a "
+                "private zone. Only with dnssec on", check=_trust_anchors,
+                allowed="DS or DNSKEY records"),
             Key("interface", str, "eth0", "the network interface the MTU applies to",
                 check=_interface, allowed="an interface name"),
             Key("mtu", int, 0, "MTU of that interface (e.g. 1492 behind PPPoE); the SMTP "
@@ -766,6 +813,34 @@ SECTIONS: tuple[Section, ...] = (
                 "OpenSSL cipher list for TLS 1.2 (TLS 1.3 suites are all modern) for IMAP, "
                 "POP3, HTTPS and any SMTP daemon whose tls_ciphers is empty",
                 check=_ciphers, allowed="an OpenSSL cipher string"),
+            Key("acme", bool, False, "obtain and renew the certificate from an ACME CA "
+                "(RFC 8555, e.g. Let's Encrypt) by HTTP-01 on port 80: for the host name, "
+                "plus mta-sts., autoconfig. and autodiscover. of each mail domain where "
+                "those resolve to this appliance; renewed at two thirds of its lifetime "
+                "(`appliance cert status`, `appliance cert renew`). Replaces cert.pem and "
+                "key.pem (the previous pair is kept in tls/previous/)"),
+            Key("acme_directory", str, ACME_LETSENCRYPT,
+                "the ACME CA's directory URL (default: Let's Encrypt production)",
+                check=_https_url, allowed="an https:// URL"),
+            Key("acme_email", str, "", "contact address given to the ACME CA for expiry "
+                "notices; empty: none", check=_email_or_empty, allowed="an e-mail address"),
+            Key("acme_ca_bundle", str, "", "a PEM file of CA certificates to trust for the "
+                "ACME server itself (a private CA); empty: the system's CAs",
+                check=_absolute_path_or_empty, allowed="an absolute path"),
+            Key("mta_sts_mode", str, "testing", "MTA-STS policy published at "
+                "https://mta-sts.DOMAIN/.well-known/mta-sts.txt for every mail domain "
+                "(RFC 8461): testing (senders report but deliver), enforce (senders "
+                "refuse to deliver without verified TLS to this host) or none (withdraw "
+                "a policy)", choices=("testing", "enforce", "none")),
+            Key("mta_sts_max_age", int, 604800, "seconds sending servers keep the "
+                "MTA-STS policy (a week; RFC 8461 allows up to a year)",
+                minimum=3600, maximum=31557600),
+            Key("mta_sts_outbound", bool, True, "outbound mail follows the receiving "
+                "domains' MTA-STS policies (postfix-mta-sts-resolver): a domain in "
+                "enforce mode gets mail only over TLS with a verified certificate"),
+            Key("dane", bool, True, "outbound mail uses DANE (RFC 7672) where the "
+                "receiving domain publishes DNSSEC-signed TLSA records: TLS required and "
+                "the certificate checked against them. Needs network.dnssec"),
         ),
     ),
     Section(

@@ -91,7 +91,8 @@ def dovecot_conf(config: Config) -> str:
 dovecot_config_version = {CONFIG_VERSION}
 dovecot_storage_version = {CONFIG_VERSION}
 protocols = {' '.join(protocols)}
-listen = *
+# Every IPv4 and every IPv6 address (two sockets; "::" binds without IPv6 too)
+listen = *, ::
 base_dir = /run/dovecot
 log_path = /dev/stderr
 info_log_path = /dev/stdout

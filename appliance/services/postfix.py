@@ -15,6 +15,7 @@ from appliance.accounts import addresses, recipient_delimiters
 from appliance.config import Config
 from appliance.config.schema import parse_server
 from appliance.paths import HANDOFF_ADDRESS
+from appliance.services import mta_sts_resolver
 from appliance.services.base import (
     Change,
     Program,
@@ -77,9 +78,12 @@ alias_maps =
 alias_database =
 # Only the hand-off listener on loopback; the internet talks to our SMTP daemons.
 inet_interfaces = loopback-only
-inet_protocols = ipv4
-mynetworks = 127.0.0.0/8
-smtpd_authorized_xforward_hosts = 127.0.0.0/8
+# Delivery over IPv6 too (an MX with only an AAAA record). Without IPv6 in the
+# container Postfix still starts: loopback-only is the loopback addresses there are,
+# and a kernel without the family only gets a warning.
+inet_protocols = all
+mynetworks = 127.0.0.0/8 [::1]/128
+smtpd_authorized_xforward_hosts = 127.0.0.0/8 [::1]/128
 queue_directory = {paths.POSTFIX_QUEUE}
 maillog_file = /dev/stdout
 smtpd_banner = $myhostname ESMTP
@@ -123,11 +127,30 @@ smtp_sasl_auth_enable = {'yes' if dl['smarthost'] and dl['smarthost_user'] else 
 smtp_sasl_password_maps = texthash:{MAPS}/smarthost_auth
 smtp_sasl_security_options = noanonymous
 smtp_sasl_tls_security_options = noanonymous
-smtp_tls_policy_maps = texthash:{MAPS}/tls_policy
-smtp_tls_security_level = may
+{outbound_tls(config)}
 smtp_tls_CAfile = /etc/ssl/certs/ca-certificates.crt
 smtp_tls_loglevel = 1
 """
+
+
+def outbound_tls(config: Config) -> str:
+    """TLS towards other servers: the smarthost's own level first (tls_policy), then
+    the receiving domain's MTA-STS policy (the resolver), then DANE where the domain
+    publishes signed TLSA records, else TLS when offered. DANE needs Unbound's DNSSEC
+    validation: without it Postfix would only downgrade `dane` to `may` with a warning."""
+    t = config.data["tls"]
+    maps = [f"texthash:{MAPS}/tls_policy"]
+    if mta_sts_resolver.enabled(config):
+        maps.append(mta_sts_resolver.SOCKETMAP)
+    lines = ["# The smarthost's level (tls_policy) first, then MTA-STS (tls.mta_sts_outbound)",
+             f"smtp_tls_policy_maps = {', '.join(maps)}"]
+    if t["dane"] and config.data["network"]["dnssec"]:
+        lines += ["# DANE (tls.dane): TLSA records count only from DNSSEC-validated answers",
+                  "smtp_dns_support_level = dnssec",
+                  "smtp_tls_security_level = dane"]
+    else:
+        lines.append("smtp_tls_security_level = may")
+    return "\n".join(lines)
 
 
 def master_cf(config: Config) -> str:

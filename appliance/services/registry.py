@@ -10,10 +10,12 @@ looks names up, our SMTP daemons last (they hand off to Postfix and ask spamd an
 from __future__ import annotations
 
 from appliance.config import Config
+from appliance.services.autoconfig import Autoconfig
 from appliance.services.base import RenderedFile, Service
 from appliance.services.clamav import ClamAV
 from appliance.services.dovecot import Dovecot
 from appliance.services.fetchmail import Fetchmail
+from appliance.services.mta_sts_resolver import MtaStsResolver
 from appliance.services.network import Network
 from appliance.services.postfix import Postfix
 from appliance.services.security import Security
@@ -27,9 +29,11 @@ SERVICES: tuple[Service, ...] = (
     Network(),
     Supervisord(),
     Unbound(),
+    MtaStsResolver(),  # the policies Postfix asks for, before Postfix
     Postfix(),
     Security(),  # the ban rules before Dovecot, which asks its policy server
     Dovecot(),
+    Autoconfig(),  # its server before nginx, which passes it the requests
     Webmail(),
     SpamAssassin(),
     ClamAV(),

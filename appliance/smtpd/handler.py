@@ -350,7 +350,9 @@ class Handler:
             proto += "A"
         # Postfix's own Received line and logs then name the client as ours do
         name = "[UNAVAILABLE]" if client_name == received.UNKNOWN else client_name
-        fields = {"ADDR": conn.remote_ip, "NAME": name, "PROTO": proto}
+        # an IPv6 ADDR needs its "IPv6:" prefix (Postfix: 501 Bad ADDR syntax without)
+        fields = {"ADDR": received.address_literal(conn.remote_ip), "NAME": name,
+                  "PROTO": proto}
         if conn.helo and all(33 <= ord(c) < 127 and c not in "()<>@,;:\\\"[]" for c in
                              conn.helo[:255]):
             fields["HELO"] = conn.helo[:255]

@@ -81,14 +81,35 @@ def tls_context(cert: str, key: str, min_version: str, ciphers: str = "") -> ssl
     return ctx
 
 
-def listen_socket(port: int, host: str = "0.0.0.0", maxseg: int = 0) -> socket.socket:
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+# Every address, IPv6 and IPv4 alike: one dual-stack socket on "::" (IPv4 clients
+# arrive as ::ffff:a.b.c.d, which the server reads as plain IPv4).
+ANY_ADDRESS = "::"
+
+
+def _family_socket(host: str) -> tuple[socket.socket, str]:
+    """A TCP socket for HOST and the address to bind it to. "::" is a dual-stack socket,
+    or an IPv4 one on 0.0.0.0 where the kernel has no IPv6 at all (booted with
+    ipv6.disable=1); a container whose network has no IPv6 still has the family, and
+    "::" binds there and takes IPv4."""
+    if host == ANY_ADDRESS:
+        try:
+            sock = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
+        except OSError:  # EAFNOSUPPORT: no IPv6 in this kernel
+            return socket.socket(socket.AF_INET, socket.SOCK_STREAM), "0.0.0.0"
+        sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+        return sock, host
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    return socket.socket(family, socket.SOCK_STREAM), host
+
+
+def listen_socket(port: int, host: str = ANY_ADDRESS, maxseg: int = 0) -> socket.socket:
+    sock, address = _family_socket(host)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     if maxseg:
         # MSS clamp ([network] mtu): accepted sockets inherit it and the SYN-ACK
         # advertises it, so a path with a smaller MTU never needs PMTU discovery.
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_MAXSEG, maxseg)
-    sock.bind((host, port))
+    sock.bind((address, port))
     sock.listen(512)
     sock.setblocking(False)
     return sock
@@ -97,7 +118,7 @@ def listen_socket(port: int, host: str = "0.0.0.0", maxseg: int = 0) -> socket.s
 class Daemon:
     """One listener and everything it needs."""
 
-    def __init__(self, name: str, settings: Settings, *, host: str = "0.0.0.0",
+    def __init__(self, name: str, settings: Settings, *, host: str = ANY_ADDRESS,
                  sock: socket.socket | None = None) -> None:
         if name not in SMTP_DAEMONS:
             raise ValueError(f"unknown daemon {name!r}; one of {', '.join(SMTP_DAEMONS)}")

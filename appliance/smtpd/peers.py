@@ -23,6 +23,7 @@ import ipaddress
 from collections.abc import Iterable
 
 from appliance.config.schema import SUBMISSION_DAEMONS as SUBMISSION_DAEMONS
+from appliance.security.bans import client_key
 from appliance.smtpd.settings import PluginSettings
 
 INTERNET, LOCAL, AUTHENTICATED = "internet", "local", "authenticated"
@@ -91,6 +92,13 @@ def ip_address(ip: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
     if addr.version == 6 and addr.ipv4_mapped:
         return addr.ipv4_mapped
     return addr
+
+
+def host_key(ip: str) -> str:
+    """What one client host is counted as: its IPv4 address, or its IPv6 /64 (a host
+    owns at least that much, and may pick any address of it for each connection); the
+    same key its failed logins and bans are counted under."""
+    return client_key(ip)
 
 
 class LocalNetworks:

@@ -51,6 +51,16 @@ MAX_HOST_NAME = 253
 _background: set[asyncio.Task[str]] = set()
 
 
+def address_literal(ip: str) -> str:
+    """The client's address as RFC 5321 §4.1.3 writes it inside the brackets, as Postfix
+    does: 198.51.100.7, IPv6:2001:db8::7 (compressed, lower case)."""
+    try:
+        addr = ip_address(ip)
+    except ValueError:
+        return _UNSAFE_ADDRESS.sub("?", ip.replace("[", "?").replace("]", "?"))
+    return f"IPv6:{addr}" if addr.version == 6 else str(addr)
+
+
 def clean_helo(helo: str) -> str:
     """The HELO name as it may appear in a header: unsafe characters become '?'."""
     text = _UNSAFE.sub("?", helo[:MAX_HELO])
@@ -124,7 +134,7 @@ def header(conn: Connection, txn: Transaction, hostname: str, *, name: str = UNK
     """The Received field, folded, CRLF-terminated; its id is kept in txn.received_id."""
     ident = new_id()
     txn.received_id = ident
-    lines = [f"Received: from {clean_helo(conn.helo)} ({name} [{conn.remote_ip}])"]
+    lines = [f"Received: from {clean_helo(conn.helo)} ({name} [{address_literal(conn.remote_ip)}])"]
     if conn.tls:
         if cipher is not None:
             cipher_name, version, bits = cipher

@@ -36,7 +36,7 @@ from aiosmtpd.smtp import MISSING, SMTP, syntax
 
 from appliance.smtpd import replies
 from appliance.smtpd.hooks import Connection
-from appliance.smtpd.peers import LocalNetworks, ip_address
+from appliance.smtpd.peers import LocalNetworks, host_key, ip_address
 
 if TYPE_CHECKING:
     from appliance.smtpd.handler import Handler
@@ -123,7 +123,9 @@ class ConnectionLimits:
         self.idle.set()
 
     def acquire(self, ip: str) -> str | None:
-        """Count a new connection; return the refusal line if it is over a cap."""
+        """Count a new connection; return the refusal line if it is over a cap. An IPv6
+        client is counted by its /64 (host_key)."""
+        ip = host_key(ip)
         if self.total >= self.instances:
             return replies.TOO_MANY_CONNECTIONS
         if self.by_ip[ip] >= self.per_ip:
@@ -134,6 +136,7 @@ class ConnectionLimits:
         return None
 
     def release(self, ip: str) -> None:
+        ip = host_key(ip)
         self.total -= 1
         self.by_ip[ip] -= 1
         if self.by_ip[ip] <= 0:

@@ -39,6 +39,11 @@ DNS_IP = "198.51.100.53"
 DNS2_IP = "198.51.100.54"  # a second DNS server: names only it knows (zones2.json)
 SINK_IP = "198.51.100.26"
 NOWHERE_IP = "198.51.100.99"  # nothing listens: mail for it stays queued
+# The same parties over IPv6 (the network is dual-stack, 2001:db8:100::/64)
+CLIENT_IP6 = "2001:db8:100::1"
+APPLIANCE_IP6 = "2001:db8:100::10"
+DNS_IP6 = "2001:db8:100::53"
+SINK_IP6 = "2001:db8:100::26"
 CLAMAV_DB = "/var/lib/appliance/clamav"
 
 
@@ -51,6 +56,7 @@ class TestDNS:
         self.path = path
         self.names: dict[str, dict[str, list[str]]] = {}
         self.drop: list[str] = []
+        self.signed: list[str] = []  # zones answered with DNSSEC (peers/dnssign.py)
 
     def set(self, name: str, rdtype: str, *values: str) -> None:
         self.names.setdefault(name.lower(), {})[rdtype] = list(values)
@@ -65,7 +71,8 @@ class TestDNS:
 
     def write(self) -> None:
         tmp = self.path.with_suffix(".tmp")
-        tmp.write_text(json.dumps({"names": self.names, "drop": self.drop}, indent=1))
+        tmp.write_text(json.dumps({"names": self.names, "drop": self.drop,
+                                   "signed": self.signed}, indent=1))
         tmp.replace(self.path)
 
     def base(self) -> None:

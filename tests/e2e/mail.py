@@ -135,6 +135,22 @@ def imap_login(ip: str, user: str, password: str, *, port: int = 993) -> bool:
         box.shutdown()
 
 
+def imap_answer(ip: str, user: str, password: str, timeout: float = 60) -> str:
+    """'OK', or the tagged NO line's text as Dovecot sent it (a ban says why). The
+    timeout allows for the delays failed logins earn."""
+    box = imaplib.IMAP4_SSL(ip, 993, ssl_context=tls_context(), timeout=timeout)
+    try:
+        box.login(user, password)
+        return "OK"
+    except imaplib.IMAP4.error as e:
+        return str(e)
+    finally:
+        try:
+            box.logout()
+        except (imaplib.IMAP4.error, OSError):
+            pass
+
+
 class _NoRedirect(urllib.request.HTTPRedirectHandler):
     def redirect_request(self, *args: object, **kwargs: object) -> None:
         return None

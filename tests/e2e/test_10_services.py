@@ -53,7 +53,7 @@ def test_supervisor_reports_every_program_running(appliance: Appliance) -> None:
     status = appliance.exec("supervisorctl", "status").stdout
     programs = ("postfix", "dovecot", "smtpd-smtp", "smtpd-smtps", "smtpd-submission",
                 "scheduler", "spamd", "clamd", "freshclam", "unbound", "nginx", "php-fpm",
-                "security-policy")
+                "security-policy", "autoconfig", "mta-sts-resolver")
     for program in programs:
         assert f"{program} " in status
     assert status.count("RUNNING") == len(programs), status

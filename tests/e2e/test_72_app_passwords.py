@@ -95,7 +95,8 @@ def test_an_app_password_logs_in_to_imap_pop3_and_submission_but_not_the_webmail
     assert code == 302
     # Roundcube's IMAP login (from loopback, for the browser's address) with the user's
     # own password names no app password
-    wait_for(lambda: any(f"Logged in: user=<{USER}>" in line and "lip=127.0.0.1" in line
+    wait_for(lambda: any(f"Logged in: user=<{USER}>" in line
+                         and re.search(r"lip=(127\.0\.0\.1|::1),", line)
                          and f"rip={CLIENT_IP}" in line and "app-password" not in line
                          for line in logs(appliance).splitlines()),
              30, "the webmail's own-password login in Dovecot's log")

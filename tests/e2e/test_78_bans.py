@@ -4,11 +4,10 @@ guesser's address there, through Dovecot's auth policy server: the client is tol
 
 from __future__ import annotations
 
-import imaplib
 import poplib
 
 from tests.e2e.conftest import ALICE_PASSWORD, CLIENT_IP, Appliance, wait_for
-from tests.e2e.mail import tls_context, webmail_login
+from tests.e2e.mail import imap_answer, tls_context, webmail_login
 from tests.e2e.plugins import bannable, uid
 
 MAX_FAILURES = 3
@@ -18,21 +17,6 @@ MAX_FAILURES = 3
 TIMEOUT_S = 60
 REASON = (f"Your address {CLIENT_IP} is banned ({MAX_FAILURES} failed logins in 10m): "
           "try again in ")
-
-
-def imap_login(ip: str, user: str, password: str) -> str:
-    """'OK', or the tagged NO line's text as Dovecot sent it."""
-    box = imaplib.IMAP4_SSL(ip, 993, ssl_context=tls_context(), timeout=TIMEOUT_S)
-    try:
-        box.login(user, password)
-        return "OK"
-    except imaplib.IMAP4.error as e:
-        return str(e)
-    finally:
-        try:
-            box.logout()
-        except (imaplib.IMAP4.error, OSError):
-            pass
 
 
 def pop3_login(ip: str, user: str, password: str) -> str:
@@ -58,11 +42,11 @@ def logs(appliance: Appliance) -> str:
 def test_wrong_imap_passwords_ban_the_address_on_imap_pop3_and_the_webmail(
         appliance: Appliance) -> None:
     with bannable(appliance, max_failures=MAX_FAILURES):
-        answers = [imap_login(appliance.ip, "alice", f"wrong-{i}")
+        answers = [imap_answer(appliance.ip, "alice", f"wrong-{i}")
                    for i in range(MAX_FAILURES)]
         assert all("AUTHENTICATIONFAILED" in a for a in answers), answers
         # banned now: the right password is refused before it is checked, with the reason
-        refused = imap_login(appliance.ip, "alice", ALICE_PASSWORD)
+        refused = imap_answer(appliance.ip, "alice", ALICE_PASSWORD)
         assert f"[ALERT] {REASON}" in refused, refused
         assert pop3_login(appliance.ip, "alice", ALICE_PASSWORD).startswith(
             f"-ERR [AUTH] {REASON}")
@@ -75,7 +59,7 @@ def test_wrong_imap_passwords_ban_the_address_on_imap_pop3_and_the_webmail(
 
         lifted = appliance.exec("appliance", "ban", "remove", CLIENT_IP).stdout
         assert lifted.strip() == f"ban lifted: {CLIENT_IP}"
-        assert imap_login(appliance.ip, "alice", ALICE_PASSWORD) == "OK"
+        assert imap_answer(appliance.ip, "alice", ALICE_PASSWORD) == "OK"
         assert webmail_login(appliance.ip, "alice", ALICE_PASSWORD, timeout=TIMEOUT_S)[0] == 302
 
 
@@ -90,6 +74,6 @@ def test_webmail_and_pop3_failures_count_against_the_browsers_address(
         assert pop3_login(appliance.ip, "alice", "wrong").startswith("-ERR [AUTH]")
         listed = appliance.exec("appliance", "ban", "list").stdout
         assert any(line.startswith(CLIENT_IP + " ") for line in listed.splitlines()), listed
-        assert f"[ALERT] {REASON}" in imap_login(appliance.ip, "alice", ALICE_PASSWORD)
+        assert f"[ALERT] {REASON}" in imap_answer(appliance.ip, "alice", ALICE_PASSWORD)
         appliance.exec("appliance", "ban", "remove", CLIENT_IP)
         assert pop3_login(appliance.ip, "alice", ALICE_PASSWORD) == "OK"

@@ -94,7 +94,7 @@ async def start_daemon(
     """start_daemon(name="smtp", *, local_networks, extra_toml, handoff_port, timeout,
     trusted_proxies).
 
-    A running Daemon on 127.0.0.1 (an ephemeral port: `port(daemon)`), handing off to the
+    A running Daemon on 127.0.0.1 or HOST (an ephemeral port: `port(daemon)`), handing off to the
     fake Postfix unless `handoff_port` says otherwise. AUTH failures are not delayed.
     """
     started: list[Daemon] = []
@@ -102,7 +102,8 @@ async def start_daemon(
     async def start(name: str = "smtp", *, local_networks: list[str] | None = None,
                     extra_toml: str = "", handoff_port: int | None = None,
                     timeout: float | None = None,
-                    trusted_proxies: list[str] | None = None) -> Daemon:
+                    trusted_proxies: list[str] | None = None,
+                    host: str = "127.0.0.1") -> Daemon:
         settings = make_settings(
             cert=tls_files[0], key=tls_files[1],
             handoff_port=fake_postfix.port if handoff_port is None else handoff_port,
@@ -112,8 +113,7 @@ async def start_daemon(
             settings["timeout"] = timeout
         if trusted_proxies is not None:  # network.trusted_proxies
             settings["trusted_proxies"] = trusted_proxies
-        daemon = Daemon(name, from_dict(settings), host="127.0.0.1",
-                        sock=listen_socket(0, "127.0.0.1"))
+        daemon = Daemon(name, from_dict(settings), host=host, sock=listen_socket(0, host))
         daemon.handler.state.passwords.failure_delay = 0
         await daemon.start()
         started.append(daemon)

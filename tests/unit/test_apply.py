@@ -26,7 +26,8 @@ def test_apply_writes_every_file_then_nothing_changes(root: Path) -> None:
     first = apply(config, check=False)
     assert set(first.services) == {"unbound", "network", "postfix", "dovecot", "smtpd",
                                    "supervisord", "fetchmail",
-                                   "spamassassin", "clamav", "webmail", "security"}
+                                   "spamassassin", "clamav", "webmail", "security",
+                                   "autoconfig", "mta-sts-resolver"}
     assert (root / "etc/postfix/main.cf").exists()
     assert (root / "etc/dovecot/appliance/users").stat().st_mode & 0o777 == 0o640
     again = apply(config, check=False)

@@ -11,6 +11,7 @@ from cryptography.hazmat.primitives import serialization
 
 from appliance import dkim_keys, paths
 from appliance.commands import table
+from appliance.dns_records import ADDRESS_PLACEHOLDER, Record
 
 
 @pytest.fixture(scope="module")
@@ -53,27 +54,23 @@ def txt_value(line: str) -> str:
     return "".join(strings)
 
 
-def test_dns_records(keydir):
-    lines = dkim_keys.dns_records("Example.COM", keydir, {})
-    assert len(lines) == 3
-    dkim_line, spf_line, dmarc_line = lines
-    assert dkim_line.startswith('default._domainkey IN TXT "v=DKIM1;k=rsa;p=')
-    assert re.fullmatch(r'default\._domainkey IN TXT ("[^"]{1,255}" ?)+', dkim_line)
-    value = txt_value(dkim_line)
+def test_dkim_record(keydir):
+    name, value = dkim_keys.dkim_txt(keydir, "example.com")
+    assert name == "default._domainkey" and value.startswith("v=DKIM1;k=rsa;p=")
+    line = Record(name, "TXT", value).zone_line()
+    assert re.fullmatch(r'default\._domainkey IN TXT ("[^"]{1,255}" ?)+', line)
+    assert txt_value(line) == value
     der = base64.b64decode(value.split("p=", 1)[1])
     public = serialization.load_der_public_key(der)
     private = serialization.load_pem_private_key(
         (keydir / "default" / "private").read_bytes(), password=None)
     assert public.public_numbers() == private.public_key().public_numbers()
-    assert spf_line == '@ IN TXT "v=spf1 mx a -all"'
-    assert dmarc_line == ('_dmarc IN TXT "v=DMARC1; p=none; adkim=s; aspf=r; '
-                          'rua=mailto:dmarc-feedback@example.com; pct=100"')
 
 
 def test_selector_setting_and_domain_key(tmp_path, keydir):
     settings = {"plugin_settings": {"dkim_sign": {"selector": "mail2026"}}}
-    assert dkim_keys.dns_records("example.com", keydir, settings)[0].startswith(
-        "mail2026._domainkey IN TXT ")
+    assert dkim_keys.dkim_txt(keydir, "example.com",
+                              dkim_keys.default_selector(settings))[0] == "mail2026._domainkey"
     # a domain with a key of its own (SME: <dir>/<domain>/{private,selector})
     d = tmp_path / "k"
     dkim_keys.ensure_default_key(d, bits=1024)
@@ -84,13 +81,12 @@ def test_selector_setting_and_domain_key(tmp_path, keydir):
                                                              "private")
     assert dkim_keys.key_for(d, "example.com", "default") == ("default", d / "default" /
                                                              "private")
-    assert dkim_keys.dns_records("example.org", d, {})[0].startswith("org1._domainkey IN TXT")
+    assert dkim_keys.dkim_txt(d, "example.org")[0] == "org1._domainkey"
 
 
 def test_no_key_no_dkim_record(tmp_path):
     assert dkim_keys.key_for(tmp_path, "example.com") is None
-    assert [line.split()[0] for line in dkim_keys.dns_records("example.com", tmp_path)] == [
-        "@", "_dmarc"]
+    assert dkim_keys.dkim_txt(tmp_path, "example.com") is None
 
 
 def test_print_dns(tmp_path, keydir, monkeypatch, capsys):
@@ -122,14 +118,14 @@ def test_print_dns_gives_mx_and_a_and_a_dmarc_address_that_exists(
     records = [line for line in capsys.readouterr().out.splitlines()
                if line and not line.startswith(";")]
     assert records[0] == "@ IN MX 10 mail.example.com."
-    assert records[1].startswith(f"mail IN A {dkim_keys.ADDRESS_PLACEHOLDER} ; placeholder")
-    assert [r.split()[0] for r in records[2:]] == ["default._domainkey", "@", "_dmarc"]
-    rua = records[-1].split("rua=mailto:")[1].split(";")[0]
+    assert records[1].startswith(f"mail IN A {ADDRESS_PLACEHOLDER} ; placeholder")
+    assert [r.split()[0] for r in records[2:5]] == ["default._domainkey", "@", "_dmarc"]
+    rua = records[4].split("rua=mailto:")[1].split(";")[0]
     assert accounts.addresses(load(conf))[rua] == ["bob@example.com"]  # the admin
     assert table.main(["print-dns", "example.org"]) == 0
     out = capsys.readouterr().out
     assert "@ IN MX 10 mail.example.com." in out
-    assert "; mail.example.com has its A record in the zone of example.com" in out
+    assert f"; mail.example.com. IN A {ADDRESS_PLACEHOLDER}" in out
     rua = out.split("rua=mailto:")[1].split(";")[0]
     assert rua == "dmarc-feedback@example.org"
     assert accounts.addresses(load(conf))[rua] == ["bob@example.com"]

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from appliance.commands.scheduler import jobs
+from appliance.commands.scheduler import JOBS, jobs
 from appliance.config import ConfigError, parse
 from appliance.services.fetchmail import fetchmailrc
 from appliance.services.fetchmail import poll as fetchmail
@@ -98,7 +98,7 @@ def test_each_period_has_its_own_frequency_and_the_scheduler_follows_it(tmp_path
     assert office["fetchmail"].every_s == 300 and office["fetchmail"].argv == ("fetchmail",)
     assert "fetchmail" not in {j.name for j in jobs(MONDAY.replace(hour=20).timestamp(), toml)}
     toml.write_text("not = [toml")  # a broken file: the other jobs still run
-    assert {j.name for j in jobs(MONDAY.timestamp(), toml)} == {"dmarc-report"}
+    assert {j.name for j in jobs(MONDAY.timestamp(), toml)} == {j.name for j in JOBS}
 
 
 def test_a_method_without_its_server_or_account_is_refused() -> None:

@@ -58,11 +58,11 @@ def test_private_webmail_allows_only_loopback_and_the_local_networks() -> None:
     assert rules == ["allow 127.0.0.0/8;", "allow 192.168.1.0/24;", "deny all;"]
 
 
-def test_webmail_off_means_no_nginx_and_no_php() -> None:
+def test_webmail_off_means_no_php_but_nginx_still_serves_the_mta_sts_policy() -> None:
     on = supervisord.supervisord_conf(parse(BASE))
     off = supervisord.supervisord_conf(parse(BASE + "[webmail]\nenabled = false\n"))
     assert "[program:nginx]" in on and "[program:php-fpm]" in on
-    assert "[program:nginx]" not in off and "[program:php-fpm]" not in off
+    assert "[program:nginx]" in off and "[program:php-fpm]" not in off
 
 
 def test_dovecot_plaintext_logins_private_and_public() -> None:

@@ -88,7 +88,8 @@ def test_a_disabled_service_has_no_program(config: Config) -> None:
                                         "spamassassin.enabled": False,
                                         "webmail.enabled": False}))
     names = {p.name for s in SERVICES for p in s.programs(off)}
-    assert not names & {"clamd", "freshclam", "spamd", "nginx", "php-fpm"}
+    # nginx stays: it serves the MTA-STS policy (tls.mta_sts_mode) without webmail
+    assert not names & {"clamd", "freshclam", "spamd", "php-fpm"}
     assert {"clamd", "freshclam", "spamd", "nginx", "php-fpm"} <= {
         p.name for s in SERVICES for p in s.programs(config)}
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import json
 
-from appliance import limits, paths
+from appliance import limits, mta_sts, paths
 from appliance.config import Config, app_passwords
 from appliance.services.base import (
     Change,
@@ -203,6 +203,43 @@ def _proxied(config: Config, port: int, tls: bool) -> str:
             f"{trust}        real_ip_header proxy_protocol;\n")
 
 
+def _acme_challenge() -> str:
+    """HTTP-01 answers (tls.acme, appliance.certificates), before the redirect to HTTPS:
+    the CA asks on port 80 over plain HTTP. Always there: an empty folder answers 404."""
+    return (f"        location ^~ /.well-known/acme-challenge/ {{\n"
+            f"            alias {paths.ACME_CHALLENGES}/;\n"
+            f"            default_type text/plain;\n"
+            f"        }}\n")
+
+
+MTA_STS_POLICY = "/etc/appliance/mta-sts.txt"
+
+
+def _mta_sts_location() -> str:
+    """RFC 8461's policy for https://mta-sts.DOMAIN/ of every mail domain (this server
+    answers every name), as text/plain; the file is rendered at apply (tls.mta_sts_*)."""
+    return (f"        location = {mta_sts.WELL_KNOWN} {{\n"
+            f"            alias {MTA_STS_POLICY};\n"
+            f"            default_type text/plain;\n"
+            f"        }}\n")
+
+
+def _autoconfig_locations() -> str:
+    """Mail clients' autoconfig (appliance.autoconfig), on every name and from anywhere,
+    passed to its server's socket: Thunderbird's two paths and the Apple profile (GET),
+    Outlook's autodiscover (POST, any case, a small body)."""
+    proxy = (f"            proxy_pass http://unix:{paths.AUTOCONFIG_SOCKET}:;\n"
+             "            proxy_set_header Host $host;\n"
+             "            proxy_read_timeout 10s;\n")
+    return ("        location ~ ^/(?:\\.well-known/autoconfig/)?mail/config-v1\\.1\\.xml$ {\n"
+            f"{proxy}        }}\n"
+            "        location = /mobileconfig {\n"
+            f"{proxy}        }}\n"
+            "        location ~* ^/autodiscover/autodiscover\\.xml$ {\n"
+            "            client_max_body_size 8k;\n"
+            f"{proxy}        }}\n")
+
+
 def nginx_conf(config: Config) -> str:
     web = config.data["webmail"]
     protocols = "TLSv1.3" if web["tls_min_version"] == "TLSv1.3" else "TLSv1.2 TLSv1.3"
@@ -227,7 +264,8 @@ http {{
         listen 80 default_server;
         listen [::]:80 default_server;
 {_proxied(config, PROXIED_HTTP_PORT, tls=False)}\
-        return 301 https://$host$request_uri;
+{_acme_challenge()}\
+        location / {{ return 301 https://$host$request_uri; }}
     }}
 
     server {{
@@ -242,6 +280,19 @@ http {{
         ssl_session_cache shared:SSL:10m;
         add_header Strict-Transport-Security "max-age=31536000" always;
 
+{_mta_sts_location()}\
+{_autoconfig_locations()}\
+{_webmail_locations(config)}    }}
+}}
+"""
+
+
+def _webmail_locations(config: Config) -> str:
+    """Roundcube under /webmail/, or, with webmail off (nginx still serves MTA-STS,
+    autoconfig and ACME), a plain 404 there instead of a gateway error."""
+    if not config.data["webmail"]["enabled"]:
+        return "        location / { return 404; }\n"
+    return f"""\
         location = / {{ return 302 /webmail/; }}
         location = /webmail {{ return 301 /webmail/; }}
 
@@ -271,8 +322,6 @@ http {{
             location ~ ^/webmail/(?:SQL|bin|config|logs|temp|installer|vendor)/ {{ return 404; }}
             location ~ ^/webmail/program/(?:include|lib|localization|steps)/ {{ return 404; }}
         }}
-    }}
-}}
 """
 
 
@@ -283,6 +332,7 @@ def render(config: Config) -> list[RenderedFile]:
                      group="www-data", secret=True),
         RenderedFile(PHP_FPM_CONF, php_fpm_conf(config)),
         RenderedFile(NGINX_CONF, nginx_conf(config)),
+        RenderedFile(MTA_STS_POLICY, mta_sts.policy(config)),
     ]
 
 
@@ -309,12 +359,14 @@ class Webmail(Service):
         return done
 
     def programs(self, config: Config) -> list[Program]:
+        nginx = Program("nginx", "/usr/sbin/nginx -g 'daemon off;'", priority=25,
+                        stopwait=10)
         if not config.data["webmail"]["enabled"]:
-            return []
+            # nginx all the same: the MTA-STS policy of every mail domain (always
+            # published, tls.mta_sts_mode) and tls.acme's HTTP-01 challenges on port 80
+            return [nginx]
         return [Program("php-fpm", f"/usr/sbin/php-fpm8.4 --nodaemonize --fpm-config "
-                        f"{PHP_FPM_CONF}", priority=20, stopwait=10),
-                Program("nginx", "/usr/sbin/nginx -g 'daemon off;'", priority=25,
-                        stopwait=10)]
+                        f"{PHP_FPM_CONF}", priority=20, stopwait=10), nginx]
 
     def setup(self, config: Config) -> None:
         from appliance.services.webmail import roundcube

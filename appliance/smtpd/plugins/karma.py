@@ -9,7 +9,8 @@ bad one is less than `penalty_days` old is marked naughty at connect: the naught
 refuses it later, after it had the chance to authenticate (our own roaming users are
 never locked out by the IP they share with a spammer).
 
-Trusted connections (whitelisted, relay clients, authenticated) are never recorded.
+Trusted connections (whitelisted, relay clients, authenticated) are never recorded. A
+client is its IPv4 address or its IPv6 /64.
 The store is SQLite in the state directory, shared by the three daemons. A database
 problem is logged and the mail goes on: karma must never be why mail is refused.
 """
@@ -21,7 +22,7 @@ import time
 
 from appliance.smtpd import replies
 from appliance.smtpd.hooks import Connection, Transaction
-from appliance.smtpd.peers import ip_address
+from appliance.smtpd.peers import host_key
 from appliance.smtpd.plugins import BasePlugin, Context
 from appliance.smtpd.plugins._sqlite import Store
 from appliance.smtpd.results import Result, naughty
@@ -59,9 +60,10 @@ class Plugin(BasePlugin):
 
     @staticmethod
     def key(ip: str) -> str:
-        """The address in one canonical spelling (IPv4-mapped IPv6 as IPv4)."""
-        addr = ip_address(ip)
-        return ip if addr is None else str(addr)
+        """The client host in one spelling: its IPv4 address (IPv4-mapped IPv6 as IPv4)
+        or its IPv6 /64, so a host cannot leave the penalty box by taking a new address
+        of its network."""
+        return host_key(ip)
 
     async def hook_connect(self, conn: Connection) -> Result | None:
         if conn.trusted:

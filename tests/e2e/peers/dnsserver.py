@@ -8,6 +8,7 @@ ZONES (JSON, rewritten by the tests while it runs; re-read when it changes):
 
 A name in "drop" (or below it) is never answered, like a dead server, so the tests can
 show that a DNS timeout never turns into a permanent refusal. Other names: NXDOMAIN.
+Zones under "signed" (["dane.test"]) are answered with DNSSEC signatures (dnssign.py).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ import dns.rcode
 import dns.rdataclass
 import dns.rdatatype
 import dns.rrset
+from dnssign import SignedZone
 
 ZONES = os.environ.get("ZONES", "/state/zones.json")
 
@@ -34,6 +36,7 @@ class Zones:
         self.mtime = -1.0
         self.names: dict[str, dict[str, list[str]]] = {}
         self.drop: list[str] = []
+        self.signed: dict[str, SignedZone] = {}
 
     def refresh(self) -> None:
         try:
@@ -46,6 +49,9 @@ class Zones:
             data = json.load(f)
         self.names = {k.lower().rstrip("."): v for k, v in data.get("names", {}).items()}
         self.drop = [d.lower().rstrip(".") for d in data.get("drop", [])]
+        for zone in data.get("signed", []):
+            if (zone := zone.lower().rstrip(".")) not in self.signed:
+                self.signed[zone] = SignedZone(zone)
         self.mtime = mtime
 
     def answer(self, wire: bytes) -> bytes | None:
@@ -57,6 +63,10 @@ class Zones:
         name = question.name.to_text(omit_final_dot=True).lower()
         if any(name == d or name.endswith("." + d) for d in self.drop):
             return None
+        for signed in self.signed.values():
+            if signed.contains(question.name):
+                signed.answer(query, response, self.names, _txt)
+                return response.to_wire(max_size=65535)
         rdtype = dns.rdatatype.to_text(question.rdtype)
         records = self.names.get(name)
         if records is None:

@@ -115,16 +115,17 @@ class Sink:
 
 
 async def main() -> None:
+    # host None: every address of both families (IPv6 where the network has it)
     os.makedirs(OUT, exist_ok=True)
     loop = asyncio.get_running_loop()
     server = await loop.create_server(
         lambda: SecondaryMX(Sink(), hostname="sink.remote.test", decode_data=False,
-                            data_size_limit=None), "0.0.0.0", 25)
+                            data_size_limit=None), None, 25)
     context = tls_context()
     smarthost = await loop.create_server(
         lambda: SMTP(Sink(), hostname="smarthost.remote.test", decode_data=False,
                      data_size_limit=None, tls_context=context, require_starttls=True,
-                     authenticator=authenticate, auth_required=True), "0.0.0.0", 587)
+                     authenticator=authenticate, auth_required=True), None, 587)
     pop3 = await maildrop.start()
     print("sink: listening on 25 (ETRN too), 587 (smarthost) and 110 (POP3 multidrop), "
           "keeping mail in", OUT, flush=True)

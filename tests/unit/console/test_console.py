@@ -519,7 +519,9 @@ async def test_the_bans_screen_lists_the_bans_and_lifts_the_one_picked(root: Pat
         table = app.screen.query_one("#bans", DataTable)
         rows = [[str(c) for c in table.get_row_at(i)] for i in range(table.row_count)]
         assert [r[0] for r in rows] == ["198.51.100.77", "203.0.113.9"]  # newest first
-        assert rows[0][1] == "1h" and "10 failed logins in 10m (imap, bob)" in rows[0][2]
+        # an hour left, or a second or two less on a slow machine
+        assert re.fullmatch(r"1h|59m( \d+s)?", rows[0][1]), rows[0][1]
+        assert "10 failed logins in 10m (imap, bob)" in rows[0][2]
         fits(app)
         await pilot.press("u")  # the cursor is on the first row
         await settle(pilot, app)

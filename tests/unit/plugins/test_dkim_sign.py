@@ -8,6 +8,7 @@ import dkim
 import pytest
 
 from appliance import dkim_keys
+from appliance.dns_records import quoted
 from tests.unit.plugins.conftest import message
 
 
@@ -31,9 +32,8 @@ def signer(make_plugin, base_settings, keydir):
 def publish(dns, keydir, domain="example.com", selector="default"):
     """Serve the DKIM record exactly as print-dns tells the admin to publish it."""
     settings = {"plugin_settings": {"dkim_sign": {"selector": selector}}}
-    line = dkim_keys.dns_records(domain, keydir, settings)[0]
-    name, _, rest = line.partition(" IN TXT ")
-    dns.add(f"{name}.{domain}", "TXT", rest)  # the quoted 255-byte strings, as published
+    name, text = dkim_keys.dkim_txt(keydir, domain, dkim_keys.default_selector(settings))
+    dns.add(f"{name}.{domain}", "TXT", quoted(text))  # 255-byte strings, as published
 
 
 def ours(txn, from_="Alice <alice@example.com>", **headers):
@@ -65,9 +65,7 @@ async def test_round_trip_with_dkimpy(signer, conn, txn, keydir):
     plugin = signer(selector="s1")
     t = ours(txn, Cc="bob@example.com", **{"Reply-To": "info@example.com"})
     await plugin.hook_queue(conn(relay_client=True), t)
-    line = dkim_keys.dns_records("example.com", keydir,
-                                 {"plugin_settings": {"dkim_sign": {"selector": "s1"}}})[0]
-    value = "".join(part for part in line.split('"')[1::2])
+    value = dkim_keys.dkim_txt(keydir, "example.com", "s1")[1]
 
     def dnsfunc(name, timeout=5):
         assert name == b"s1._domainkey.example.com."

@@ -103,3 +103,11 @@ async def test_relay_attempts_are_not_greylisted(grey, conn, txn):
     t = txn(recipients=())
     # not ours: left to rcpt_ok's relay refusal, never a 451 that invites a retry
     assert await plugin.hook_rcpt(conn(), t, "victim@elsewhere.example") is None
+
+
+async def test_an_ipv6_client_is_its_64(grey, conn, txn, clock):
+    plugin = grey()
+    assert _deferred(await _try(plugin, conn, txn, ip="2001:db8:7:1::25"))
+    clock.now += 400  # the retry comes from another address of the same /64
+    assert await _try(plugin, conn, txn, ip="2001:db8:7:1:aaaa::9") is None
+    assert _deferred(await _try(plugin, conn, txn, ip="2001:db8:7:2::25"))

@@ -75,6 +75,20 @@ async def test_other_hosts_are_not_affected(karma, conn):
     assert await plugin.hook_connect(conn(ip="198.51.100.8")) is None
 
 
+async def test_an_ipv6_host_is_its_64_and_cannot_leave_by_a_new_address(karma, conn):
+    plugin = karma(negative=1)
+    await _connection(plugin, conn, -3, ip="2001:db8:7:1::25")
+    moved = await plugin.hook_connect(conn(ip="2001:db8:7:1:dead:beef:0:1"))
+    assert moved.verdict is Verdict.NAUGHTY and "2001:db8:7:1::/64" in moved.reply
+    assert await plugin.hook_connect(conn(ip="2001:db8:7:2::25")) is None  # another /64
+
+
+async def test_an_ipv4_mapped_client_is_its_ipv4_address(karma, conn):
+    plugin = karma(negative=1)
+    await _connection(plugin, conn, -3, ip="::ffff:198.51.100.9")
+    assert (await plugin.hook_connect(conn(ip="198.51.100.9"))).verdict is Verdict.NAUGHTY
+
+
 async def test_queued_message_is_good_karma(karma, conn, txn):
     plugin = karma()
     c = conn()

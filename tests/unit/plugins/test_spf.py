@@ -218,3 +218,19 @@ async def test_a_bounce_from_an_address_literal_helo_is_not_refused_by_policy_4(
     assert await plugin.hook_mail(c, t, "") is None
     assert t.spf[0] == "none"
     assert not [q for q in dns.asked if q[0].startswith("_dmarc.")]
+
+
+@pytest.mark.parametrize(("ip", "result"), [
+    ("2001:db8:100::1", "pass"), ("2001:db8:100::ffff", "pass"), ("2001:db8:200::1", "fail"),
+    ("198.51.100.7", "fail"),
+])
+async def test_an_ipv6_client_is_judged_by_ip6_mechanisms(make_plugin, conn, txn, dns, ip,
+                                                          result):
+    dns.add("sender.example", "TXT", "v=spf1 ip6:2001:db8:100::/64 -all")
+    plugin = make_plugin("spf")
+    c, t = conn(ip=ip), txn()
+    await plugin.hook_mail(c, t, t.sender)
+    assert t.spf[0] == result
+    t.data = b"Subject: x\r\n\r\nbody\r\n"
+    await plugin.hook_data_post(c, t)
+    assert f"client-ip={ip};" in t.data.split(b"\r\n", 1)[0].decode()
