@@ -103,15 +103,17 @@ def host_records(domain: str, fqdn: str, addresses: list[Any]) -> list[Record]:
 
 def srv_records(fqdn: str, config: Config) -> list[Record]:
     """Where mail clients find each service (RFC 6186, RFC 8314 for implicit TLS)."""
+    from appliance.services import dovecot  # its listeners
+
     data = config.data
     smtpd = data["smtpd"]
     services = (
         ("_submissions._tcp", smtpd["smtps"]["enabled"], smtpd["smtps"]["port"]),
         ("_submission._tcp", smtpd["submission"]["enabled"], smtpd["submission"]["port"]),
-        ("_imaps._tcp", data["imap"]["enabled"], 993),
-        ("_imap._tcp", data["imap"]["enabled"], 143),
-        ("_pop3s._tcp", data["pop3"]["enabled"], 995),
-        ("_pop3._tcp", data["pop3"]["enabled"], 110),
+        ("_imaps._tcp", data["imap"]["enabled"], dovecot.IMAPS_PORT),
+        ("_imap._tcp", data["imap"]["enabled"], dovecot.IMAP_PORT),
+        ("_pop3s._tcp", data["pop3"]["enabled"], dovecot.POP3S_PORT),
+        ("_pop3._tcp", data["pop3"]["enabled"], dovecot.POP3_PORT),
         ("_autodiscover._tcp", True, 443),  # Outlook, when autodiscover.DOMAIN is missing
     )
     records = []

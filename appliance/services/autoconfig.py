@@ -18,12 +18,13 @@ import json
 from appliance import paths
 from appliance.autoconfig.documents import Listener, Site, site_to_dict
 from appliance.config import Config
+from appliance.services import dovecot
 from appliance.services.base import Program, RenderedFile, Service, installed_command
 
 PROGRAM = "autoconfig"
-# Dovecot's listeners (appliance.services.dovecot): implicit TLS, then STARTTLS
-DOVECOT_PORTS = {"imap": ((993, "SSL"), (143, "STARTTLS")),
-                 "pop3": ((995, "SSL"), (110, "STARTTLS"))}
+# Dovecot's listeners: implicit TLS, then STARTTLS
+DOVECOT_PORTS = {"imap": ((dovecot.IMAPS_PORT, "SSL"), (dovecot.IMAP_PORT, "STARTTLS")),
+                 "pop3": ((dovecot.POP3S_PORT, "SSL"), (dovecot.POP3_PORT, "STARTTLS"))}
 SMTP_SOCKET_TYPES = {"smtps": "SSL", "submission": "STARTTLS"}
 
 

@@ -65,6 +65,8 @@ MANAGESIEVE_PORT = 4190
 # network.trusted_proxies: a listener with `haproxy = yes` takes only connections that
 # start with a PROXY header, so the load balancer has ports of its own beside the
 # direct ones: (service, listener, port, implicit TLS).
+# The ports mail clients use (autoconfig and print-dns's SRV records name them too)
+IMAP_PORT, IMAPS_PORT, POP3_PORT, POP3S_PORT = 143, 993, 110, 995
 PROXIED_LISTENERS = (
     ("imap-login", "imap_proxied", 10143, False),
     ("imap-login", "imaps_proxied", 10993, True),
@@ -171,20 +173,20 @@ namespace inbox {{
 {haproxy_trust(config)}\
 service imap-login {{
   inet_listener imap {{
-    port = 143
+    port = {IMAP_PORT}
   }}
   inet_listener imaps {{
-    port = 993
+    port = {IMAPS_PORT}
     ssl = yes
   }}
 {proxied_listeners(config, "imap-login")}\
 }}
 service pop3-login {{
   inet_listener pop3 {{
-    port = 110
+    port = {POP3_PORT}
   }}
   inet_listener pop3s {{
-    port = 995
+    port = {POP3S_PORT}
     ssl = yes
   }}
 {proxied_listeners(config, "pop3-login")}\

@@ -12,6 +12,7 @@ import pytest
 
 from appliance.smtpd import replies
 from appliance.smtpd.main import Daemon
+from tests.clock import Clock
 from tests.smtpd.conftest import StartDaemon
 from tests.smtpd.support import (
     HASH,
@@ -33,12 +34,6 @@ CAROL = (f'[users.carol]\npassword = "{HASH}"\nmessages_per_hour = 2\n'
          "recipients_per_message = 3\n")
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1_800_000_000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def send_as(daemon: Daemon, user: str, mails: int, rcpts: int = 1) -> list[list[str]]:

@@ -9,6 +9,13 @@ import pytest
 from appliance import paths
 from appliance.apply import commit
 from appliance.commands import base
+from tests.clock import Clock
+
+
+@pytest.fixture
+def clock() -> Clock:
+    """The wall clock of the code under test, moved by hand (tests/clock.py)."""
+    return Clock()
 
 
 @pytest.fixture

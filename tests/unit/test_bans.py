@@ -20,23 +20,13 @@ from appliance.security.bans import (
     parse_duration,
     rules_from_config,
 )
+from tests.clock import START, Clock
 
 RULES = Rules(enabled=True, max_failures=10, find_time=600, ban_time=3600,
               max_ban_time=86400, failure_delay=1.0, account_failures=30,
               account_delay=5.0, never_ban=("127.0.0.0/8", "192.168.0.0/16"))
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1_000_000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-@pytest.fixture
-def clock() -> Clock:
-    return Clock()
 
 
 @pytest.fixture
@@ -65,7 +55,7 @@ def test_ten_failures_within_ten_minutes_ban_for_an_hour(store: BanStore,
     assert ban is not None
     assert ban.until == clock.now + 3600
     assert (ban.protocol, ban.account, ban.failures) == ("submission", "carol", 10)
-    assert ban.first_failure == 1_000_000.0 and ban.last_failure == clock.now
+    assert ban.first_failure == START and ban.last_failure == clock.now
     assert ban.reason == "10 failed logins in 10m"
     clock.now += 3599
     assert store.banned("203.0.113.5") is not None

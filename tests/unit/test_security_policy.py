@@ -25,6 +25,7 @@ from appliance.services import dovecot, webmail
 from appliance.services.base import Change, Completed
 from appliance.services.registry import SERVICES
 from appliance.services.security import Security, render
+from tests.clock import Clock
 
 RULES = Rules(enabled=True, max_failures=4, find_time=600, ban_time=3600,
               max_ban_time=86400, failure_delay=1.0, account_failures=5,
@@ -32,17 +33,6 @@ RULES = Rules(enabled=True, max_failures=4, find_time=600, ban_time=3600,
 ATTACKER = "198.51.100.9"
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = 2_000_000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-@pytest.fixture
-def clock() -> Clock:
-    return Clock()
 
 
 @pytest.fixture

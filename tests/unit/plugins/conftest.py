@@ -22,6 +22,7 @@ from appliance.smtpd.dns import DNSTempError, Resolver
 from appliance.smtpd.hooks import Connection, Transaction
 from appliance.smtpd.plugins import BasePlugin, Context, load
 from appliance.smtpd.settings import Settings, from_dict
+from tests.clock import Clock
 
 
 class StubResolver(Resolver):
@@ -142,14 +143,6 @@ def message(headers: dict[str, str] | None = None, body: str = "Hello.\n") -> by
     return text.replace("\r\n", "\n").replace("\n", "\r\n").encode()
 
 
-class Clock:
-    """A wall clock tests move by hand: `clock.now += 3600`."""
-
-    def __init__(self) -> None:
-        self.now = 1_800_000_000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 @pytest.fixture
